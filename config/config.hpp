@@ -1,0 +1,101 @@
+#pragma once
+// Typed configuration of a Parley node. Parsed once at start-up from an optional JSON file, then
+// overridden by PARLEY_* environment variables, then validated; any problem refuses start-up with
+// a message naming the key and the expected form. Every key is documented in docs/operations.md.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace parley::config {
+
+struct http_config {
+  std::string address = "127.0.0.1";  ///< http.address / PARLEY_HTTP_ADDRESS
+  uint16_t port = 8080;               ///< http.port / PARLEY_HTTP_PORT (0 = pick a free port)
+  int io_threads = 1;                 ///< http.io_threads: Asio threads running Beast
+  size_t body_limit = 1 << 20;        ///< http.body_limit bytes; larger bodies get 413
+  size_t header_limit = 16 * 1024;    ///< http.header_limit bytes; larger headers get 431
+  int read_timeout_ms = 10000;        ///< http.read_timeout_ms: a request must arrive within this
+  int idle_timeout_ms = 60000;        ///< http.idle_timeout_ms: keep-alive connections idle longer are closed
+  int request_timeout_ms = 10000;     ///< http.request_timeout_ms: handler answer deadline (then 503)
+  int drain_timeout_ms = 10000;       ///< http.drain_timeout_ms: on SIGTERM, wait this long for in-flight requests
+};
+
+struct db_config {
+  std::string url;                    ///< db.url / PARLEY_DB_URL: libpq URI (required)
+  int pool_size = 4;                  ///< db.pool_size: blocking connections for reads and admin writes
+  int batch_max_rows = 1000;          ///< db.batch_max_rows: group commit flushes at this many rows...
+  int batch_max_delay_ms = 2;         ///< db.batch_max_delay_ms: ...or after this many ms
+  int writers = 1;                    ///< db.writers: group-commit writer actors
+  int connect_timeout_ms = 3000;      ///< db.connect_timeout_ms
+  int statement_timeout_ms = 5000;    ///< db.statement_timeout_ms: server-side statement timeout
+  int reconnect_max_backoff_ms = 5000;///< db.reconnect_max_backoff_ms: cap of the reconnect backoff
+  int request_timeout_ms = 5000;      ///< db.request_timeout_ms: callers get an error after this
+};
+
+struct redis_config {
+  std::string url;                    ///< redis.url / PARLEY_REDIS_URL: redis://host:port (optional)
+};
+
+struct admin_config {
+  std::string token;                  ///< admin.token / PARLEY_ADMIN_TOKEN (secret; required)
+};
+
+struct whatsapp_config {
+  std::string app_secret;             ///< whatsapp.app_secret / PARLEY_WHATSAPP_APP_SECRET (secret)
+  std::string verify_token;           ///< whatsapp.verify_token / PARLEY_WHATSAPP_VERIFY_TOKEN (secret)
+  std::string graph_base_url = "https://graph.facebook.com"; ///< whatsapp.graph_base_url
+  std::string graph_version = "v21.0";                      ///< whatsapp.graph_version
+};
+
+struct security_config {
+  /// security.master_key / PARLEY_MASTER_KEY: 32 bytes as 64 hex chars; encrypts channel secrets.
+  std::string master_key;
+};
+
+struct log_config {
+  std::string level = "info";         ///< log.level / PARLEY_LOG_LEVEL: trace|debug|info|warn|error|off
+};
+
+struct runtime_config {
+  int scheduler_threads = 2;          ///< runtime.scheduler_threads: CAF worker threads
+  int supervisor_max_restarts = 5;    ///< runtime.supervisor_max_restarts within...
+  int supervisor_window_s = 10;       ///< runtime.supervisor_window_s seconds, else escalate
+  int conversation_idle_timeout_s = 300; ///< runtime.conversation_idle_timeout_s: passivation
+};
+
+struct parley_config {
+  http_config http;
+  db_config db;
+  redis_config redis;
+  admin_config admin;
+  whatsapp_config whatsapp;
+  security_config security;
+  log_config log;
+  runtime_config runtime;
+};
+
+/// Thrown for any configuration problem; `key` is the dotted key (e.g. "http.port").
+struct config_error : std::runtime_error {
+  config_error(std::string k, const std::string& msg)
+    : std::runtime_error(k + ": " + msg), key(std::move(k)) {}
+  std::string key;
+};
+
+using env_map = std::map<std::string, std::string>;
+
+/// Reads the environment's PARLEY_* variables into a map (testable without touching environ).
+env_map environment();
+
+/// Parses `json_text` (may be empty: defaults), applies `env`, validates. Throws config_error.
+parley_config parse(const std::string& json_text, const env_map& env);
+
+/// Reads `file` if given (config_error naming "--config" when unreadable) and calls parse().
+parley_config load(const std::optional<std::string>& file, const env_map& env);
+
+/// The configuration as JSON with every secret replaced by "***" (for logs and --print-config).
+std::string redacted_json(const parley_config& cfg);
+
+} // namespace parley::config
