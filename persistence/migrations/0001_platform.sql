@@ -1,3 +1,13 @@
+-- RFC 3339 UTC text for timestamps, as the API shows them (millisecond precision).
+CREATE FUNCTION parley_ts(t timestamptz) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+
+-- Exact text for keyset pagination cursors (microseconds, so no two rows collapse).
+CREATE FUNCTION parley_cursor_ts(t timestamptz) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+
 -- Platform objects: tenants, their API keys and their WhatsApp channels.
 CREATE TABLE tenants (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),

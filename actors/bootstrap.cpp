@@ -1,0 +1,197 @@
+#include "actors/bootstrap.hpp"
+
+#include <csignal>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "actors/edge/context.hpp"
+#include "actors/edge/routes.hpp"
+#include "actors/tenant.hpp"
+#include "domain/crypto.hpp"
+#include "http/metrics_observer.hpp"
+#include "http/server.hpp"
+#include "persistence/db_pool.hpp"
+#include "persistence/migrations.hpp"
+#include "persistence/writer.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/supervisor.hpp"
+
+namespace parley {
+
+namespace {
+
+/// Migrations run before anything listens. PostgreSQL may still be starting (systemd, make run),
+/// so connection failures are retried for a while before giving up with the reason.
+int migrate_with_retry(const config::parley_config& cfg, const log::logger& logger) {
+  constexpr int attempts = 30;
+  for (int i = 1;; ++i) {
+    try {
+      int applied = persistence::migrate(cfg.db.url);
+      logger.info("migrations applied", {{"applied", applied}});
+      return 0;
+    } catch (const std::exception& e) {
+      if (i == attempts || std::string_view{e.what()}.find("database unavailable") == std::string_view::npos) {
+        logger.error("migration failed", {{"error", e.what()}});
+        return 1;
+      }
+      logger.warn("database not reachable yet, retrying", {{"attempt", i}, {"error", e.what()}});
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+}
+
+runtime::child_spec slot_child(std::string id, std::string kind, runtime::actor_slot* slot,
+                               std::function<caf::actor(caf::actor_system&)> make) {
+  runtime::child_spec spec;
+  spec.id = std::move(id);
+  spec.kind = std::move(kind);
+  spec.restart = runtime::restart_policy::permanent;
+  spec.start = [slot, make = std::move(make)](caf::actor_system& sys, const std::string&) {
+    auto a = make(sys);
+    slot->set(a);
+    return a;
+  };
+  return spec;
+}
+
+int wait_for_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+} // namespace
+
+int migrate(const config::parley_config& cfg) {
+  log::init(cfg.log.level);
+  return migrate_with_retry(cfg, log::logger{"migrate"});
+}
+
+int serve(const config::parley_config& cfg) {
+  log::init(cfg.log.level);
+  log::logger logger{"node"};
+  logger.info("starting parley", {{"config", nlohmann::json::parse(config::redacted_json(cfg))}});
+  if (migrate_with_retry(cfg, logger) != 0)
+    return 1;
+
+  auto key = crypto::hex_decode(cfg.security.master_key);
+  crypto::secret_box secrets{*key}; // validated as 64 hex chars by the config
+
+  // Objects that outlive every actor: actors hold raw pointers to them.
+  metrics::registry registry;
+  runtime::actor_tree tree;
+  runtime::actor_slot db_slot, writer_slot, tenants_slot;
+  std::atomic<bool> draining{false};
+
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("scheduler.max-threads", cfg.runtime.scheduler_threads);
+  sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  sys_cfg.set("logger.console", caf::atom("none"));
+  {
+    caf::actor_system sys{sys_cfg};
+
+    tenant_deps deps;
+    deps.db = &db_slot;
+    deps.tree = &tree;
+    deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
+    deps.max_restarts = static_cast<size_t>(cfg.runtime.supervisor_max_restarts);
+    deps.restart_window = std::chrono::seconds(cfg.runtime.supervisor_window_s);
+
+    runtime::supervisor_options root_opts;
+    root_opts.id = "root";
+    root_opts.strat = runtime::strategy::one_for_one;
+    root_opts.max_restarts = static_cast<size_t>(cfg.runtime.supervisor_max_restarts);
+    root_opts.window = std::chrono::seconds(cfg.runtime.supervisor_window_s);
+    root_opts.tree = &tree;
+    auto root = runtime::spawn_supervisor(
+      sys, root_opts,
+      {
+        slot_child("db_pool", "db_pool", &db_slot,
+                   [&cfg, &registry](caf::actor_system& s) {
+                     return persistence::spawn_db_pool(s, cfg.db, registry);
+                   }),
+        slot_child("db_writer", "db_writer", &writer_slot,
+                   [&cfg, &registry](caf::actor_system& s) {
+                     return persistence::spawn_writer(
+                       s, cfg.db, persistence::make_writer_options(cfg.db, {}), registry);
+                   }),
+        tenant_registry_spec(deps, &tenants_slot),
+      });
+    // The root ending means the node cannot work; watch it so the process exits instead of
+    // serving errors forever.
+    std::atomic<bool> root_failed{false};
+    root->attach_functor([&root_failed](const caf::error& reason) {
+      if (reason && reason != caf::exit_reason::user_shutdown) {
+        root_failed = true;
+        kill(getpid(), SIGTERM);
+      }
+    });
+
+    auto ctx = std::make_shared<edge::context>();
+    ctx->sys = &sys;
+    ctx->cfg = &cfg;
+    ctx->db = &db_slot;
+    ctx->writer = &writer_slot;
+    ctx->tenants = &tenants_slot;
+    ctx->tree = &tree;
+    ctx->metrics = &registry;
+    ctx->secrets = &secrets;
+    ctx->draining = &draining;
+    ctx->db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
+    ctx->actor_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
+
+    auto router = std::make_shared<http::router>();
+    edge::add_ops_routes(*router, ctx);
+    edge::add_admin_routes(*router, ctx);
+    edge::add_tenant_routes(*router, ctx);
+
+    http::server_options http_opts;
+    http_opts.address = cfg.http.address;
+    http_opts.port = cfg.http.port;
+    http_opts.io_threads = cfg.http.io_threads;
+    http_opts.body_limit = cfg.http.body_limit;
+    http_opts.header_limit = cfg.http.header_limit;
+    http_opts.read_timeout = std::chrono::milliseconds(cfg.http.read_timeout_ms);
+    http_opts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
+    http_opts.request_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
+    http::server server{http_opts, router, std::make_shared<http::metrics_observer>(registry)};
+    try {
+      server.start();
+    } catch (const std::exception& e) {
+      logger.error("cannot listen", {{"error", e.what()}});
+      caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+    logger.info("listening", {{"address", cfg.http.address}, {"port", server.port()}});
+
+    int sig = wait_for_signal();
+    // Shutdown in reverse order of start: stop taking requests, let in-flight ones finish
+    // (they need the actors), then stop the actors (writers flush what they hold).
+    logger.info("draining", {{"signal", sig}});
+    draining = true;
+    server.stop_accepting();
+    bool drained = server.drain(std::chrono::milliseconds(cfg.http.drain_timeout_ms));
+    server.stop();
+    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+    // Detached actors' threads only end when the last handle is gone, and the actor system's
+    // destructor waits for those threads.
+    db_slot.set(nullptr);
+    writer_slot.set(nullptr);
+    tenants_slot.set(nullptr);
+    root = nullptr;
+    logger.info("stopped", {{"drained", drained}});
+    if (root_failed)
+      return 1;
+  }
+  return 0;
+}
+
+} // namespace parley

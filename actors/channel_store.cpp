@@ -1,0 +1,127 @@
+#include "actors/channel_store.hpp"
+
+#include <pqxx/pqxx>
+
+#include "runtime/errors.hpp"
+
+namespace parley::channel_store {
+
+namespace {
+
+constexpr const char* channel_select = R"(
+  SELECT c.id, c.tenant_id, c.type, c.phone_number_id, c.waba_id, c.display_phone_number,
+         c.graph_base_url, c.throughput_mps, c.state, (c.app_secret_enc IS NOT NULL) AS has_app_secret,
+         parley_ts(c.created_at) AS created_at, parley_ts(c.updated_at) AS updated_at,
+         parley_cursor_ts(c.created_at) AS _cursor_time
+  FROM channels c)";
+
+nlohmann::json one_channel(pqxx::work& tx, const std::string& tenant_id, const std::string& id) {
+  auto r = tx.exec_params(std::string{"SELECT row_to_json(x)::text FROM ("} + channel_select
+                            + " WHERE c.tenant_id = $1::uuid AND c.id = $2::uuid) x",
+                          tenant_id, id);
+  if (r.empty())
+    throw app_error(errc::not_found, "channel " + id + " not found");
+  auto j = nlohmann::json::parse(r[0][0].c_str());
+  j.erase("_cursor_time");
+  return j;
+}
+
+void require_tenant(pqxx::work& tx, const std::string& tenant_id) {
+  if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
+    throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+}
+
+} // namespace
+
+persistence::db_job create(new_channel c) {
+  return {c.tenant_id, false, [c](pqxx::work& tx) {
+            require_tenant(tx, c.tenant_id);
+            auto r = tx.exec_params(
+              "INSERT INTO channels (tenant_id, phone_number_id, waba_id, display_phone_number, "
+              "access_token_enc, app_secret_enc, graph_base_url, throughput_mps) "
+              "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) "
+              "ON CONFLICT (phone_number_id) DO NOTHING RETURNING id::text",
+              c.tenant_id, c.phone_number_id, c.waba_id, c.display_phone_number,
+              c.access_token_sealed, c.app_secret_sealed, c.graph_base_url, c.throughput_mps);
+            if (r.empty())
+              throw app_error(errc::conflict, "phone_number_id '" + c.phone_number_id
+                                                + "' is already connected to a channel");
+            return one_channel(tx, c.tenant_id, r[0][0].c_str());
+          }};
+}
+
+persistence::db_job list(std::string tenant_id, int limit_plus_one,
+                         std::optional<std::string> after_time, std::optional<std::string> after_id) {
+  return {tenant_id, true, [=](pqxx::work& tx) {
+            auto r = tx.exec_params(
+              std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + channel_select
+                + " WHERE c.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
+                  "(c.created_at, c.id) > ($2::timestamptz, $3::uuid)) "
+                  "ORDER BY c.created_at, c.id LIMIT $4) x",
+              tenant_id, after_time, after_id, limit_plus_one);
+            return nlohmann::json::parse(r[0][0].c_str());
+          }};
+}
+
+persistence::db_job get(std::string tenant_id, std::string channel_id) {
+  return {tenant_id, true, [tenant_id, channel_id](pqxx::work& tx) {
+            return one_channel(tx, tenant_id, channel_id);
+          }};
+}
+
+} // namespace parley::channel_store
+
+namespace parley::api_key_store {
+
+persistence::db_job create(std::string tenant_id, std::string name, std::string prefix,
+                           std::string key_hash) {
+  return {tenant_id, false, [=](pqxx::work& tx) {
+            if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
+              throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+            auto r = tx.exec_params(
+              "INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1::uuid, $2, $3, $4) "
+              "RETURNING json_build_object('id', id, 'name', name, 'prefix', prefix, "
+              "'created_at', parley_ts(created_at))::text",
+              tenant_id, name, prefix, key_hash);
+            return nlohmann::json::parse(r[0][0].c_str());
+          }};
+}
+
+persistence::db_job list(std::string tenant_id) {
+  return {tenant_id, true, [tenant_id](pqxx::work& tx) {
+            if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
+              throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+            auto r = tx.exec_params(
+              "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'prefix', prefix, "
+              "'created_at', parley_ts(created_at), 'revoked_at', parley_ts(revoked_at)) "
+              "ORDER BY created_at, id), '[]')::text FROM api_keys WHERE tenant_id = $1::uuid",
+              tenant_id);
+            return nlohmann::json{{"data", nlohmann::json::parse(r[0][0].c_str())},
+                                  {"next_cursor", nullptr}};
+          }};
+}
+
+persistence::db_job revoke(std::string tenant_id, std::string key_id) {
+  return {tenant_id, false, [tenant_id, key_id](pqxx::work& tx) {
+            auto r = tx.exec_params("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                                    "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING id",
+                                    tenant_id, key_id);
+            if (r.empty())
+              throw app_error(errc::not_found, "api key " + key_id + " not found");
+            return nlohmann::json{{"revoked", true}};
+          }};
+}
+
+persistence::db_job resolve(std::string key_hash) {
+  return {"", true, [key_hash](pqxx::work& tx) {
+            auto r = tx.exec_params(
+              "SELECT k.tenant_id::text, k.id::text FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+              "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.status = 'active'",
+              key_hash);
+            if (r.empty())
+              throw app_error(errc::unauthorized, "invalid API key");
+            return nlohmann::json{{"tenant_id", r[0][0].c_str()}, {"key_id", r[0][1].c_str()}};
+          }};
+}
+
+} // namespace parley::api_key_store

@@ -1,0 +1,46 @@
+#pragma once
+// SQL for WhatsApp channels. Secrets arrive here already sealed (AES-256-GCM) and never leave:
+// the API shape has no secret fields, only whether an app secret is set.
+#include <optional>
+#include <string>
+
+#include "persistence/messages.hpp"
+
+namespace parley::channel_store {
+
+struct new_channel {
+  std::string tenant_id;
+  std::string phone_number_id;
+  std::string waba_id;
+  std::string display_phone_number;
+  std::string access_token_sealed;
+  std::optional<std::string> app_secret_sealed;
+  std::optional<std::string> graph_base_url;
+  int throughput_mps = 80;
+};
+
+/// Inserts; conflict when the phone_number_id is already connected (to any tenant); not_found
+/// when the tenant does not exist.
+persistence::db_job create(new_channel c);
+/// Channels of one tenant, keyset-paged by (created_at, id).
+persistence::db_job list(std::string tenant_id, int limit_plus_one,
+                         std::optional<std::string> after_time, std::optional<std::string> after_id);
+/// One channel of one tenant; another tenant's channel is not_found.
+persistence::db_job get(std::string tenant_id, std::string channel_id);
+
+} // namespace parley::channel_store
+
+namespace parley::api_key_store {
+
+/// Stores a new key's hash; returns {"id","name","prefix","created_at"}; not_found for no tenant.
+persistence::db_job create(std::string tenant_id, std::string name, std::string prefix,
+                           std::string key_hash);
+/// Keys of a tenant without secrets.
+persistence::db_job list(std::string tenant_id);
+/// Revokes; not_found when the key is not the tenant's.
+persistence::db_job revoke(std::string tenant_id, std::string key_id);
+/// Resolves a key hash to {"tenant_id","key_id"}; unauthorized when unknown, revoked or the
+/// tenant is suspended.
+persistence::db_job resolve(std::string key_hash);
+
+} // namespace parley::api_key_store

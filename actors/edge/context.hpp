@@ -1,0 +1,34 @@
+#pragma once
+// What route handlers need from the node: stable handles of the long-lived actors, the
+// configuration and the node's observability objects. Built once by the bootstrap and shared
+// read-only between I/O threads.
+#include <atomic>
+#include <memory>
+
+#include <caf/actor_system.hpp>
+
+#include "config/config.hpp"
+#include "domain/crypto.hpp"
+#include "runtime/actor_slot.hpp"
+#include "runtime/actor_tree.hpp"
+#include "runtime/metrics.hpp"
+
+namespace parley::edge {
+
+struct context {
+  caf::actor_system* sys = nullptr;
+  const config::parley_config* cfg = nullptr;
+  runtime::actor_slot* db = nullptr;       ///< persistence: db_pool
+  runtime::actor_slot* writer = nullptr;   ///< persistence: group-commit writer
+  runtime::actor_slot* tenants = nullptr;  ///< tenant_registry
+  runtime::actor_tree* tree = nullptr;
+  metrics::registry* metrics = nullptr;
+  const crypto::secret_box* secrets = nullptr;
+  std::atomic<bool>* draining = nullptr;   ///< set on SIGTERM: /health/ready turns 503
+  caf::timespan db_timeout = std::chrono::seconds(5);
+  caf::timespan actor_timeout = std::chrono::seconds(5);
+};
+
+using context_ptr = std::shared_ptr<const context>;
+
+} // namespace parley::edge

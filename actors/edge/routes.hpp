@@ -1,0 +1,16 @@
+#pragma once
+// Route tables of the HTTP edge, grouped by audience. Each function registers its routes on the
+// router; handlers validate on the I/O thread and hand all other work to actors.
+#include "actors/edge/context.hpp"
+#include "http/router.hpp"
+
+namespace parley::edge {
+
+/// Platform administration with the admin token: tenants, API keys, channels, the actor tree.
+void add_admin_routes(http::router& r, const context_ptr& ctx);
+/// Tenant API with API keys: channels (more with the inbound/outbound issues).
+void add_tenant_routes(http::router& r, const context_ptr& ctx);
+/// /health/live, /health/ready, /metrics.
+void add_ops_routes(http::router& r, const context_ptr& ctx);
+
+} // namespace parley::edge

@@ -1,0 +1,68 @@
+#pragma once
+// Helpers every route handler uses: JSON bodies, field validation, credentials, pagination and
+// turning errors into the API's error body. Validation throws parley::app_error; the `guarded`
+// wrapper turns it into the right 4xx, so handlers read top to bottom.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/edge/context.hpp"
+#include "http/message.hpp"
+#include "persistence/messages.hpp"
+#include "runtime/errors.hpp"
+
+namespace parley::edge {
+
+/// Wraps a handler so that an app_error thrown while validating becomes its 4xx answer.
+http::handler guarded(http::handler h);
+
+/// Answers with the API error body for `err` (any caf::error; CAF's own map to 503/500).
+void reply_error(const http::responder& respond, const caf::error& err);
+
+/// Parses the body as a JSON object. 415 when Content-Type is not JSON, 400 naming the
+/// position when the JSON is malformed or not an object.
+nlohmann::json json_body(const http::request& req);
+
+/// Field accessors: throw app_error(invalid_argument) naming the field and the expected form.
+std::string required_string(const nlohmann::json& body, std::string_view field, size_t max_len = 200);
+std::optional<std::string> optional_string(const nlohmann::json& body, std::string_view field,
+                                           size_t max_len = 2000);
+std::optional<int64_t> optional_int(const nlohmann::json& body, std::string_view field, int64_t min,
+                                    int64_t max);
+/// Rejects fields not in `allowed` (typos must not be silently ignored).
+void only_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed);
+
+/// True for a canonical lower- or upper-case UUID; ids that are not UUIDs cannot exist (404).
+bool is_uuid(std::string_view s);
+/// The path parameter `name` as a UUID, or app_error(not_found) naming `what`.
+std::string uuid_param(const http::request& req, const std::string& name, std::string_view what);
+
+/// Requires `Authorization: Bearer <admin token>` (constant-time compare); throws 401.
+void require_admin(const context& ctx, const http::request& req);
+
+/// The bearer token of the request, or app_error(unauthorized) explaining the expected header.
+std::string bearer_token(const http::request& req);
+
+/// Authenticates a tenant API key (hash look-up) and calls `then(tenant_id)`; answers 401 itself
+/// when the key is unknown or revoked. Throws 401 synchronously when no bearer token is sent.
+void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,
+                 std::function<void(const std::string& tenant_id)> then);
+
+/// Pagination: ?limit= (default 50, 1..500) and ?cursor= (opaque). Throws 400 naming the parameter.
+struct page_request {
+  int limit = 50;
+  std::optional<std::string> after_time; ///< keyset position: created_at of the last row seen
+  std::optional<std::string> after_id;   ///< ... and its id
+};
+page_request page_params(const http::request& req);
+/// Builds {"data": rows[0..limit), "next_cursor": ...} from up to limit+1 rows carrying
+/// "_cursor_time" (removed from the output) and "id".
+nlohmann::json page_response(nlohmann::json rows, int limit);
+
+/// Runs a database job on the pool and answers `status` with its JSON (or the error).
+void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond,
+             int status = 200);
+
+} // namespace parley::edge

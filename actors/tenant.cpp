@@ -1,0 +1,181 @@
+#include "actors/tenant.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/skip.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/interfaces.hpp"
+#include "actors/tenant_store.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/logging.hpp"
+
+namespace parley {
+
+namespace {
+
+struct tenant_state {
+  tenant_deps deps;
+  std::string tenant_id;
+  /// The tenant as the API shows it; authoritative copy is the tenants row.
+  nlohmann::json tenant;
+  /// "loading", "running", "gone"
+  std::string phase = "loading";
+  caf::actor_clock::time_point last_active;
+  log::logger logger{"tenant"};
+  static inline const char* name = "tenant";
+};
+
+using tenant_ptr = caf::stateful_actor<tenant_state>*;
+
+nlohmann::json status_of(tenant_ptr self) {
+  auto idle = self->clock().now() - self->state.last_active;
+  return {{"state", self->state.phase},
+          {"mailbox", self->mailbox().size()},
+          {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()}};
+}
+
+caf::behavior running(tenant_ptr self);
+
+/// After a failed load: answer what is waiting with the reason, then end normally (a transient
+/// child that ends normally is not restarted; the next request activates the tenant afresh).
+caf::behavior gone(tenant_ptr self, caf::error reason) {
+  self->state.phase = "gone";
+  self->send(self, stop_atom::value);
+  self->set_default_handler(
+    [reason](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return reason;
+    });
+  return {
+    [self](stop_atom) { self->quit(); },
+    [self](status_atom) { return status_of(self); },
+  };
+}
+
+void load(tenant_ptr self) {
+  self->state.phase = "loading";
+  self->set_default_handler(caf::skip);
+  self->become([self](status_atom) { return status_of(self); });
+  auto db = self->state.deps.db->get();
+  self->request(db, self->state.deps.db_timeout, persistence::exec_atom::value,
+                tenant_store::load(self->state.tenant_id))
+    .then(
+      [self](nlohmann::json& tenant) {
+        self->state.tenant = std::move(tenant);
+        self->set_default_handler(caf::print_and_drop);
+        self->become(running(self));
+      },
+      [self](caf::error& err) {
+        self->become(gone(self, err));
+      });
+}
+
+caf::behavior running(tenant_ptr self) {
+  self->state.phase = "running";
+  return {
+    [self](get_atom) {
+      self->state.last_active = self->clock().now();
+      return self->state.tenant;
+    },
+    [self](update_atom, nlohmann::json& patch) -> caf::result<nlohmann::json> {
+      self->state.last_active = self->clock().now();
+      auto rp = self->make_response_promise<nlohmann::json>();
+      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                    persistence::exec_atom::value,
+                    tenant_store::update(self->state.tenant_id, std::move(patch)))
+        .then(
+          [self, rp](nlohmann::json& updated) mutable {
+            self->state.tenant = updated;
+            rp.deliver(std::move(updated));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](reload_atom) -> caf::result<bool> {
+      auto rp = self->make_response_promise<bool>();
+      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                    persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
+        .then(
+          [self, rp](nlohmann::json& tenant) mutable {
+            self->state.tenant = std::move(tenant);
+            rp.deliver(true);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](status_atom) { return status_of(self); },
+  };
+}
+
+void tenant_impl(tenant_ptr self, tenant_deps deps, std::string tenant_id,
+                 std::string parent_path) {
+  self->state.deps = deps;
+  self->state.tenant_id = tenant_id;
+  self->state.last_active = self->clock().now();
+  if (deps.tree)
+    deps.tree->enroll(self, {"tenant", tenant_id, parent_path});
+  load(self);
+}
+
+struct registry_state {
+  caf::actor tenants; ///< the supervisor of every tenant actor on this node
+  static inline const char* name = "tenant_registry";
+};
+
+using registry_ptr = caf::stateful_actor<registry_state>*;
+
+caf::behavior registry_impl(registry_ptr self, tenant_deps deps, std::string parent_path) {
+  runtime::actor_info me{"tenant_registry", "node", parent_path};
+  if (deps.tree)
+    deps.tree->enroll(self, me);
+  runtime::supervisor_options opts;
+  opts.id = "tenants";
+  opts.parent_path = me.path();
+  opts.strat = runtime::strategy::one_for_one;
+  // Tenants fail independently; a whole node's worth of tenants crash-looping means something
+  // systemic, which the registry's own supervisor should see.
+  opts.max_restarts = 100;
+  opts.window = std::chrono::seconds(10);
+  opts.tree = deps.tree;
+  self->state.tenants = runtime::spawn_supervisor(self->system(), opts, {});
+  self->link_to(self->state.tenants);
+  return {
+    [self, deps](tenant_atom, std::string& tenant_id) {
+      runtime::child_spec spec;
+      spec.id = tenant_id;
+      spec.kind = "tenant";
+      spec.restart = runtime::restart_policy::transient;
+      spec.start = [deps, tenant_id](caf::actor_system& sys, const std::string& parent) {
+        return spawn_tenant(sys, deps, tenant_id, parent);
+      };
+      return self->delegate(self->state.tenants, start_child_atom::value, std::move(spec));
+    },
+    [self](evict_atom, std::string& tenant_id) {
+      return self->delegate(self->state.tenants, stop_child_atom::value, std::move(tenant_id));
+    },
+    [self](status_atom) {
+      return nlohmann::json{{"state", "running"}, {"mailbox", self->mailbox().size()}};
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_tenant(caf::actor_system& sys, tenant_deps deps, std::string tenant_id,
+                        std::string parent_path) {
+  return sys.spawn(tenant_impl, deps, std::move(tenant_id), std::move(parent_path));
+}
+
+runtime::child_spec tenant_registry_spec(tenant_deps deps, runtime::actor_slot* slot) {
+  runtime::child_spec spec;
+  spec.id = "node";
+  spec.kind = "tenant_registry";
+  spec.restart = runtime::restart_policy::permanent;
+  spec.start = [deps, slot](caf::actor_system& sys, const std::string& parent) {
+    auto a = sys.spawn(registry_impl, deps, parent);
+    slot->set(a);
+    return a;
+  };
+  return spec;
+}
+
+} // namespace parley

@@ -1,0 +1,23 @@
+#pragma once
+// SQL for tenants, as database jobs for the pool. Shared by the tenant actor (its own row) and the
+// admin routes (create, list, delete). PostgreSQL renders the API's JSON itself.
+#include <optional>
+#include <string>
+
+#include "persistence/messages.hpp"
+
+namespace parley::tenant_store {
+
+/// The tenant as the API shows it; app_error(not_found) when absent.
+persistence::db_job load(std::string tenant_id);
+/// Inserts; app_error(conflict) when the slug is taken.
+persistence::db_job create(std::string name, std::string slug);
+/// Keyset page ordered by (created_at, id); rows carry "_cursor_time".
+persistence::db_job list(int limit_plus_one, std::optional<std::string> after_time,
+                         std::optional<std::string> after_id);
+/// Applies a validated patch {"name"?, "status"?}; returns the updated tenant.
+persistence::db_job update(std::string tenant_id, nlohmann::json patch);
+/// Deletes the tenant and, by cascade, its keys and channels; not_found when absent.
+persistence::db_job remove(std::string tenant_id);
+
+} // namespace parley::tenant_store

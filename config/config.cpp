@@ -1,0 +1,484 @@
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string_view>
+#include <unistd.h>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace parley::config {
+
+namespace {
+
+using nlohmann::json;
+
+// One row per key. The table is the single source of truth for the file format, the environment
+// names and --print-config, so the three can never drift apart.
+using field_ref = std::variant<std::string*, int*, uint16_t*, size_t*>;
+
+enum class secrecy { none, secret, url_with_password };
+
+struct field_spec {
+  std::string_view section;
+  std::string_view key;
+  field_ref (*ref)(parley_config&);
+  long long min;  // integers only
+  long long max;
+  secrecy kind;
+};
+
+constexpr long long day_ms = 24LL * 3600 * 1000;
+constexpr long long any_string = 0;
+
+// The macro keeps the JSON key spelled exactly like the struct member.
+#define PARLEY_FIELD(sec, name, lo, hi, secr)                                                      \
+  field_spec {                                                                                     \
+    #sec, #name, [](parley_config& c) -> field_ref { return &c.sec.name; }, lo, hi, secr           \
+  }
+
+constexpr std::array field_table = {
+  PARLEY_FIELD(http, address, any_string, any_string, secrecy::none),
+  PARLEY_FIELD(http, port, 0, 65535, secrecy::none),
+  PARLEY_FIELD(http, io_threads, 1, 64, secrecy::none),
+  PARLEY_FIELD(http, body_limit, 1, 1LL << 30, secrecy::none),
+  PARLEY_FIELD(http, header_limit, 1, 1LL << 20, secrecy::none),
+  PARLEY_FIELD(http, read_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(http, idle_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(http, request_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(http, drain_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
+  PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
+  PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),
+  // 0 is allowed: flush as soon as the writer is idle, trading batching for latency.
+  PARLEY_FIELD(db, batch_max_delay_ms, 0, 60000, secrecy::none),
+  PARLEY_FIELD(db, writers, 1, 64, secrecy::none),
+  PARLEY_FIELD(db, connect_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(db, statement_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(db, reconnect_max_backoff_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(db, request_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(redis, url, any_string, any_string, secrecy::url_with_password),
+  PARLEY_FIELD(admin, token, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(whatsapp, app_secret, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(whatsapp, verify_token, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(whatsapp, graph_base_url, any_string, any_string, secrecy::none),
+  PARLEY_FIELD(whatsapp, graph_version, any_string, any_string, secrecy::none),
+  PARLEY_FIELD(security, master_key, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
+  PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
+  // 0 restarts means "escalate on the first failure", a legitimate strict setting.
+  PARLEY_FIELD(runtime, supervisor_max_restarts, 0, 10000, secrecy::none),
+  PARLEY_FIELD(runtime, supervisor_window_s, 1, 86400, secrecy::none),
+  PARLEY_FIELD(runtime, conversation_idle_timeout_s, 1, 7 * 86400, secrecy::none),
+};
+
+#undef PARLEY_FIELD
+
+constexpr std::string_view env_prefix = "PARLEY_";
+constexpr std::string_view master_key_alias = "PARLEY_MASTER_KEY";
+
+// Variables the scripts, tests and benchmarks use for themselves; they are not node configuration.
+constexpr std::array<std::string_view, 6> foreign_env_prefixes = {
+  "PARLEY_TEST_", "PARLEY_BENCH_", "PARLEY_PG_", "PARLEY_REDIS_PORT", "PARLEY_DEMO_", "PARLEY_CONFIG",
+};
+
+constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info", "warn", "error", "off"};
+
+std::string dotted(const field_spec& f) {
+  return std::string(f.section) + "." + std::string(f.key);
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out)
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string env_name(const field_spec& f) {
+  return std::string(env_prefix) + upper(f.section) + "_" + upper(f.key);
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty())
+      out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> out;
+  for (const auto& f : field_table)
+    if (std::find(out.begin(), out.end(), f.section) == out.end())
+      out.emplace_back(f.section);
+  return out;
+}
+
+std::vector<std::string> key_names(std::string_view section) {
+  std::vector<std::string> out;
+  for (const auto& f : field_table)
+    if (f.section == section)
+      out.emplace_back(f.key);
+  return out;
+}
+
+const field_spec* find_field(std::string_view section, std::string_view key) {
+  for (const auto& f : field_table)
+    if (f.section == section && f.key == key)
+      return &f;
+  return nullptr;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Typos are the usual cause of an unknown key; naming the near miss saves a trip to the docs.
+std::string did_you_mean(std::string_view wrong, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    auto d = edit_distance(upper(wrong), upper(c));
+    if (d < best_distance) {
+      best_distance = d;
+      best = &c;
+    }
+  }
+  if (best != nullptr && best_distance <= std::max<size_t>(2, best->size() / 4))
+    return " (did you mean " + *best + "?)";
+  return {};
+}
+
+// Echoes offending input for diagnosis, bounded so a pasted blob does not flood the log.
+std::string shown(const json& v) {
+  auto text = v.dump();
+  if (text.size() > 80)
+    text = text.substr(0, 77) + "...";
+  return text;
+}
+
+std::string expected_form(const field_spec& f, const field_ref& ref) {
+  if (std::holds_alternative<std::string*>(ref))
+    return "expected a string";
+  return "expected an integer " + std::to_string(f.min) + ".." + std::to_string(f.max);
+}
+
+// `origin` says where a value came from, for messages: empty for the file, else the variable.
+[[noreturn]] void reject(const field_spec& f, const std::string& what, const std::string& origin) {
+  throw config_error(dotted(f), origin.empty() ? what : what + " (from " + origin + ")");
+}
+
+void store_integer(parley_config& cfg, const field_spec& f, long long value) {
+  std::visit(
+    [&](auto* target) {
+      using T = std::remove_pointer_t<decltype(target)>;
+      if constexpr (!std::is_same_v<T, std::string>)
+        *target = static_cast<T>(value);
+    },
+    f.ref(cfg));
+}
+
+void apply_json(parley_config& cfg, const field_spec& f, const json& v) {
+  auto ref = f.ref(cfg);
+  const bool secret = f.kind != secrecy::none;
+  if (auto* s = std::get_if<std::string*>(&ref)) {
+    if (!v.is_string())
+      reject(f, expected_form(f, ref) + ", got " + (secret ? std::string(v.type_name()) : shown(v)), "");
+    **s = v.get<std::string>();
+    return;
+  }
+  long long value = 0;
+  if (v.is_number_unsigned()) {
+    auto u = v.get<unsigned long long>();
+    if (u > static_cast<unsigned long long>(f.max))
+      reject(f, expected_form(f, ref) + ", got " + shown(v), "");
+    value = static_cast<long long>(u);
+  } else if (v.is_number_integer()) {
+    value = v.get<long long>();
+  } else {
+    reject(f, expected_form(f, ref) + ", got " + shown(v), "");
+  }
+  if (value < f.min || value > f.max)
+    reject(f, expected_form(f, ref) + ", got " + shown(v), "");
+  store_integer(cfg, f, value);
+}
+
+void apply_env(parley_config& cfg, const field_spec& f, const std::string& var, const std::string& text) {
+  auto ref = f.ref(cfg);
+  if (auto* s = std::get_if<std::string*>(&ref)) {
+    **s = text;
+    return;
+  }
+  long long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < f.min
+      || value > f.max)
+    reject(f, expected_form(f, ref) + ", got " + shown(json(text)), var);
+  store_integer(cfg, f, value);
+}
+
+void apply_file(parley_config& cfg, const std::string& json_text) {
+  if (std::all_of(json_text.begin(), json_text.end(),
+                  [](unsigned char ch) { return std::isspace(ch) != 0; }))
+    return;
+  json doc;
+  try {
+    doc = json::parse(json_text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    throw config_error("--config", std::string("invalid JSON: ") + e.what());
+  }
+  const auto sections = section_names();
+  if (!doc.is_object())
+    throw config_error("--config", "expected a JSON object with sections " + join(sections)
+                                     + ", got " + std::string(doc.type_name()));
+  for (const auto& [section, body] : doc.items()) {
+    if (std::find(sections.begin(), sections.end(), section) == sections.end())
+      throw config_error(section, "unknown section; known sections: " + join(sections)
+                                    + did_you_mean(section, sections));
+    if (!body.is_object())
+      throw config_error(section, "expected an object, got " + shown(body));
+    for (const auto& [key, value] : body.items()) {
+      const auto* f = find_field(section, key);
+      if (f == nullptr) {
+        auto known = key_names(section);
+        throw config_error(section + "." + key,
+                           "unknown key; known keys: " + join(known) + did_you_mean(key, known));
+      }
+      apply_json(cfg, *f, value);
+    }
+  }
+}
+
+using origin_map = std::map<std::string, std::string>;
+
+void apply_environment(parley_config& cfg, const env_map& env, origin_map& origin) {
+  std::vector<std::string> known_vars;
+  for (const auto& f : field_table)
+    known_vars.push_back(env_name(f));
+  known_vars.emplace_back(master_key_alias);
+
+  for (const auto& [name, value] : env) {
+    if (!starts_with(name, env_prefix))
+      continue;
+    if (std::any_of(foreign_env_prefixes.begin(), foreign_env_prefixes.end(),
+                    [&](std::string_view p) { return starts_with(name, p); }))
+      continue;
+    if (name == master_key_alias)
+      continue;  // applied below, after the canonical name, so the two can be checked together
+    const field_spec* match = nullptr;
+    for (const auto& f : field_table)
+      if (env_name(f) == name)
+        match = &f;
+    if (match == nullptr)
+      throw config_error(name, "unknown environment variable; known: " + join(known_vars)
+                                 + did_you_mean(name, known_vars)
+                                 + "; variables starting with PARLEY_TEST_, PARLEY_BENCH_, "
+                                   "PARLEY_PG_, PARLEY_DEMO_ or PARLEY_CONFIG are left to scripts");
+    apply_env(cfg, *match, name, value);
+    origin[dotted(*match)] = name;
+  }
+
+  if (auto alias = env.find(std::string(master_key_alias)); alias != env.end()) {
+    const auto* f = find_field("security", "master_key");
+    auto canonical = env.find(env_name(*f));
+    if (canonical != env.end() && canonical->second != alias->second)
+      throw config_error(dotted(*f), std::string(master_key_alias) + " and " + env_name(*f)
+                                       + " are both set and differ; set only one");
+    apply_env(cfg, *f, alias->first, alias->second);
+    origin[dotted(*f)] = alias->first;
+  }
+}
+
+bool is_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char ch) { return std::isxdigit(ch) != 0; });
+}
+
+void validate(const parley_config& cfg, const origin_map& origin) {
+  auto fail = [&](const char* section, const char* key, const std::string& what) {
+    const auto* f = find_field(section, key);
+    auto it = origin.find(dotted(*f));
+    reject(*f, what, it == origin.end() ? std::string() : it->second);
+  };
+
+  if (cfg.http.address.empty())
+    fail("http", "address", "must not be empty (e.g. 127.0.0.1 or 0.0.0.0)");
+
+  if (cfg.db.url.empty())
+    fail("db", "url",
+         "required: set PARLEY_DB_URL (or db.url in the config file) to a libpq URI such as "
+         "postgresql://user:password@127.0.0.1:5432/parley");
+
+  if (!cfg.redis.url.empty()
+      && (!starts_with(cfg.redis.url, "redis://") || cfg.redis.url.size() == 8))
+    fail("redis", "url", "expected redis://host:port (or empty to run without Redis)");
+
+  if (cfg.admin.token.empty())
+    fail("admin", "token",
+         "required: set PARLEY_ADMIN_TOKEN to a random string of at least 16 characters "
+         "(generate one with `openssl rand -hex 32`)");
+  // Only the length is reported: the value is a secret.
+  if (cfg.admin.token.size() < 16)
+    fail("admin", "token",
+         "must be at least 16 characters, got " + std::to_string(cfg.admin.token.size())
+           + " (generate one with `openssl rand -hex 32`)");
+
+  if (!starts_with(cfg.whatsapp.graph_base_url, "http://")
+      && !starts_with(cfg.whatsapp.graph_base_url, "https://"))
+    fail("whatsapp", "graph_base_url",
+         "expected an http:// or https:// URL, got " + shown(json(cfg.whatsapp.graph_base_url)));
+  if (cfg.whatsapp.graph_version.empty())
+    fail("whatsapp", "graph_version", "must not be empty (e.g. v21.0)");
+
+  const auto& key = cfg.security.master_key;
+  if (key.empty())
+    fail("security", "master_key",
+         "required: set PARLEY_MASTER_KEY to 32 random bytes as 64 hex characters "
+         "(generate one with `openssl rand -hex 32`)");
+  if (key.size() != 64 || !is_hex(key))
+    fail("security", "master_key",
+         "expected exactly 64 hex characters (32 bytes), got " + std::to_string(key.size())
+           + " characters" + (is_hex(key) ? "" : " including non-hex ones")
+           + " (generate one with `openssl rand -hex 32`)");
+
+  if (std::find(log_levels.begin(), log_levels.end(), cfg.log.level) == log_levels.end())
+    fail("log", "level",
+         "expected one of trace|debug|info|warn|error|off, got " + shown(json(cfg.log.level)));
+}
+
+// Masks the password of a URI (scheme://user:password@host, ?password=...) or of a libpq
+// key/value string (password=...). Over-masking is acceptable; leaking is not.
+std::string redact_url(const std::string& url) {
+  std::string out = url;
+  if (auto scheme = out.find("://"); scheme != std::string::npos) {
+    auto authority = scheme + 3;
+    auto query = out.find('?', authority);
+    auto at = out.rfind('@', query == std::string::npos ? std::string::npos : query);
+    if (at != std::string::npos && at > authority) {
+      auto colon = out.find(':', authority);
+      if (colon != std::string::npos && colon < at)
+        out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // "password=" as a URI query parameter or a libpq key/value pair, case-insensitive.
+  std::string lower = out;
+  for (auto& ch : lower)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (size_t pos = lower.find("password"); pos != std::string::npos;
+       pos = lower.find("password", pos + 1)) {
+    size_t i = pos + 8;
+    while (i < out.size() && out[i] == ' ')
+      ++i;
+    if (i >= out.size() || out[i] != '=')
+      continue;
+    ++i;
+    while (i < out.size() && out[i] == ' ')
+      ++i;
+    size_t end = i;
+    if (end < out.size() && out[end] == '\'') {
+      for (++end; end < out.size() && out[end] != '\''; ++end)
+        if (out[end] == '\\')
+          ++end;
+      end = std::min(end + 1, out.size());
+    } else {
+      while (end < out.size() && out[end] != '&' && out[end] != ' ')
+        ++end;
+    }
+    out.replace(i, end - i, "***");
+    lower.replace(i, end - i, "***");
+  }
+  return out;
+}
+
+} // namespace
+
+env_map environment() {
+  env_map out;
+  for (char** entry = ::environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    if (!starts_with(text, env_prefix))
+      continue;
+    auto eq = text.find('=');
+    if (eq == std::string_view::npos)
+      continue;
+    out.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+  }
+  return out;
+}
+
+parley_config parse(const std::string& json_text, const env_map& env) {
+  parley_config cfg;
+  origin_map origin;
+  apply_file(cfg, json_text);
+  apply_environment(cfg, env, origin);
+  validate(cfg, origin);
+  return cfg;
+}
+
+parley_config load(const std::optional<std::string>& file, const env_map& env) {
+  if (!file)
+    return parse({}, env);
+  std::ifstream in(*file, std::ios::binary);
+  if (!in)
+    throw config_error("--config", "cannot read " + *file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    throw config_error("--config", "cannot read " + *file);
+  return parse(text.str(), env);
+}
+
+std::string redacted_json(const parley_config& cfg) {
+  parley_config copy = cfg;  // the table hands out mutable references
+  // Ordered so --print-config reads in the order the struct (and the docs) declare the keys.
+  nlohmann::ordered_json doc = nlohmann::ordered_json::object();
+  for (const auto& f : field_table) {
+    nlohmann::ordered_json value;
+    std::visit(
+      [&](auto* target) {
+        using T = std::remove_pointer_t<decltype(target)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          switch (f.kind) {
+            // An unset secret stays visibly empty: that is useful and reveals nothing.
+            case secrecy::secret: value = target->empty() ? "" : "***"; break;
+            case secrecy::url_with_password: value = redact_url(*target); break;
+            case secrecy::none: value = *target; break;
+          }
+        } else {
+          value = *target;
+        }
+      },
+      f.ref(copy));
+    doc[std::string(f.section)][std::string(f.key)] = std::move(value);
+  }
+  return doc.dump(2);
+}
+
+} // namespace parley::config

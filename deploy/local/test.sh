@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What `make test` runs after the build: the whole suite through ctest against the private
+# PostgreSQL and Redis, then the unit tests again under AddressSanitizer + UBSan (build-asan/).
+# Servers this script starts are stopped at the end; servers already running are left alone.
+#
+# Environment: PARLEY_TEST_JOBS (ctest parallelism, default 2), PARLEY_SANITIZE_PASS=0 skips the
+# sanitizer pass, PARLEY_PG_PORT / PARLEY_REDIS_PORT as for pg.sh / redis.sh.
+set -euo pipefail
+
+LOG_TAG="test"
+# shellcheck source=deploy/local/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+BUILD_DIR="$PARLEY_ROOT/build"
+ASAN_DIR="$PARLEY_ROOT/build-asan"
+JOBS="${PARLEY_TEST_JOBS:-2}"
+BUILD_JOBS="${PARLEY_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+
+[ -f "$BUILD_DIR/CTestTestfile.cmake" ] || die "build/ is not configured: run make build first"
+
+# The build tool must not inherit the jobserver flags of the make that runs us.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+trap stop_started_services EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_services pg redis
+PARLEY_TEST_PG_URL=$(bash "$DEPLOY_DIR/pg.sh" url postgres)
+PARLEY_TEST_REDIS_URL=$(bash "$DEPLOY_DIR/redis.sh" url)
+PARLEY_BIN="$BUILD_DIR/parley"
+export PARLEY_TEST_PG_URL PARLEY_TEST_REDIS_URL PARLEY_BIN
+say "PARLEY_TEST_PG_URL=$PARLEY_TEST_PG_URL PARLEY_TEST_REDIS_URL=$PARLEY_TEST_REDIS_URL"
+
+failed=()
+
+say "ctest in build/ (unit + integration, -j$JOBS)"
+if ! ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j "$JOBS" --timeout 600; then
+  failed+=("ctest in build/")
+fi
+
+if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
+  say "sanitizer pass: unit tests built with -DPARLEY_SANITIZE=ON in build-asan/"
+  asan_ok=1
+  if [ ! -f "$ASAN_DIR/CMakeCache.txt" ]; then
+    cmake -S "$PARLEY_ROOT" -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_SANITIZE=ON ||
+      asan_ok=0
+  fi
+  if [ "$asan_ok" = 1 ]; then
+    # Only the unit-test executables (custom target unit_tests); without that target, everything.
+    target=(--target unit_tests)
+    if ! cmake --build "$ASAN_DIR" --target help 2>/dev/null | grep -qE '(^|[ .])unit_tests( |$)'; then
+      say "warning: no unit_tests target in build-asan/; building every target"
+      target=()
+    fi
+    cmake --build "$ASAN_DIR" "${target[@]}" -j "$BUILD_JOBS" || asan_ok=0
+  fi
+  if [ "$asan_ok" = 1 ]; then
+    lsan_supp="$DEPLOY_DIR/lsan.supp"
+    if ! ASAN_OPTIONS="detect_leaks=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+      LSAN_OPTIONS="suppressions=$lsan_supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+      ctest --test-dir "$ASAN_DIR" -L '^unit$' --output-on-failure --no-tests=error -j "$JOBS" \
+      --timeout 600; then
+      failed+=("ctest -L unit in build-asan/")
+    fi
+  else
+    failed+=("sanitizer build (build-asan/)")
+  fi
+fi
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf 'test: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+say "all tests passed"

@@ -1,0 +1,82 @@
+#pragma once
+// The transport's view of one HTTP exchange: a plain request, a plain response and the responder
+// that completes it. No Beast (and no CAF) types here, so handlers and their tests stay light.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace parley {
+// Declared opaquely so this header does not pull in runtime/errors.hpp (which includes CAF).
+enum class errc : uint8_t;
+} // namespace parley
+
+namespace parley::http {
+
+/// One parsed HTTP request as handlers see it.
+struct request {
+  std::string method;                                       ///< "GET", "POST", ...
+  std::string target;                                       ///< raw target including the query
+  std::string path;                                         ///< percent-decoded path without query
+  std::map<std::string, std::string> query;                 ///< decoded query parameters (last one wins)
+  std::vector<std::pair<std::string, std::string>> headers; ///< in arrival order; names lower-cased
+  std::string body;              ///< raw bytes (webhook HMACs are computed over exactly these)
+  std::string request_id;        ///< the client's X-Request-Id if sane, else a generated one
+  std::string remote_ip;         ///< peer address of the connection
+  std::map<std::string, std::string> params; ///< path parameters captured by the router ("{id}")
+  std::string route;             ///< the matched pattern, e.g. "/v1/tenants/{id}"; "" when none
+
+  /// Value of the first header with this (lower-case) name; "" when absent.
+  std::string_view header(std::string_view lower_name) const;
+};
+
+/// What a handler answers. Content-Type and X-Request-Id are added by the server.
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  /// Extra headers (e.g. Allow, Retry-After). Values containing CR or LF are dropped on write.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  /// `status` with `body` serialised as JSON.
+  static response json(int status, const nlohmann::json& body);
+  /// `{"error":{"code":code,"message":message}}` as API.md prescribes.
+  static response error(int status, std::string_view code, std::string_view message);
+  /// An error response using the product's one status table (parley::http_status / api_code).
+  static response from_error(parley::errc code, std::string_view message);
+};
+
+/// Completes one request. Copyable (all copies share one completion), thread-safe and callable
+/// from any thread; only the first call has an effect, later ones are ignored. If the last copy
+/// is destroyed without a call, the request is answered with 500 `internal_error`, so a lost
+/// responder never leaves a client hanging.
+class responder {
+public:
+  using deliver_fn = std::function<void(response)>;
+
+  /// A responder that hands the response to `deliver` (exactly once). The server builds these;
+  /// tests of handlers can build their own to capture the response.
+  explicit responder(deliver_fn deliver);
+
+  /// Answers the request; thread-safe; no effect after the first call.
+  void operator()(response r) const;
+
+  /// True once the request has been answered through any copy.
+  bool answered() const;
+
+private:
+  struct state;
+  std::shared_ptr<state> state_;
+};
+
+/// A route handler. Runs on an I/O thread and must return quickly; it answers later (from any
+/// thread) through the responder. An exception escaping it becomes 500 `internal_error`.
+using handler = std::function<void(request&&, responder)>;
+
+} // namespace parley::http

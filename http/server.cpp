@@ -1,0 +1,709 @@
+// The only translation unit that includes Beast. Each connection is a `session` whose every step
+// runs on its own strand; one deadline timer per session enforces whichever timeout applies to
+// the session's current phase.
+#include "http/server.hpp"
+
+#include <utility> // before Asio: g++ 12 in C++20 mode needs it (see PLATFORM.md)
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "http/uri.hpp"
+
+namespace parley::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using steady = std::chrono::steady_clock;
+
+server_options make_server_options(const config::http_config& cfg) {
+  server_options o;
+  o.address = cfg.address;
+  o.port = cfg.port;
+  o.io_threads = cfg.io_threads;
+  o.body_limit = cfg.body_limit;
+  o.header_limit = cfg.header_limit;
+  o.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  o.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  return o;
+}
+
+namespace {
+
+class session;
+
+// Everything sessions share with the server. Sessions hold it by shared_ptr because the last of
+// them may be destroyed after the server's own members (when the io_context is torn down).
+struct shared_state {
+  server_options opts;
+  std::shared_ptr<const router> routes;
+  std::shared_ptr<request_observer> observer;
+  std::shared_ptr<spdlog::logger> log;
+  std::atomic<bool> draining{false};
+  std::atomic<size_t> in_flight{0};
+  std::mutex mtx;
+  std::condition_variable cv;  ///< signalled whenever a session goes away
+  std::unordered_map<const session*, std::weak_ptr<session>> sessions;  ///< guarded by mtx
+};
+
+std::shared_ptr<spdlog::logger> http_logger() {
+  if (auto lg = spdlog::get("http"))
+    return lg;
+  return spdlog::default_logger()->clone("http");
+}
+
+// Echoed client ids end up in our logs and responses: keep them short and free of control bytes.
+bool sane_request_id(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+std::string generate_request_id() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    // Request ids are correlation handles, not secrets: a weaker source is acceptable here.
+    std::random_device rd;
+    for (auto& b : bytes)
+      b = static_cast<unsigned char>(rd());
+  }
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof bytes);
+  for (auto b : bytes) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0xf]);
+  }
+  return out;
+}
+
+bool has_crlf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
+
+const boost::system::error_category& beast_http_category() {
+  static const auto& cat = bhttp::make_error_code(bhttp::error::bad_method).category();
+  return cat;
+}
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket sock, std::shared_ptr<shared_state> st)
+      : socket_(std::move(sock)), ex_(socket_.get_executor()), timer_(ex_), st_(std::move(st)) {
+    error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec)
+      remote_ip_ = ep.address().to_string();
+  }
+
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  ~session() {
+    release_in_flight();
+    std::lock_guard lk(st_->mtx);
+    st_->sessions.erase(this);
+    st_->cv.notify_all();
+  }
+
+  void start() {
+    {
+      std::lock_guard lk(st_->mtx);
+      st_->sessions.emplace(this, weak_from_this());
+    }
+    asio::post(ex_, [self = shared_from_this()] { self->read_next(); });
+  }
+
+  /// Thread-safe: hands the answer for request number `seq` to the strand.
+  void deliver(uint64_t seq, response r) {
+    asio::post(ex_, [self = shared_from_this(), seq, r = std::move(r)]() mutable {
+      self->on_deliver(seq, std::move(r));
+    });
+  }
+
+  /// Thread-safe: close now if idle, else after the current response.
+  void drain() {
+    asio::post(ex_, [self = shared_from_this()] { self->on_drain(); });
+  }
+
+private:
+  enum class phase {
+    idle,       ///< keep-alive, waiting for the first byte of the next request (idle_timeout)
+    reading,    ///< a request is arriving (read_timeout)
+    handling,   ///< the handler has it (request_timeout)
+    writing,    ///< the response is being written (read_timeout)
+    lingering,  ///< sent an error and `shutdown(send)`; discarding input so the client sees it
+    closed,
+  };
+
+  // ---- deadline ---------------------------------------------------------------------------
+
+  void arm(steady::duration d) {
+    auto gen = ++timer_gen_;
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+      if (!ec && gen == self->timer_gen_)
+        self->on_deadline();
+    });
+  }
+
+  void on_deadline() {
+    switch (phase_) {
+      case phase::handling:
+        st_->log->warn("request {} {} ({}) not answered within {} ms", summary_.method,
+                       summary_.path, summary_.request_id, st_->opts.request_timeout.count());
+        write_response(response::error(
+            503, "upstream_timeout",
+            "the request was not answered within " +
+                std::to_string(st_->opts.request_timeout.count()) + " ms; retry later"));
+        return;
+      case phase::closed:
+        return;
+      default:
+        // Slow or silent clients (and stuck writes) lose their connection without an answer.
+        close();
+        return;
+    }
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  void read_next() {
+    if (phase_ == phase::closed)
+      return;
+    if (st_->draining.load() && buffer_.size() == 0 && !first_request_) {
+      close();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(static_cast<std::uint64_t>(st_->opts.body_limit));
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(st_->opts.header_limit, std::numeric_limits<std::uint32_t>::max())));
+    if (first_request_ || buffer_.size() > 0) {
+      phase_ = phase::reading;
+      arm(st_->opts.read_timeout);
+    } else {
+      phase_ = phase::idle;
+      arm(st_->opts.idle_timeout);
+    }
+    do_read();
+  }
+
+  void do_read() {
+    bhttp::async_read_some(socket_, buffer_, *parser_,
+                           [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(error_code ec) {
+    if (phase_ == phase::closed)
+      return;
+    if (ec) {
+      on_read_error(ec);
+      return;
+    }
+    if (phase_ == phase::idle && (parser_->got_some() || buffer_.size() > 0)) {
+      // The read deadline runs from the first byte, so trickling bytes cannot extend it.
+      phase_ = phase::reading;
+      arm(st_->opts.read_timeout);
+    }
+    if (!parser_->is_done()) {
+      do_read();
+      return;
+    }
+    dispatch();
+  }
+
+  void on_read_error(error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      reject(413, "payload_too_large",
+             "request body exceeds the limit of " + std::to_string(st_->opts.body_limit) + " bytes");
+    } else if (ec == bhttp::error::header_limit) {
+      reject(431, "headers_too_large",
+             "request headers exceed the limit of " + std::to_string(st_->opts.header_limit) +
+                 " bytes");
+    } else if (&ec.category() == &beast_http_category() && ec != bhttp::error::end_of_stream &&
+               ec != bhttp::error::partial_message) {
+      reject(400, "invalid_request", "malformed HTTP request: " + ec.message());
+    } else {
+      // EOF, reset, or our own close on a deadline: nobody left to answer.
+      close();
+    }
+  }
+
+  /// Answers a request that could not be read, then closes: the stream position is unknown.
+  void reject(int status, std::string_view code, std::string message) {
+    request summary;
+    if (parser_ && parser_->is_header_done()) {
+      const auto& msg = parser_->get();
+      summary.method = std::string(msg.method_string());
+      summary.target = std::string(msg.target());
+      summary.path = std::string(split_target(summary.target).path);
+      if (auto it = msg.find("x-request-id"); it != msg.end())
+        summary.request_id = std::string(it->value());
+    }
+    if (!sane_request_id(summary.request_id))
+      summary.request_id = generate_request_id();
+    summary.remote_ip = remote_ip_;
+    summary_ = std::move(summary);
+    started_ = steady::now();
+    keep_alive_ = false;
+    rejected_ = true;
+    ++seq_;
+    first_request_ = false;
+    write_response(response::error(status, code, message));
+  }
+
+  // ---- handling ---------------------------------------------------------------------------
+
+  void dispatch() {
+    auto msg = parser_->release();
+    request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.headers.reserve(std::distance(msg.begin(), msg.end()));
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    req.remote_ip = remote_ip_;
+    auto client_id = req.header("x-request-id");
+    req.request_id = sane_request_id(client_id) ? std::string(client_id) : generate_request_id();
+    keep_alive_ = msg.keep_alive();
+    first_request_ = false;
+    ++seq_;
+    started_ = steady::now();
+    phase_ = phase::handling;
+
+    auto parts = split_target(req.target);
+    std::optional<std::string> path;
+    std::optional<std::map<std::string, std::string>> query;
+    if (!parts.path.empty() && parts.path.front() == '/') {
+      path = percent_decode(parts.path);
+      query = parse_query(parts.query);
+    }
+    if (path)
+      req.path = *path;
+    keep_summary(req);
+    if (parts.path.empty() || parts.path.front() != '/') {
+      write_response(response::error(400, "invalid_request", "the request target must start with '/'"));
+      return;
+    }
+    if (!path || !query) {
+      write_response(response::error(400, "invalid_request",
+                                     "malformed percent-encoding in the request target"));
+      return;
+    }
+    req.query = std::move(*query);
+
+    auto m = st_->routes->match(req.method, parts.path);
+    if (m.result == route_match::outcome::not_found) {
+      write_response(response::error(404, "not_found", "no route for " + req.path));
+      return;
+    }
+    if (m.result == route_match::outcome::method_not_allowed) {
+      auto r = response::error(405, "method_not_allowed",
+                               "method " + req.method + " is not allowed for " + req.path +
+                                   "; allowed: " + m.allow);
+      r.headers.emplace_back("Allow", m.allow);
+      write_response(std::move(r));
+      return;
+    }
+    req.params = std::move(m.params);
+    req.route = m.pattern;
+    summary_.params = req.params;
+    summary_.route = req.route;
+
+    counted_ = true;
+    st_->in_flight.fetch_add(1);
+    arm(st_->opts.request_timeout);
+    responder done([weak = weak_from_this(), seq = seq_](response r) {
+      if (auto self = weak.lock())
+        self->deliver(seq, std::move(r));
+    });
+    try {
+      (*m.target)(std::move(req), done);
+    } catch (const std::exception& e) {
+      st_->log->error("handler for {} {} ({}) threw: {}", summary_.method, summary_.route,
+                      summary_.request_id, e.what());
+      done(response::error(500, "internal_error", "internal error"));
+    } catch (...) {
+      st_->log->error("handler for {} {} ({}) threw a non-standard exception", summary_.method,
+                      summary_.route, summary_.request_id);
+      done(response::error(500, "internal_error", "internal error"));
+    }
+  }
+
+  void keep_summary(const request& req) {
+    summary_ = request{};
+    summary_.method = req.method;
+    summary_.target = req.target;
+    summary_.path = req.path;
+    summary_.request_id = req.request_id;
+    summary_.remote_ip = req.remote_ip;
+    if (st_->observer)
+      summary_.headers = req.headers;
+  }
+
+  void on_deliver(uint64_t seq, response r) {
+    // A late answer (after the 503) or one for a connection that moved on is dropped.
+    if (phase_ != phase::handling || seq != seq_)
+      return;
+    write_response(std::move(r));
+  }
+
+  void on_drain() {
+    bool silent = phase_ == phase::idle ||
+                  (phase_ == phase::reading &&
+                   (!parser_ || (!parser_->got_some() && buffer_.size() == 0)));
+    if (silent)
+      close();
+  }
+
+  // ---- writing ----------------------------------------------------------------------------
+
+  void write_response(response r) {
+    if (r.status < 100 || r.status > 999) {
+      st_->log->error("handler for {} answered with invalid status {}", summary_.route, r.status);
+      r = response::error(500, "internal_error", "internal error");
+    }
+    phase_ = phase::writing;
+    arm(st_->opts.read_timeout);
+    status_ = r.status;
+    close_after_ = !keep_alive_ || st_->draining.load();
+    res_.emplace();
+    res_->version(11);
+    res_->result(static_cast<unsigned>(r.status));
+    for (auto& [name, value] : r.headers) {
+      if (name.empty() || has_crlf(name) || has_crlf(value))
+        continue;
+      res_->insert(name, value);
+    }
+    if (!r.content_type.empty() && !has_crlf(r.content_type))
+      res_->set(bhttp::field::content_type, r.content_type);
+    res_->set("X-Request-Id", summary_.request_id);
+    res_->keep_alive(!close_after_);
+    res_->body() = std::move(r.body);
+    res_->prepare_payload();
+    bhttp::async_write(socket_, *res_, [self = shared_from_this()](error_code ec, size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(error_code ec) {
+    res_.reset();
+    if (st_->observer) {
+      try {
+        st_->observer->on_complete(summary_, status_, steady::now() - started_);
+      } catch (const std::exception& e) {
+        st_->log->error("request observer threw: {}", e.what());
+      }
+    }
+    release_in_flight();
+    if (phase_ == phase::closed)
+      return;
+    if (ec) {
+      close();
+      return;
+    }
+    if (close_after_) {
+      // Lingering matters only when input may be left unread (a rejected request, or pipelined
+      // ones); otherwise a plain close lets drain() finish without waiting on the client.
+      if (rejected_ || buffer_.size() > 0)
+        linger();
+      else
+        close();
+      return;
+    }
+    read_next();
+  }
+
+  void release_in_flight() {
+    if (counted_) {
+      counted_ = false;
+      st_->in_flight.fetch_sub(1);
+    }
+  }
+
+  // ---- closing ----------------------------------------------------------------------------
+
+  /// Half-closes and reads until the client closes, so a client still sending (an oversized
+  /// body) receives our answer instead of a connection reset.
+  void linger() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      close();
+      return;
+    }
+    phase_ = phase::lingering;
+    arm(std::min<steady::duration>(st_->opts.read_timeout, std::chrono::seconds(1)));
+    buffer_.consume(buffer_.size());
+    linger_read();
+  }
+
+  void linger_read() {
+    socket_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->phase_ != phase::lingering ||
+                                  self->lingered_ > (8u << 20)) {
+                                self->close();
+                                return;
+                              }
+                              self->linger_read();
+                            });
+  }
+
+  void close() {
+    if (phase_ == phase::closed)
+      return;
+    phase_ = phase::closed;
+    ++timer_gen_;
+    timer_.cancel();
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  tcp::socket socket_;
+  asio::any_io_executor ex_;  ///< the connection's strand
+  asio::steady_timer timer_;
+  std::shared_ptr<shared_state> st_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;  ///< alive while being written
+  std::string remote_ip_;
+  request summary_;         ///< the current request without body, for logs and the observer
+  steady::time_point started_;
+  phase phase_ = phase::reading;
+  uint64_t timer_gen_ = 0;  ///< stale timer completions compare unequal and are ignored
+  uint64_t seq_ = 0;        ///< number of the current request; answers for older ones are dropped
+  size_t lingered_ = 0;
+  int status_ = 0;
+  bool first_request_ = true;
+  bool keep_alive_ = true;
+  bool close_after_ = false;
+  bool rejected_ = false;   ///< the request could not be read; the stream position is unknown
+  bool counted_ = false;    ///< this session holds one unit of shared_state::in_flight
+};
+
+std::string endpoint_text(const std::string& address, uint16_t port) {
+  if (address.find(':') != std::string::npos)
+    return "[" + address + "]:" + std::to_string(port);
+  return address + ":" + std::to_string(port);
+}
+
+} // namespace
+
+struct server::impl {
+  impl(server_options opts, std::shared_ptr<const router> routes,
+       std::shared_ptr<request_observer> observer)
+      : ioc(std::max(1, opts.io_threads)),
+        st(std::make_shared<shared_state>()),
+        acceptor(asio::make_strand(ioc)),
+        retry(acceptor.get_executor()) {
+    if (!routes)
+      throw std::invalid_argument("http::server needs a router");
+    st->opts = std::move(opts);
+    st->opts.io_threads = std::max(1, st->opts.io_threads);
+    st->routes = std::move(routes);
+    st->observer = std::move(observer);
+    st->log = http_logger();
+  }
+
+  void do_accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, auto sock) {
+      if (!acceptor.is_open())
+        return;
+      if (ec) {
+        // EMFILE and friends: back off briefly instead of spinning on the failing accept.
+        st->log->warn("accept failed: {}", ec.message());
+        retry.expires_after(std::chrono::milliseconds(100));
+        retry.async_wait([this](error_code wec) {
+          if (!wec && acceptor.is_open())
+            do_accept();
+        });
+        return;
+      }
+      std::make_shared<session>(tcp::socket(std::move(sock)), st)->start();
+      do_accept();
+    });
+  }
+
+  bool on_io_thread() const {
+    auto me = std::this_thread::get_id();
+    return std::any_of(threads.begin(), threads.end(), [&](const std::thread& t) { return t.get_id() == me; });
+  }
+
+  void run_loop() {
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        st->log->error("exception escaped an HTTP I/O handler: {}", e.what());
+      }
+    }
+  }
+
+  // Declared first so it is destroyed last: sockets, timers and the acceptor refer to it.
+  asio::io_context ioc;
+  std::shared_ptr<shared_state> st;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool started = false;
+  std::atomic<bool> accepting{false};
+};
+
+server::server(server_options opts, std::shared_ptr<const router> routes,
+               std::shared_ptr<request_observer> observer)
+    : impl_(std::make_unique<impl>(std::move(opts), std::move(routes), std::move(observer))) {}
+
+server::~server() {
+  stop();
+}
+
+void server::start() {
+  auto& m = *impl_;
+  if (m.started)
+    throw std::logic_error("http::server::start called twice");
+  const auto& o = m.st->opts;
+  auto where = endpoint_text(o.address, o.port);
+  error_code ec;
+  auto addr = asio::ip::make_address(o.address, ec);
+  if (ec)
+    throw std::runtime_error("invalid HTTP listen address '" + o.address + "'");
+  tcp::endpoint ep{addr, o.port};
+  m.acceptor.open(ep.protocol(), ec);
+  if (!ec)
+    m.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec)
+    m.acceptor.bind(ep, ec);
+  if (ec == asio::error::address_in_use)
+    throw std::runtime_error(where + " is already in use");
+  if (ec == boost::system::errc::address_not_available)
+    throw std::runtime_error("cannot listen on " + where + ": no such local address");
+  if (ec == asio::error::access_denied)
+    throw std::runtime_error("cannot listen on " + where + ": permission denied");
+  if (!ec)
+    m.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+  m.port = m.acceptor.local_endpoint().port();
+  m.started = true;
+  m.accepting = true;
+  m.do_accept();
+  m.work.emplace(m.ioc.get_executor());
+  for (int i = 0; i < o.io_threads; ++i)
+    m.threads.emplace_back([&m] { m.run_loop(); });
+  m.st->log->info("HTTP server listening on {}", endpoint_text(o.address, m.port));
+}
+
+uint16_t server::port() const {
+  return impl_->port;
+}
+
+void server::stop_accepting() {
+  auto& m = *impl_;
+  if (!m.accepting.exchange(false))
+    return;
+  auto close_acceptor = [&m] {
+    error_code ec;
+    m.acceptor.close(ec);
+    m.retry.cancel();
+  };
+  if (m.threads.empty() || m.ioc.stopped()) {
+    close_acceptor();
+    return;
+  }
+  if (m.on_io_thread()) {
+    // Waiting here could deadlock the only I/O thread; the close happens right after we return.
+    asio::post(m.acceptor.get_executor(), close_acceptor);
+    return;
+  }
+  std::promise<void> closed;
+  auto fut = closed.get_future();
+  asio::post(m.acceptor.get_executor(), [&] {
+    close_acceptor();
+    closed.set_value();
+  });
+  fut.wait();
+}
+
+bool server::drain(std::chrono::milliseconds timeout) {
+  auto& m = *impl_;
+  stop_accepting();
+  m.st->draining = true;
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lk(m.st->mtx);
+    for (auto& [_, weak] : m.st->sessions)
+      if (auto s = weak.lock())
+        live.push_back(std::move(s));
+  }
+  for (auto& s : live)
+    s->drain();
+  live.clear();  // may destroy sessions, which takes the lock: do it outside
+  std::unique_lock lk(m.st->mtx);
+  bool ok = m.st->cv.wait_for(lk, timeout, [&] { return m.st->sessions.empty(); });
+  if (!ok)
+    m.st->log->warn("HTTP drain timed out after {} ms with {} connection(s) and {} request(s) open",
+                    timeout.count(), m.st->sessions.size(), m.st->in_flight.load());
+  return ok;
+}
+
+void server::stop() {
+  auto& m = *impl_;
+  m.accepting = false;
+  if (m.threads.empty())
+    return;
+  m.work.reset();
+  m.ioc.stop();
+  for (auto& t : m.threads)
+    t.join();
+  m.threads.clear();
+  error_code ec;
+  m.acceptor.close(ec);
+}
+
+size_t server::in_flight() const {
+  return impl_->st->in_flight.load();
+}
+
+size_t server::connections() const {
+  std::lock_guard lk(impl_->st->mtx);
+  return impl_->st->sessions.size();
+}
+
+} // namespace parley::http

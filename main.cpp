@@ -1,0 +1,42 @@
+// parley: the command line. Signals are blocked before any thread starts so that only the
+// bootstrap's sigwait sees SIGTERM/SIGINT (graceful drain instead of an abrupt exit).
+#include <csignal>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/bootstrap.hpp"
+#include "config/config.hpp"
+
+int main(int argc, char** argv) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  CLI::App app{"Parley: multi-tenant WhatsApp messaging platform"};
+  app.set_version_flag("--version", std::string{"parley "} + PARLEY_VERSION);
+  app.require_subcommand(1);
+  std::string config_file;
+  auto* serve = app.add_subcommand("serve", "run a node (HTTP API, webhooks, actors)");
+  serve->add_option("--config", config_file, "JSON configuration file (PARLEY_* env vars override it)");
+  auto* migrate = app.add_subcommand("migrate", "apply pending database migrations and exit");
+  migrate->add_option("--config", config_file, "JSON configuration file");
+  app.footer("Configuration keys and environment variables: docs/operations.md");
+  CLI11_PARSE(app, argc, argv);
+
+  parley::config::parley_config cfg;
+  try {
+    std::optional<std::string> file;
+    if (!config_file.empty())
+      file = config_file;
+    cfg = parley::config::load(file, parley::config::environment());
+  } catch (const parley::config::config_error& e) {
+    std::cerr << "parley: invalid configuration: " << e.what() << "\n";
+    return 2;
+  }
+  if (*serve)
+    return parley::serve(cfg);
+  return parley::migrate(cfg);
+}

@@ -1,0 +1,175 @@
+#include "persistence/writer.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <caf/stateful_actor.hpp>
+
+#include "persistence/batch.hpp"
+#include "runtime/logging.hpp"
+
+namespace parley::persistence {
+
+namespace {
+
+// Internal messages of the writer (sent only to itself).
+using flush_atom = caf::atom_constant<caf::atom("wflush")>;
+using reconnect_atom = caf::atom_constant<caf::atom("wreconnect")>;
+
+constexpr std::chrono::milliseconds initial_backoff{50};
+
+struct writer_state {
+  ~writer_state() {
+    if (counted_up)
+      up->dec();
+  }
+
+  db_session session;
+  writer_options opts;
+  std::vector<write_op> pending_ops;   ///< rows waiting for the next flush...
+  std::vector<caf::typed_response_promise<nlohmann::json>> pending_rps; ///< ...and their callers
+  uint64_t generation = 0;  ///< bumped by every flush; a flush timer from an older one is stale
+  bool down = false;        ///< database unreachable: refuse new ops until a reconnect succeeds
+  std::string down_reason;  ///< what callers are told while down
+  std::chrono::milliseconds backoff{initial_backoff};
+  bool counted_up = false;  ///< this writer currently counts in parley_db_writer_up
+  metrics::histogram* batch_rows = nullptr;
+  metrics::gauge* up = nullptr;
+  batch_metrics commit_metrics;
+  log::logger lg{"persistence"};
+  static inline const char* name = "db_writer";
+};
+
+using writer_actor = caf::stateful_actor<writer_state>;
+
+void mark_up(writer_state& st) {
+  if (!st.counted_up) {
+    st.counted_up = true;
+    st.up->inc();
+  }
+}
+
+void schedule_reconnect(writer_actor* self) {
+  self->delayed_send(self, self->state.backoff, reconnect_atom::value);
+}
+
+void go_down(writer_actor* self, const std::string& reason) {
+  auto& st = self->state;
+  st.down = true;
+  st.down_reason = reason;
+  st.backoff = std::min(initial_backoff, st.opts.max_backoff);
+  if (st.counted_up) {
+    st.counted_up = false;
+    st.up->dec();
+  }
+  // Logged on the transition only: refusals while down are counted by callers, not logged here.
+  st.lg.warn("database unreachable; refusing writes until it is back", {{"error", reason}});
+  schedule_reconnect(self);
+}
+
+void try_reconnect(writer_actor* self) {
+  auto& st = self->state;
+  if (!st.down)
+    return;
+  try {
+    st.session.conn = connect(st.session.url, st.session.opts);
+    st.down = false;
+    st.backoff = initial_backoff;
+    mark_up(st);
+    st.lg.info("database reachable again; accepting writes");
+  } catch (const std::exception& e) {
+    st.down_reason = std::string{"database unavailable: "} + e.what(); // already scrubbed
+    st.backoff = std::min(st.backoff * 2, st.opts.max_backoff);
+    schedule_reconnect(self);
+  }
+}
+
+void flush(writer_actor* self) {
+  auto& st = self->state;
+  ++st.generation;
+  if (st.pending_ops.empty())
+    return;
+  auto ops = std::exchange(st.pending_ops, {});
+  auto rps = std::exchange(st.pending_rps, {});
+  st.batch_rows->observe(static_cast<double>(ops.size()));
+  auto out = run_batch(st.session, std::move(ops), st.opts.kinds, st.commit_metrics);
+  for (size_t i = 0; i < rps.size(); ++i) {
+    auto& r = out.rows[i];
+    if (r.ok)
+      rps[i].deliver(std::move(r.value));
+    else
+      rps[i].deliver(make_error(r.failure.code, r.failure.message));
+  }
+  if (out.unavailable)
+    go_down(self, *out.unavailable);
+  else
+    mark_up(st);
+}
+
+caf::behavior writer(writer_actor* self, std::string url, connection_options conn_opts,
+                     writer_options opts, metrics::histogram* batch_rows, metrics::gauge* up,
+                     batch_metrics bm) {
+  auto& st = self->state;
+  st.session.url = std::move(url);
+  st.session.opts = std::move(conn_opts);
+  st.opts = std::move(opts);
+  st.opts.max_rows = std::max<size_t>(1, st.opts.max_rows);
+  st.batch_rows = batch_rows;
+  st.up = up;
+  st.commit_metrics = bm;
+  // Drain on shutdown: rows already accepted are committed (or failed) before the actor ends.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    flush(self);
+    self->quit(msg.reason);
+  });
+  return {
+    [self](persist_atom, write_op& op) -> caf::result<nlohmann::json> {
+      auto& st = self->state;
+      if (st.down)
+        return make_error(errc::storage_unavailable, st.down_reason);
+      if (st.opts.kinds.count(op.kind) == 0)
+        return make_error(errc::internal, "unknown write kind '" + op.kind + "'");
+      auto rp = self->make_response_promise<nlohmann::json>();
+      st.pending_ops.push_back(std::move(op));
+      st.pending_rps.push_back(rp);
+      if (st.pending_ops.size() >= st.opts.max_rows)
+        flush(self);
+      else if (st.pending_ops.size() == 1)
+        self->delayed_send(self, st.opts.max_delay, flush_atom::value, st.generation);
+      return rp;
+    },
+    [self](flush_atom, uint64_t generation) {
+      if (generation == self->state.generation)
+        flush(self);
+    },
+    [self](reconnect_atom) { try_reconnect(self); },
+  };
+}
+
+} // namespace
+
+writer_options make_writer_options(const config::db_config& cfg,
+                                   std::map<std::string, batch_fn> kinds) {
+  writer_options o;
+  o.max_rows = static_cast<size_t>(std::max(1, cfg.batch_max_rows));
+  o.max_delay = std::chrono::milliseconds{std::max(0, cfg.batch_max_delay_ms)};
+  o.max_backoff = std::chrono::milliseconds{std::max(1, cfg.reconnect_max_backoff_ms)};
+  o.kinds = std::move(kinds);
+  return o;
+}
+
+caf::actor spawn_writer(caf::actor_system& sys, const config::db_config& cfg, writer_options opts,
+                        metrics::registry& m) {
+  auto* batch_rows = &m.get_histogram("parley_db_batch_rows", "Rows per group-commit batch", {},
+                                      metrics::size_buckets());
+  auto* up = &m.get_gauge("parley_db_writer_up", "Group-commit writers connected to the database");
+  batch_metrics bm;
+  bm.commit_seconds = &m.get_histogram("parley_db_commit_seconds",
+                                       "Duration of group-commit transactions, BEGIN to COMMIT");
+  bm.commit_errors = &m.get_counter("parley_db_commit_errors_total",
+                                    "Group-commit transactions that failed (data or connection)");
+  return sys.spawn<caf::detached>(writer, cfg.url, options_from(cfg, "parley-writer"),
+                                  std::move(opts), batch_rows, up, bm);
+}
+
+} // namespace parley::persistence
