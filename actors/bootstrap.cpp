@@ -43,14 +43,18 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
   }
 }
 
+/// A permanent child whose current incarnation is published in `slot` and shown in the tree.
 runtime::child_spec slot_child(std::string id, std::string kind, runtime::actor_slot* slot,
+                               runtime::actor_tree* tree,
                                std::function<caf::actor(caf::actor_system&)> make) {
   runtime::child_spec spec;
-  spec.id = std::move(id);
-  spec.kind = std::move(kind);
+  spec.id = id;
+  spec.kind = kind;
   spec.restart = runtime::restart_policy::permanent;
-  spec.start = [slot, make = std::move(make)](caf::actor_system& sys, const std::string&) {
+  spec.start = [slot, tree, id, kind, make = std::move(make)](caf::actor_system& sys,
+                                                             const std::string& parent) {
     auto a = make(sys);
+    tree->enroll(a, {kind, id, parent});
     slot->set(a);
     return a;
   };
@@ -113,11 +117,11 @@ int serve(const config::parley_config& cfg) {
     auto root = runtime::spawn_supervisor(
       sys, root_opts,
       {
-        slot_child("db_pool", "db_pool", &db_slot,
+        slot_child("db_pool", "db_pool", &db_slot, &tree,
                    [&cfg, &registry](caf::actor_system& s) {
                      return persistence::spawn_db_pool(s, cfg.db, registry);
                    }),
-        slot_child("db_writer", "db_writer", &writer_slot,
+        slot_child("db_writer", "db_writer", &writer_slot, &tree,
                    [&cfg, &registry](caf::actor_system& s) {
                      return persistence::spawn_writer(
                        s, cfg.db, persistence::make_writer_options(cfg.db, {}), registry);
@@ -133,6 +137,11 @@ int serve(const config::parley_config& cfg) {
         kill(getpid(), SIGTERM);
       }
     });
+
+    // The root starts its children on its first run (a worker thread); serve only once every
+    // slot holds a live actor.
+    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get()); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
     auto ctx = std::make_shared<edge::context>();
     ctx->sys = &sys;

@@ -25,6 +25,7 @@ struct worker_state {
   std::unique_ptr<pqxx::connection> conn;  ///< null until the first job, and after a failure
   metrics::histogram* job_seconds = nullptr;
   metrics::registry* registry = nullptr;   ///< error counters are created on first use
+  bool reported_down = false;              ///< warned about an outage not yet over (log once)
   log::logger lg{"persistence"};
   static inline const char* name = "db_worker";
 };
@@ -41,6 +42,13 @@ caf::error fail(worker_state& st, const db_failure& f) {
   return make_error(f.code, f.message);
 }
 
+void reachable(worker_state& st) {
+  if (st.reported_down) {
+    st.reported_down = false;
+    st.lg.info("database reachable again");
+  }
+}
+
 caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
   auto started = std::chrono::steady_clock::now();
   for (int attempt = 0;; ++attempt) {
@@ -55,6 +63,7 @@ caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
         tx.exec_params(set_tenant, job.tenant_id);
       auto out = job.fn(tx);
       tx.commit();
+      reachable(st);
       st.job_seconds->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       return out;
@@ -71,7 +80,11 @@ caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
         // when used; nothing was committed, so one retry on a fresh connection is safe.
         if (reused && attempt == 0 && !f.in_doubt)
           continue;
-        st.lg.warn("database unavailable", {{"error", f.message}});
+        if (!st.reported_down) {
+          // Once per outage and worker: a down database must not flood the log.
+          st.reported_down = true;
+          st.lg.warn("database unavailable", {{"error", f.message}});
+        }
       }
       return fail(st, f);
     }
@@ -79,18 +92,21 @@ caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
 }
 
 bool check_health(worker_state& st) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = st.conn != nullptr;
     try {
       if (!st.conn)
         st.conn = connect(st.url, st.opts);
       pqxx::nontransaction tx{*st.conn};
       tx.exec1("SELECT 1");
+      reachable(st);
       return true;
     } catch (const std::exception&) {
       st.conn.reset();
+      if (!(reused && attempt == 0)) // a stale connection gets one fresh try, like a job
+        return false;
     }
   }
-  return false;
 }
 
 caf::behavior db_worker(worker_actor* self, std::string url, connection_options opts,

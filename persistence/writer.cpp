@@ -1,6 +1,7 @@
 #include "persistence/writer.hpp"
 
 #include <algorithm>
+#include <random>
 #include <utility>
 
 #include <caf/stateful_actor.hpp>
@@ -32,6 +33,7 @@ struct writer_state {
   bool down = false;        ///< database unreachable: refuse new ops until a reconnect succeeds
   std::string down_reason;  ///< what callers are told while down
   std::chrono::milliseconds backoff{initial_backoff};
+  std::minstd_rand jitter{std::random_device{}()}; ///< spreads reconnects of many writers
   bool counted_up = false;  ///< this writer currently counts in parley_db_writer_up
   metrics::histogram* batch_rows = nullptr;
   metrics::gauge* up = nullptr;
@@ -50,7 +52,10 @@ void mark_up(writer_state& st) {
 }
 
 void schedule_reconnect(writer_actor* self) {
-  self->delayed_send(self, self->state.backoff, reconnect_atom::value);
+  auto& st = self->state;
+  // Up to +25 % so that writers of several nodes do not knock on a recovering server in step.
+  auto spread = std::uniform_int_distribution<long>{0, st.backoff.count() / 4}(st.jitter);
+  self->delayed_send(self, st.backoff + std::chrono::milliseconds{spread}, reconnect_atom::value);
 }
 
 void go_down(writer_actor* self, const std::string& reason) {

@@ -1,6 +1,7 @@
 #include "runtime/actor_tree.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/abstract_actor.hpp>
 #include <caf/local_actor.hpp>
 
 namespace parley::runtime {
@@ -18,6 +19,21 @@ void actor_tree::enroll(caf::local_actor* self, actor_info info) {
   // The tree outlives every actor (it is owned by the node and destroyed after the actor
   // system), so a raw pointer in the cleanup functor is safe.
   self->attach_functor([this, id] { remove(id); });
+}
+
+void actor_tree::enroll(const caf::actor& handle, actor_info info) {
+  if (!handle)
+    return;
+  auto id = handle.id();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    entry e;
+    e.handle = handle.address();
+    e.info = std::move(info);
+    e.started = std::chrono::steady_clock::now();
+    live_[id] = std::move(e);
+  }
+  handle->attach_functor([this, id] { remove(id); });
 }
 
 void actor_tree::remove(caf::actor_id id) {

@@ -32,6 +32,8 @@ public:
 
   /// Registers `self` and removes it again when it terminates.
   void enroll(caf::local_actor* self, actor_info info);
+  /// Registers an actor from outside (one spawned by a module that does not know the tree).
+  void enroll(const caf::actor& handle, actor_info info);
   /// Counts one restart of the child at `path` (kept across incarnations).
   void note_restart(const std::string& path);
   uint64_t restarts(const std::string& path) const;

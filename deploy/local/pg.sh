@@ -168,9 +168,12 @@ cmd_stop() {
     say "not running"
     return 0
   fi
-  if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null; then
-    log_tail "$PG_LOG"
-    die "PostgreSQL did not stop within 60 s"
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null 2>&1; then
+    # Someone else (a concurrent make stop) may have stopped it first.
+    if running; then
+      log_tail "$PG_LOG"
+      die "PostgreSQL did not stop within 60 s"
+    fi
   fi
   say "stopped"
 }

@@ -1,0 +1,209 @@
+"""Process life cycle: graceful drain on SIGTERM with a request in flight, and a database outage
+(a private PostgreSQL cluster stopped and started under a running server)."""
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import (ParleyServer, ParleyTestCase, PrivatePostgres, clean_env, http_request,
+                     port_is_closed, psql, require_environment)
+
+setUpModule = require_environment
+
+SLOW_ENV = {
+    # The in-flight request waits on a table lock; nothing else may time it out first.
+    "PARLEY_DB_STATEMENT_TIMEOUT_MS": "30000",
+    "PARLEY_DB_REQUEST_TIMEOUT_MS": "30000",
+    "PARLEY_HTTP_REQUEST_TIMEOUT_MS": "30000",
+}
+
+
+class TableLock:
+    """Holds ACCESS EXCLUSIVE on a table from a separate psql session until release()."""
+
+    def __init__(self, url, table):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-d", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=clean_env())
+        self.proc.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\n"
+                              "SELECT 'locked';\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if line.strip() != "locked":
+            self.proc.kill()
+            raise AssertionError(f"could not lock {table}: {line}")
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n\\q\n")
+            self.proc.stdin.flush()
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+class DrainTest(ParleyTestCase):
+    def test_sigterm_finishes_in_flight_request(self):
+        with ParleyServer(env=SLOW_ENV) as srv:
+            srv.create_tenant()
+            self.assertStatus(srv.admin("GET", "/v1/tenants"), 200, "warm-up", srv)
+            lock = TableLock(srv.db_url, "tenants")
+            result = {}
+
+            def slow_request():
+                try:
+                    result["r"] = srv.admin("GET", "/v1/tenants", timeout=60)
+                except Exception as e:  # reported below
+                    result["error"] = e
+                result["at"] = time.monotonic()
+
+            worker = threading.Thread(target=slow_request)
+            try:
+                worker.start()
+                # The request is in flight once its query waits on our lock.
+                dbname = srv.db_url.rsplit("/", 1)[1]
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    waiting = psql(srv.db_url, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                   f"datname = '{dbname}' AND wait_event_type = 'Lock'")
+                    if waiting != "0":
+                        break
+                    time.sleep(0.05)
+                else:
+                    self.fail(f"the request never reached the database{self._logs(srv)}")
+                self.assertNotIn("r", result, "the request finished despite the lock")
+
+                sent = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                self.assertTrue(srv.wait_for_log("draining", 10), srv.logs())
+                # Draining: no new connections, the process waits for the request.
+                deadline = time.monotonic() + 5
+                while not port_is_closed(srv.port) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertTrue(port_is_closed(srv.port),
+                                "still accepting connections while draining")
+                time.sleep(0.5)
+                self.assertTrue(srv.alive(), f"exited with a request in flight\n{srv.logs()}")
+                self.assertNotIn("r", result)
+            finally:
+                lock.release()
+                worker.join(timeout=30)
+            self.assertNotIn("error", result, f"in-flight request failed: {result.get('error')}"
+                                              f"{self._logs(srv)}")
+            self.assertStatus(result["r"], 200, "in-flight request", srv)
+            self.assertEqual(len(result["r"].body["data"]), 1)
+            self.assertGreater(result["at"], sent)
+            code = srv.wait_exit(15)
+            self.assertEqual(code, 0, f"exit code after drain{self._logs(srv)}")
+            self.assertTrue(port_is_closed(srv.port))
+            stopped = [r for r in srv.log_records() if r.get("msg") == "stopped"]
+            self.assertTrue(stopped, srv.logs())
+
+    def test_idle_sigterm_and_sigint(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(sig=sig.name):
+                srv = ParleyServer().start()
+                try:
+                    port = srv.port
+                    self.assertStatus(srv.request("GET", "/health/ready"), 200, "ready", srv)
+                    started = time.monotonic()
+                    srv.signal(sig)
+                    code = srv.wait_exit(15)
+                    self.assertEqual(code, 0, f"{sig.name}: exit code {code}{self._logs(srv)}")
+                    self.assertLess(time.monotonic() - started, 15)
+                    self.assertTrue(port_is_closed(port), "port still open after exit")
+                finally:
+                    srv.stop(check=False)
+
+
+class DatabaseOutageTest(ParleyTestCase):
+    def wait_status(self, srv, path, status, within, **kw):
+        """Polls until `path` answers `status`; every single answer must come back in time."""
+        deadline = time.monotonic() + within
+        last = None
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            last = srv.request("GET", path, timeout=within, **kw)
+            self.assertLess(time.monotonic() - t0, 10, f"{path} took too long{self._logs(srv)}")
+            if last.status == status:
+                return last
+            time.sleep(0.2)
+        self.fail(f"{path} did not answer {status} within {within} s; last: "
+                  f"{last.describe() if last else None}{self._logs(srv)}")
+
+    # BUG: `parley serve` (and `parley migrate`) give up at once when PostgreSQL is not up yet:
+    # "migration failed", error "migrate: connection to server at ... failed: Connection
+    # refused", exit 1. bootstrap.cpp's migrate_with_retry only retries errors whose text
+    # contains "database unavailable", which a refused connection's message does not.
+    # Expected: retry for a while (its own comment says so) and start once the database is up.
+    @unittest.expectedFailure
+    def test_start_before_database(self):
+        with PrivatePostgres() as pg:
+            pg.stop("fast")
+            starter = threading.Timer(2.0, pg.start)
+            starter.start()
+            srv = ParleyServer(db_url=pg.url)
+            try:
+                srv.start()
+                starter.join()
+                self.wait_status(srv, "/health/ready", 200, 10)
+                srv.create_tenant()
+                srv.stop()
+            finally:
+                starter.cancel()
+                starter.join()
+                srv.stop(check=False)
+
+    def test_outage_and_recovery(self):
+        with PrivatePostgres() as pg:
+            srv = ParleyServer(db_url=pg.url)
+            try:
+                srv.start()
+                self.wait_status(srv, "/health/ready", 200, 10)
+                t = srv.create_tenant()
+                key = srv.create_api_key(t["id"])["key"]
+                self.assertStatus(srv.request("GET", "/v1/channels", token=key), 200, "key", srv)
+
+                # ---- outage
+                pg.stop("fast")
+                r = self.wait_status(srv, "/health/ready", 503, 10)
+                self.assertError(r, 503, what="ready during outage", srv=srv)
+                t0 = time.monotonic()
+                r = srv.admin("POST", "/v1/tenants", {"name": "during", "slug": "during-outage"},
+                              timeout=30)
+                elapsed = time.monotonic() - t0
+                self.assertError(r, 503, "storage_unavailable", what="write during outage",
+                                 srv=srv)
+                self.assertLess(elapsed, 10, "the write hung instead of failing fast")
+                for path, token in (("/v1/tenants", srv.admin_token),
+                                    (f"/v1/tenants/{t['id']}/channels", srv.admin_token),
+                                    ("/v1/channels", key)):
+                    t0 = time.monotonic()
+                    r = srv.request("GET", path, token=token, timeout=30)
+                    self.assertLess(time.monotonic() - t0, 10, f"{path} hung")
+                    # A database outage is never reported as bad credentials or a bug.
+                    self.assertError(r, 503, what=f"GET {path} during outage", srv=srv)
+                self.assertStatus(srv.request("GET", "/health/live"), 200, "live in outage", srv)
+                r = srv.request("GET", "/metrics", timeout=30)
+                self.assertStatus(r, 200, "metrics during outage", srv)
+                self.assertTrue(srv.alive(), f"parley died during the outage\n{srv.logs()}")
+
+                # ---- recovery on the same port
+                pg.start()
+                self.wait_status(srv, "/health/ready", 200, 30)
+                for i in range(5):
+                    r = srv.admin("POST", "/v1/tenants", {"name": f"after {i}",
+                                                          "slug": f"after-outage-{i}"})
+                    self.assertStatus(r, 201, f"write #{i} after recovery", srv)
+                r = srv.request("GET", "/v1/channels", token=key)
+                self.assertStatus(r, 200, "tenant key after recovery", srv)
+                self.assertEqual(psql(pg.url, "SELECT count(*) FROM tenants WHERE slug LIKE "
+                                              "'after-outage-%' OR slug = 'during-outage'"), "5")
+                srv.stop()
+            finally:
+                srv.stop(check=False)
+
+
+if __name__ == "__main__":
+    unittest.main()

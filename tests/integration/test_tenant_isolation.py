@@ -1,0 +1,110 @@
+"""A tenant's API key sees its own tenant only: lists are disjoint and the other tenant's ids
+answer 404, exactly as ids that never existed."""
+import unittest
+
+from harness import ParleyServer, ParleyTestCase, require_environment
+
+setUpModule = require_environment
+
+
+class TenantIsolationTest(ParleyTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ParleyServer().start()
+        srv = cls.server
+        cls.a = srv.create_tenant(name="Alpha")
+        cls.b = srv.create_tenant(name="Bravo")
+        cls.key_a = srv.create_api_key(cls.a["id"], "alpha key")["key"]
+        cls.key_b = srv.create_api_key(cls.b["id"], "bravo key")["key"]
+        cls.chan_a = [srv.create_channel(cls.a["id"])["id"] for _ in range(3)]
+        cls.chan_b = [srv.create_channel(cls.b["id"])["id"] for _ in range(2)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def list_all(self, key, limit=None):
+        ids, cursor = [], None
+        for _ in range(20):
+            path = "/v1/channels"
+            params = []
+            if limit:
+                params.append(f"limit={limit}")
+            if cursor:
+                params.append(f"cursor={cursor}")
+            if params:
+                path += "?" + "&".join(params)
+            r = self.server.request("GET", path, token=key)
+            self.assertStatus(r, 200, path)
+            ids += [c["id"] for c in r.body["data"]]
+            cursor = r.body["next_cursor"]
+            if cursor is None:
+                return ids
+        self.fail("pagination does not end")
+
+    def test_each_tenant_lists_only_its_channels(self):
+        self.assertEqual(sorted(self.list_all(self.key_a)), sorted(self.chan_a))
+        self.assertEqual(sorted(self.list_all(self.key_b)), sorted(self.chan_b))
+        # Paging through small pages never leaks either.
+        self.assertEqual(sorted(self.list_all(self.key_a, limit=1)), sorted(self.chan_a))
+        self.assertEqual(sorted(self.list_all(self.key_b, limit=1)), sorted(self.chan_b))
+
+    def test_channel_fields_belong_to_the_tenant(self):
+        r = self.server.request("GET", "/v1/channels", token=self.key_a)
+        for c in r.body["data"]:
+            if "tenant_id" in c:
+                self.assertEqual(c["tenant_id"], self.a["id"])
+
+    def test_own_channel_by_id(self):
+        for key, ids in ((self.key_a, self.chan_a), (self.key_b, self.chan_b)):
+            for cid in ids:
+                r = self.server.request("GET", f"/v1/channels/{cid}", token=key)
+                self.assertStatus(r, 200, cid)
+                self.assertEqual(r.body["id"], cid)
+
+    def test_other_tenants_channel_is_404(self):
+        never = "00000000-0000-0000-0000-000000000000"
+        for key, foreign in ((self.key_a, self.chan_b), (self.key_b, self.chan_a)):
+            for cid in foreign:
+                r = self.server.request("GET", f"/v1/channels/{cid}", token=key)
+                self.assertError(r, 404, "not_found", what=f"foreign channel {cid}")
+                # Indistinguishable from an id that never existed.
+                r2 = self.server.request("GET", f"/v1/channels/{never}", token=key)
+                self.assertEqual(r.body["error"]["code"], r2.body["error"]["code"])
+                self.assertEqual(r.body["error"]["message"].replace(cid, never),
+                                 r2.body["error"]["message"])
+                # Upper-casing the id does not get around the check.
+                r3 = self.server.request("GET", f"/v1/channels/{cid.upper()}", token=key)
+                self.assertError(r3, 404, "not_found", what="upper-case foreign id")
+
+    def test_tenant_key_cannot_use_admin_routes(self):
+        for path in ("/v1/tenants", f"/v1/tenants/{self.b['id']}", f"/v1/tenants/{self.a['id']}",
+                     f"/v1/tenants/{self.b['id']}/channels", "/v1/admin/actors"):
+            r = self.server.request("GET", path, token=self.key_a)
+            self.assertIn(r.status, (401, 403), f"{path}: {r.describe()}")
+        r = self.server.request("POST", f"/v1/tenants/{self.a['id']}/api-keys", {"name": "x"},
+                                token=self.key_a)
+        self.assertIn(r.status, (401, 403), r.describe())
+
+    def test_admin_views_are_per_tenant(self):
+        r = self.server.admin("GET", f"/v1/tenants/{self.a['id']}/channels")
+        self.assertEqual(sorted(c["id"] for c in r.body["data"]), sorted(self.chan_a))
+        r = self.server.admin("GET", f"/v1/tenants/{self.b['id']}/api-keys")
+        rows = r.body["data"] if isinstance(r.body, dict) else r.body
+        self.assertEqual([k["name"] for k in rows], ["bravo key"])
+
+    def test_deleting_one_tenant_leaves_the_other(self):
+        c = self.server.create_tenant()
+        key_c = self.server.create_api_key(c["id"])["key"]
+        chan_c = self.server.create_channel(c["id"])["id"]
+        self.assertStatus(self.server.admin("DELETE", f"/v1/tenants/{c['id']}"), 204, "delete")
+        r = self.server.request("GET", "/v1/channels", token=key_c)
+        self.assertError(r, 401, what="key of a deleted tenant")
+        r = self.server.request("GET", f"/v1/channels/{chan_c}", token=self.key_a)
+        self.assertError(r, 404, "not_found")
+        self.assertEqual(sorted(self.list_all(self.key_a)), sorted(self.chan_a))
+        self.assertEqual(sorted(self.list_all(self.key_b)), sorted(self.chan_b))
+
+
+if __name__ == "__main__":
+    unittest.main()
