@@ -9,6 +9,9 @@
 
 #include "actors/edge/context.hpp"
 #include "actors/edge/routes.hpp"
+#include "actors/conversation.hpp"
+#include "actors/inbound_store.hpp"
+#include "actors/ingest.hpp"
 #include "actors/tenant.hpp"
 #include "domain/crypto.hpp"
 #include "http/metrics_observer.hpp"
@@ -91,7 +94,7 @@ int serve(const config::parley_config& cfg) {
   // Objects that outlive every actor: actors hold raw pointers to them.
   metrics::registry registry;
   runtime::actor_tree tree;
-  runtime::actor_slot db_slot, writer_slot, tenants_slot;
+  runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot;
   std::atomic<bool> draining{false};
 
   caf::actor_system_config sys_cfg;
@@ -101,7 +104,17 @@ int serve(const config::parley_config& cfg) {
   {
     caf::actor_system sys{sys_cfg};
 
+    conversation_deps conv_deps;
+    conv_deps.writer = &writer_slot;
+    conv_deps.write_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
+    conv_deps.idle_timeout = std::chrono::seconds(cfg.runtime.conversation_idle_timeout_s);
+    conv_deps.active = &registry.get_gauge("parley_conversation_actors_active",
+                                           "Conversation actors currently activated");
+    conv_deps.passivated = &registry.get_counter("parley_conversation_actors_passivated_total",
+                                                 "Conversation actors passivated after idling");
+
     tenant_deps deps;
+    deps.conversations = &conv_deps;
     deps.db = &db_slot;
     deps.tree = &tree;
     deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
@@ -124,9 +137,15 @@ int serve(const config::parley_config& cfg) {
         slot_child("db_writer", "db_writer", &writer_slot, &tree,
                    [&cfg, &registry](caf::actor_system& s) {
                      return persistence::spawn_writer(
-                       s, cfg.db, persistence::make_writer_options(cfg.db, {}), registry);
+                       s, cfg.db,
+                       persistence::make_writer_options(cfg.db, inbound_store::batch_handlers()),
+                       registry);
                    }),
         tenant_registry_spec(deps, &tenants_slot),
+        ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
+                                std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
+                                std::chrono::seconds(30), 30, 5},
+                    &ingest_slot),
       });
     // The root ending means the node cannot work; watch it so the process exits instead of
     // serving errors forever.
@@ -140,7 +159,7 @@ int serve(const config::parley_config& cfg) {
 
     // The root starts its children on its first run (a worker thread); serve only once every
     // slot holds a live actor.
-    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get()); ++i)
+    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get() && ingest_slot.get()); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
     auto ctx = std::make_shared<edge::context>();
@@ -149,6 +168,7 @@ int serve(const config::parley_config& cfg) {
     ctx->db = &db_slot;
     ctx->writer = &writer_slot;
     ctx->tenants = &tenants_slot;
+    ctx->ingest = &ingest_slot;
     ctx->tree = &tree;
     ctx->metrics = &registry;
     ctx->secrets = &secrets;
@@ -160,6 +180,7 @@ int serve(const config::parley_config& cfg) {
     edge::add_ops_routes(*router, ctx);
     edge::add_admin_routes(*router, ctx);
     edge::add_tenant_routes(*router, ctx);
+    edge::add_webhook_routes(*router, ctx);
 
     http::server_options http_opts;
     http_opts.address = cfg.http.address;
@@ -195,6 +216,7 @@ int serve(const config::parley_config& cfg) {
     db_slot.set(nullptr);
     writer_slot.set(nullptr);
     tenants_slot.set(nullptr);
+    ingest_slot.set(nullptr);
     root = nullptr;
     logger.info("stopped", {{"drained", drained}});
     if (root_failed)

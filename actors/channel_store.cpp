@@ -69,6 +69,31 @@ persistence::db_job get(std::string tenant_id, std::string channel_id) {
           }};
 }
 
+persistence::db_job route(std::string phone_number_id) {
+  return {"", true, [pnid = std::move(phone_number_id)](pqxx::work& tx) {
+            auto r = tx.exec_params("SELECT c.tenant_id::text, c.id::text FROM channels c "
+                                    "JOIN tenants t ON t.id = c.tenant_id "
+                                    "WHERE c.phone_number_id = $1 AND t.status = 'active'",
+                                    pnid);
+            if (r.empty())
+              throw app_error(errc::not_found, "no active channel for phone_number_id " + pnid);
+            return nlohmann::json{{"tenant_id", r[0][0].c_str()}, {"channel_id", r[0][1].c_str()}};
+          }};
+}
+
+persistence::db_job webhook_secret(std::string channel_id) {
+  return {"", true, [id = std::move(channel_id)](pqxx::work& tx) {
+            auto r = tx.exec_params("SELECT tenant_id::text, app_secret_enc FROM channels "
+                                    "WHERE id = $1::uuid",
+                                    id);
+            if (r.empty())
+              throw app_error(errc::not_found, "channel " + id + " not found");
+            return nlohmann::json{{"tenant_id", r[0][0].c_str()},
+                                  {"app_secret_enc", r[0][1].is_null() ? nlohmann::json(nullptr)
+                                                                       : nlohmann::json(r[0][1].c_str())}};
+          }};
+}
+
 } // namespace parley::channel_store
 
 namespace parley::api_key_store {

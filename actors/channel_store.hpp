@@ -28,6 +28,11 @@ persistence::db_job list(std::string tenant_id, int limit_plus_one,
 /// One channel of one tenant; another tenant's channel is not_found.
 persistence::db_job get(std::string tenant_id, std::string channel_id);
 
+/// Routing for inbound webhooks: {"tenant_id","channel_id"} of a phone_number_id; not_found.
+persistence::db_job route(std::string phone_number_id);
+/// {"tenant_id","app_secret_enc"|null} of a channel, for per-channel webhook signatures.
+persistence::db_job webhook_secret(std::string channel_id);
+
 } // namespace parley::channel_store
 
 namespace parley::api_key_store {

@@ -12,10 +12,24 @@
 //   (update_atom, nlohmann::json patch) -> nlohmann::json  validated patch {"name"?,"status"?}
 //   (reload_atom) -> bool                                  re-reads its row (after out-of-band changes)
 //   (status_atom) -> nlohmann::json                        state, mailbox, idle time (actor tree)
+//   (inbound_atom, std::string channel_id, domain::inbound_message, int64_t raw_event_id)
+//       -> nlohmann::json {"message_id","conversation_id","duplicate"}   routed to the conversation
+//   (status_event_atom, std::string channel_id, domain::status_event) -> nlohmann::json
+//                                                          routed to the recipient's conversation
+// conversation (one per active (channel, contact); virtual: activated by the tenant on the first
+// message, passivated after runtime.conversation_idle_timeout_s, state rebuilt from each commit):
+//   (inbound_atom, domain::inbound_message, int64_t raw_event_id) -> nlohmann::json  (after COMMIT)
+//   (status_event_atom, domain::status_event) -> nlohmann::json                      (after COMMIT)
+//   (status_atom) -> nlohmann::json
+// ingest (one per node): turns durable raw webhook events into messages and statuses
+//   (ingest_atom, int64_t raw_event_id, std::string body, std::string channel_id) -> void
+//   (replay_atom) -> void                                  re-feeds unprocessed raw events
+//   (status_atom) -> nlohmann::json
 #include <utility>
 
 #include <caf/atom.hpp>
 
+#include "domain/webhook.hpp"
 #include "runtime/atoms.hpp"
 
 namespace parley {
@@ -23,5 +37,13 @@ namespace parley {
 using tenant_atom = caf::atom_constant<caf::atom("tenant")>;
 using evict_atom = caf::atom_constant<caf::atom("evict")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
+using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
+using status_event_atom = caf::atom_constant<caf::atom("statusevt")>;
+using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
+using replay_atom = caf::atom_constant<caf::atom("replay")>;
 
 } // namespace parley
+
+// Parsed webhook parts travel only between actors of the node that parsed them.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::domain::inbound_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::domain::status_event)

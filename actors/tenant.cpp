@@ -1,9 +1,12 @@
 #include "actors/tenant.hpp"
 
+#include <unordered_map>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/skip.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/conversation.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/tenant_store.hpp"
 #include "runtime/errors.hpp"
@@ -21,6 +24,9 @@ struct tenant_state {
   /// "loading", "running", "gone"
   std::string phase = "loading";
   caf::actor_clock::time_point last_active;
+  /// Active conversation actors by "channel_id|wa_id", and back, for their exit messages.
+  std::unordered_map<std::string, caf::actor> conversations;
+  std::unordered_map<caf::actor_addr, std::string> conversation_keys;
   log::logger logger{"tenant"};
   static inline const char* name = "tenant";
 };
@@ -31,6 +37,7 @@ nlohmann::json status_of(tenant_ptr self) {
   auto idle = self->clock().now() - self->state.last_active;
   return {{"state", self->state.phase},
           {"mailbox", self->mailbox().size()},
+          {"conversations_active", self->state.conversations.size()},
           {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()}};
 }
 
@@ -69,9 +76,34 @@ void load(tenant_ptr self) {
       });
 }
 
+/// The conversation actor of (channel, contact), activated on first use. Linked: it ends with
+/// the tenant, and the tenant hears when it passivates or crashes.
+caf::actor conversation_for(tenant_ptr self, const std::string& channel_id, const std::string& wa_id) {
+  auto& st = self->state;
+  auto key = channel_id + "|" + wa_id;
+  if (auto it = st.conversations.find(key); it != st.conversations.end())
+    return it->second;
+  auto conv = spawn_conversation(self->system(), *st.deps.conversations, st.tenant_id, channel_id, wa_id);
+  self->link_to(conv);
+  st.conversation_keys.emplace(conv.address(), key);
+  st.conversations.emplace(std::move(key), conv);
+  return conv;
+}
+
 caf::behavior running(tenant_ptr self) {
   self->state.phase = "running";
   return {
+    [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
+           int64_t raw_event_id) {
+      self->state.last_active = self->clock().now();
+      auto conv = conversation_for(self, channel_id, msg.wa_id);
+      return self->delegate(conv, inbound_atom::value, std::move(msg), raw_event_id);
+    },
+    [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
+      self->state.last_active = self->clock().now();
+      auto conv = conversation_for(self, channel_id, ev.recipient_id);
+      return self->delegate(conv, status_event_atom::value, std::move(ev));
+    },
     [self](get_atom) {
       self->state.last_active = self->clock().now();
       return self->state.tenant;
@@ -113,6 +145,22 @@ void tenant_impl(tenant_ptr self, tenant_deps deps, std::string tenant_id,
   self->state.last_active = self->clock().now();
   if (deps.tree)
     deps.tree->enroll(self, {"tenant", tenant_id, parent_path});
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (auto it = st.conversation_keys.find(msg.source); it != st.conversation_keys.end()) {
+      // Passivated (normal) or crashed: either way the next message activates it afresh from
+      // PostgreSQL; the sender of a lost request retries (ingest) or gets the error.
+      if (msg.reason)
+        st.logger.warn("conversation actor crashed", {{"tenant_id", st.tenant_id},
+                                                      {"conversation", it->second},
+                                                      {"reason", self->system().render(msg.reason)}});
+      st.conversations.erase(it->second);
+      st.conversation_keys.erase(it);
+      return;
+    }
+    if (msg.reason)
+      self->quit(msg.reason);
+  });
   load(self);
 }
 

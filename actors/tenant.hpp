@@ -10,7 +10,10 @@
 
 namespace parley {
 
+struct conversation_deps;
+
 struct tenant_deps {
+  const conversation_deps* conversations = nullptr; ///< for the conversation actors it activates
   runtime::actor_slot* db = nullptr; ///< db_pool, reached through its slot (survives restarts)
   runtime::actor_tree* tree = nullptr;
   caf::timespan db_timeout = std::chrono::seconds(5);

@@ -25,6 +25,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <openssl/rand.h>
@@ -201,6 +203,7 @@ private:
       return;
     }
     parser_.emplace();
+    continue_sent_ = false;
     parser_->body_limit(static_cast<std::uint64_t>(st_->opts.body_limit));
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(st_->opts.header_limit, std::numeric_limits<std::uint32_t>::max())));
@@ -232,10 +235,34 @@ private:
       arm(st_->opts.read_timeout);
     }
     if (!parser_->is_done()) {
-      do_read();
+      if (parser_->is_header_done() && !continue_sent_ && expects_continue())
+        send_continue();
+      else
+        do_read();
       return;
     }
     dispatch();
+  }
+
+  // Clients such as curl hold back bodies over 1 KiB until they see "100 Continue" (or for a
+  // second). Oversized bodies never get here: the parser rejects them on Content-Length first.
+  bool expects_continue() const {
+    auto it = parser_->get().find(bhttp::field::expect);
+    return it != parser_->get().end() && beast::iequals(it->value(), "100-continue");
+  }
+
+  void send_continue() {
+    static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    continue_sent_ = true;
+    asio::async_write(socket_, asio::buffer(interim.data(), interim.size()),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        if (self->phase_ == phase::closed)
+                          return;
+                        if (ec)
+                          self->close();
+                        else
+                          self->do_read();
+                      });
   }
 
   void on_read_error(error_code ec) {
@@ -511,6 +538,7 @@ private:
   bool first_request_ = true;
   bool keep_alive_ = true;
   bool close_after_ = false;
+  bool continue_sent_ = false;
   bool rejected_ = false;   ///< the request could not be read; the stream position is unknown
   bool counted_ = false;    ///< this session holds one unit of shared_state::in_flight
 };

@@ -38,7 +38,4 @@ ${body}  };
 
 } // namespace parley::persistence
 ")
-# Only touch the output when it changes, so an unrelated rebuild does not recompile it.
-file(WRITE "${OUTPUT}.tmp" "${content}")
-file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)
-file(REMOVE "${OUTPUT}.tmp")
+file(WRITE "${OUTPUT}" "${content}")

@@ -197,6 +197,22 @@ TEST_F(Server, BodyArrivesByteExactAndHeadersAreSanitised) {
   EXPECT_EQ(r->header("set-cookie"), "");
 }
 
+TEST_F(Server, ExpectContinueGetsAnInterimResponse) {
+  start();
+  raw_client c(port());
+  std::string body(5000, 'b');
+  ASSERT_TRUE(c.send("POST /body HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  auto interim = c.read_reply();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c.send(body));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, body);
+}
+
 TEST_F(Server, PipelinedRequestsAreAnsweredInOrder) {
   start();
   raw_client c(port());

@@ -2,6 +2,7 @@
 request ids and the live actor tree."""
 import re
 import secrets
+import threading
 import time
 import unittest
 
@@ -16,7 +17,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 class AdminTest(ParleyTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = ParleyServer().start()
+        cls.server = cls.start_server()
 
     @classmethod
     def tearDownClass(cls):
@@ -40,7 +41,8 @@ class AdminTest(ParleyTestCase):
 
         r = self.server.admin("GET", f"/v1/tenants/{t['id']}")
         self.assertStatus(r, 200, "get tenant")
-        self.assertEqual((r.body["id"], r.body["slug"], r.body["name"]), (t["id"], slug, "Acme Corp"))
+        self.assertEqual((r.body["id"], r.body["slug"], r.body["name"]),
+                         (t["id"], slug, "Acme Corp"))
         # Upper-case uuid is the same tenant.
         r = self.server.admin("GET", f"/v1/tenants/{t['id'].upper()}")
         self.assertStatus(r, 200, "get tenant by upper-case id")
@@ -280,10 +282,102 @@ class AdminTest(ParleyTestCase):
                 r = self.post(f"/v1/tenants/{t['id']}/channels", bad)
                 self.assertError(r, 400, BAD, mentions=field)
 
+        # Nor do the logs ever show them.
+        logs = "\n".join(self.server.stderr_lines + self.server.stdout_lines)
+        self.assertNotIn(token, logs)
+        self.assertNotIn(app_secret, logs)
+        self.assertNotIn(k["key"], logs)
+
         # Counts show up in the tenant's usage.
         r = self.server.admin("GET", f"/v1/tenants/{t['id']}")
         self.assertEqual(r.body["usage"].get("channels"), 2, r.body)
         self.assertEqual(r.body["usage"].get("api_keys"), 1, r.body)
+
+    def test_concurrent_duplicates_conflict_cleanly(self):
+        slug = "race-" + secrets.token_hex(4)
+        phone = str(secrets.randbelow(10**15) + 10**14)
+        t = self.server.create_tenant()
+        results = {"tenant": [], "channel": []}
+
+        def create_tenant():
+            results["tenant"].append(self.post("/v1/tenants", {"name": "race", "slug": slug}))
+
+        def create_channel():
+            results["channel"].append(self.post(f"/v1/tenants/{t['id']}/channels",
+                                                channel_body(phone_number_id=phone)))
+
+        threads = [threading.Thread(target=f) for f in [create_tenant] * 8 + [create_channel] * 8]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=60)
+        for kind, rs in results.items():
+            statuses = sorted(r.status for r in rs)
+            self.assertEqual(statuses, [201] + [409] * 7, f"{kind}: {[r.describe() for r in rs]}")
+            for r in rs:
+                if r.status == 409:
+                    self.assertError(r, 409, "conflict", what=kind)
+        self.assertEqual(self.server.sql(f"SELECT count(*) FROM tenants WHERE slug = '{slug}'"),
+                         "1")
+
+    def test_parallel_burst(self):
+        t = self.server.create_tenant()
+        k = self.server.create_api_key(t["id"])
+        self.server.create_channel(t["id"])
+        out = []
+
+        def worker(i):
+            for j in range(5):
+                if (i + j) % 3 == 0:
+                    out.append(self.server.admin("GET", f"/v1/tenants/{t['id']}"))
+                elif (i + j) % 3 == 1:
+                    out.append(self.server.request("GET", "/v1/channels", token=k["key"]))
+                else:
+                    out.append(self.server.admin("POST", "/v1/tenants",
+                                                 {"name": "burst", "slug": f"b-{i}-{j}-"
+                                                  + secrets.token_hex(3)}))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=120)
+        self.assertEqual(len(out), 80)
+        bad = [r.describe() for r in out if r.status not in (200, 201)]
+        self.assertEqual(bad, [], self.server.logs(20))
+
+    def test_delete_cascades_and_frees_names(self):
+        t = self.server.create_tenant()
+        ch = self.server.create_channel(t["id"])
+        k = self.server.create_api_key(t["id"])
+        self.assertStatus(self.server.admin("DELETE", f"/v1/tenants/{t['id']}"), 204, "delete")
+        self.assertEqual(self.server.sql(
+            f"SELECT (SELECT count(*) FROM channels WHERE tenant_id = '{t['id']}') + "
+            f"(SELECT count(*) FROM api_keys WHERE tenant_id = '{t['id']}')"), "0")
+        # Slug and phone number can be used again; the new tenant is a different one.
+        t2 = self.server.create_tenant(slug=t["slug"])
+        self.assertNotEqual(t2["id"], t["id"])
+        self.server.create_channel(t2["id"], phone_number_id=ch["phone_number_id"])
+        r = self.server.request("GET", "/v1/channels", token=k["key"])
+        self.assertError(r, 401, "unauthorized", what="key of the deleted tenant")
+
+    def test_unicode_round_trip(self):
+        name = "Café Ünïcødé 🚀 \"quoted\" \\ back"
+        t = self.server.create_tenant(name=name)
+        self.assertEqual(t["name"], name)
+        r = self.server.admin("GET", f"/v1/tenants/{t['id']}")
+        self.assertEqual(r.body["name"], name)
+
+    # BUG: name limits count UTF-8 bytes, not characters: PATCH /v1/tenants/{id}
+    # {"name": "ж" * 200} (200 characters, 400 bytes) answers 400 "field 'name' must be at most
+    # 200 characters"; expected 200 (the message says characters, and the database's CHECK
+    # length(name) BETWEEN 1 AND 200 counts characters). Same for POST /v1/tenants.
+    @unittest.expectedFailure
+    def test_name_limit_counts_characters(self):
+        t = self.server.create_tenant()
+        r = self.server.admin("PATCH", f"/v1/tenants/{t['id']}", {"name": "ж" * 200})
+        self.assertStatus(r, 200, "200 characters of Cyrillic")
+        self.assertEqual(r.body["name"], "ж" * 200)
 
     def test_request_id(self):
         r = self.server.admin("GET", "/v1/tenants", headers={"X-Request-Id": "it-req-42"})
@@ -299,6 +393,13 @@ class AdminTest(ParleyTestCase):
         b = self.server.admin("GET", "/v1/tenants").headers.get("X-Request-Id")
         self.assertTrue(a and b)
         self.assertNotEqual(a, b, "generated request ids must differ")
+        # Unsafe ids are replaced, never echoed into headers and logs.
+        for unsafe in ("x" * 300, "has space", "tab\tchar"):
+            with self.subTest(unsafe=unsafe[:20]):
+                r = self.server.request("GET", "/health/live", headers={"X-Request-Id": unsafe})
+                got = r.headers.get("X-Request-Id")
+                self.assertTrue(got)
+                self.assertNotEqual(got, unsafe)
 
     def test_actor_tree(self):
         r = self.server.admin("GET", "/v1/admin/actors")

@@ -1,5 +1,6 @@
 """A sweep of client mistakes over every route: each gets the right 4xx with an error body that
 says what to fix, none gets a 5xx, and the server is still healthy afterwards."""
+import http.client
 import json
 import unittest
 
@@ -15,7 +16,7 @@ UNKNOWN = "00000000-0000-0000-0000-000000000000"
 class BadInputTest(ParleyTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = ParleyServer(env={"PARLEY_HTTP_BODY_LIMIT": str(BODY_LIMIT)}).start()
+        cls.server = cls.start_server(env={"PARLEY_HTTP_BODY_LIMIT": str(BODY_LIMIT)})
         srv = cls.server
         cls.tenant = srv.create_tenant()
         cls.key = srv.create_api_key(cls.tenant["id"])
@@ -147,6 +148,8 @@ class BadInputTest(ParleyTestCase):
                f"Content-Length: 100000000\r\n\r\n{{").encode()
         status, out = raw_exchange(self.server.port, req, timeout=8)
         self.assertEqual(status, 413, out[:300])
+        self.assertIn(b"x-request-id:", out.lower(), out[:300])
+        self.assertIn(b"payload_too_large", out, out[:300])
 
     def test_chunked_body_over_limit(self):
         chunk = b"x" * 1000
@@ -264,6 +267,32 @@ class BadInputTest(ParleyTestCase):
                                      what=f"{method} {path}")
                     allow = {m.strip() for m in (r.headers.get("Allow") or "").split(",")}
                     self.assertTrue(ok <= allow, f"Allow: {r.headers.get('Allow')} for {path}")
+
+    def test_keep_alive_survives_client_errors(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        auth = {"Authorization": f"Bearer {self.server.admin_token}"}
+        try:
+            steps = [
+                ("POST", "/v1/tenants", b'{"name":', dict(auth, **{"Content-Type":
+                                                                   "application/json"}), 400),
+                ("GET", "/v1/nothing-here", None, {}, 404),
+                ("HEAD", "/v1/tenants", None, auth, 405),
+                ("PUT", "/v1/tenants", b"{}", dict(auth, **{"Content-Type": "text/plain"}), 405),
+                ("POST", "/v1/tenants", b"{}", dict(auth, **{"Content-Type": "text/plain"}), 415),
+                ("GET", "/v1/tenants", None, {"Authorization": "Bearer nope"}, 401),
+                ("GET", "/health/live", None, {}, 200),
+                ("GET", f"/v1/tenants/{self.tenant['id']}", None, auth, 200),
+            ]
+            for method, path, body, headers, status in steps:
+                with self.subTest(method=method, path=path):
+                    conn.request(method, path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    self.assertEqual(resp.status, status, data[:300])
+                    if method == "HEAD":
+                        self.assertEqual(data, b"", "a HEAD response carries no body")
+        finally:
+            conn.close()
 
     # -- transport-level garbage
 

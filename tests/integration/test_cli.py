@@ -128,7 +128,8 @@ class CliTest(unittest.TestCase):
                                env={"PARLEY_WHATSAPP_APP_SECRET": app_secret,
                                     "PARLEY_WHATSAPP_VERIFY_TOKEN": verify})
             with srv:
-                self.assertEqual(srv.admin("GET", "/v1/tenants").status, 200, srv.logs())
+                r = srv.admin("GET", "/v1/tenants")
+                self.assertEqual(r.status, 200, f"{r.describe()}\n{srv.logs()}")
             everything = "\n".join(srv.stderr_lines + srv.stdout_lines)
             starting = [r for r in srv.log_records() if r.get("msg") == "starting parley"]
             self.assertTrue(starting, f"no 'starting parley' line\n{srv.logs()}")

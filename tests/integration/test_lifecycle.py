@@ -1,12 +1,16 @@
 """Process life cycle: graceful drain on SIGTERM with a request in flight, and a database outage
 (a private PostgreSQL cluster stopped and started under a running server)."""
+import http.client
+import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
-from harness import (ParleyServer, ParleyTestCase, PrivatePostgres, clean_env, http_request,
+from harness import (ParleyServer, ParleyTestCase, PrivatePostgres, clean_env,
                      port_is_closed, psql, require_environment)
 
 setUpModule = require_environment
@@ -115,6 +119,110 @@ class DrainTest(ParleyTestCase):
                     self.assertTrue(port_is_closed(port), "port still open after exit")
                 finally:
                     srv.stop(check=False)
+
+
+    def test_idle_keep_alive_connection_does_not_delay_shutdown(self):
+        srv = ParleyServer().start()
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            conn.request("GET", "/health/live")
+            resp = conn.getresponse()
+            resp.read()
+            self.assertEqual(resp.status, 200)
+            self.assertFalse(resp.will_close, "expected a keep-alive connection")
+            started = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            code = srv.wait_exit(15)
+            self.assertEqual(code, 0, srv.logs())
+            # drain_timeout_ms is 10 s: an idle connection is not "in flight".
+            self.assertLess(time.monotonic() - started, 5, "waited for an idle connection")
+        finally:
+            conn.close()
+            srv.stop(check=False)
+
+
+class TimeoutTest(ParleyTestCase):
+    def test_slow_database_gives_503_not_a_hang(self):
+        env = {"PARLEY_HTTP_REQUEST_TIMEOUT_MS": "1500", "PARLEY_DB_REQUEST_TIMEOUT_MS": "1000",
+               "PARLEY_HTTP_READ_TIMEOUT_MS": "1000"}
+        with ParleyServer(env=env) as srv:
+            srv.create_tenant()
+            lock = TableLock(srv.db_url, "tenants")
+            try:
+                t0 = time.monotonic()
+                r = srv.admin("GET", "/v1/tenants", timeout=30)
+                elapsed = time.monotonic() - t0
+                self.assertError(r, 503, what="list while the table is locked", srv=srv)
+                self.assertIn(r.error_code(), ("upstream_timeout", "storage_unavailable"),
+                              r.describe())
+                self.assertLess(elapsed, 5, "the request hung")
+                self.assertStatus(srv.request("GET", "/health/live"), 200, "live", srv)
+            finally:
+                lock.release()
+            # Once the lock is gone, the node works again (its blocked workers came back).
+            deadline = time.monotonic() + 15
+            while True:
+                r = srv.admin("GET", "/v1/tenants")
+                if r.status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertStatus(r, 200, "list after the lock is released", srv)
+            srv.create_tenant()
+
+            # A client that connects and says nothing is disconnected after the read timeout.
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+                t0 = time.monotonic()
+                try:
+                    data = s.recv(1024)
+                except OSError:
+                    data = b""
+                self.assertLess(time.monotonic() - t0, 8, "a silent client is never dropped")
+                self.assertFalse(data.startswith(b"HTTP/1.1 5"), data)
+            self.assertStatus(srv.request("GET", "/health/live"), 200, "live", srv)
+
+
+class StartupRaceTest(ParleyTestCase):
+    # BUG: `parley serve` logs "listening" and accepts requests before the root supervisor has
+    # started db_pool/db_writer/tenant_registry (actors/bootstrap.cpp starts the server right
+    # after spawn_supervisor; the slots are filled asynchronously by the supervisor). A request
+    # in that window - e.g. GET /v1/tenants with the admin token - gets
+    # 500 {"error":{"code":"internal_error","message":"target actor is not available"}}.
+    # Expected: not listening until the actors exist, or 503 until then; never a 500.
+    # It only shows under CPU contention (about 1 start in 10 here), so this test is opt-in:
+    # PARLEY_TEST_STRESS=1. The harness waits for /health/ready to keep other tests stable.
+    @unittest.skipUnless(os.environ.get("PARLEY_TEST_STRESS"),
+                         "BUG: first requests after 'listening' can get 500 'target actor is "
+                         "not available'; set PARLEY_TEST_STRESS=1 to run")
+    def test_first_requests_after_listening(self):
+        seen = []
+        for _ in range(3):
+            burners = [subprocess.Popen([sys.executable, "-c", "import time\n"
+                                         "t = time.time() + 8\nwhile time.time() < t: pass"])
+                       for _ in range(3)]
+            servers = [ParleyServer(wait_ready=False,
+                                    env={"PARLEY_RUNTIME_SCHEDULER_THREADS": "1"})
+                       for _ in range(4)]
+
+            def first_request(srv):
+                srv.start()
+                r = srv.admin("GET", "/v1/tenants")
+                seen.append((r.status, r.body))
+
+            threads = [threading.Thread(target=first_request, args=(s,)) for s in servers]
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=60)
+            finally:
+                for s in servers:
+                    s.stop(check=False)
+                for b in burners:
+                    b.kill()
+                    b.wait()
+        self.assertEqual(len(seen), 12)
+        bad = [x for x in seen if x[0] not in (200, 503)]
+        self.assertEqual(bad, [], "requests right after 'listening' failed")
 
 
 class DatabaseOutageTest(ParleyTestCase):

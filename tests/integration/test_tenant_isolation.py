@@ -10,7 +10,7 @@ setUpModule = require_environment
 class TenantIsolationTest(ParleyTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = ParleyServer().start()
+        cls.server = cls.start_server()
         srv = cls.server
         cls.a = srv.create_tenant(name="Alpha")
         cls.b = srv.create_tenant(name="Bravo")

@@ -1,0 +1,213 @@
+#include "actors/inbound_store.hpp"
+
+#include <map>
+#include <set>
+
+#include <pqxx/pqxx>
+
+#include "domain/crypto.hpp"
+
+namespace parley::inbound_store {
+
+namespace {
+
+std::string as_json_array(const std::vector<nlohmann::json>& rows) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i)
+      out += ',';
+    out += rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  out += ']';
+  return out;
+}
+
+std::vector<nlohmann::json> store_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  // Ids are drawn first so each row's id is known without relying on RETURNING order.
+  auto ids = tx.exec_params("SELECT nextval('raw_webhook_events_id_seq') FROM generate_series(1, $1)",
+                            static_cast<int>(rows.size()));
+  std::vector<nlohmann::json> batch;
+  std::vector<nlohmann::json> results;
+  batch.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto id = ids[static_cast<int>(i)][0].as<int64_t>();
+    nlohmann::json r = rows[i];
+    r["id"] = id;
+    batch.push_back(std::move(r));
+    results.push_back({{"id", id}});
+  }
+  tx.exec_params(R"(
+    INSERT INTO raw_webhook_events (id, channel_id, request_id, body)
+    SELECT r.id, r.channel_id, r.request_id, decode(r.body_b64, 'base64')
+    FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, channel_id uuid, request_id text, body_b64 text))",
+                 as_json_array(batch));
+  return results;
+}
+
+std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  auto batch = as_json_array(rows);
+  tx.exec_params(R"(
+    INSERT INTO contacts (tenant_id, wa_id, profile_name)
+    SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
+    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text, profile_name text)
+    ORDER BY r.tenant_id, r.wa_id
+    ON CONFLICT (tenant_id, wa_id) DO UPDATE
+      SET profile_name = EXCLUDED.profile_name, updated_at = now()
+      WHERE EXCLUDED.profile_name IS NOT NULL
+        AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
+                 batch);
+  tx.exec_params(R"(
+    INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name)
+    SELECT DISTINCT ON (r.channel_id, r.wa_id) r.tenant_id, r.channel_id, r.wa_id, nullif(r.profile_name, '')
+    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, channel_id uuid, wa_id text, profile_name text)
+    ORDER BY r.channel_id, r.wa_id
+    ON CONFLICT (channel_id, wa_id) DO UPDATE
+      SET contact_name = EXCLUDED.contact_name
+      WHERE EXCLUDED.contact_name IS NOT NULL
+        AND conversations.contact_name IS DISTINCT FROM EXCLUDED.contact_name)",
+                 batch);
+  // Only messages new to the database move the conversation's counters and window, so a
+  // replayed or retried message changes nothing.
+  auto inserted = tx.exec_params(R"(
+    WITH r AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        tenant_id uuid, channel_id uuid, wa_id text, wamid text, type text, content jsonb,
+        raw jsonb, context jsonb, ts bigint, raw_event_id bigint)
+    ), ins AS (
+      INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type, content,
+                            raw, context, from_wa, status, meta_timestamp, raw_event_id)
+      SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
+             r.context, r.wa_id, 'received',
+             CASE WHEN r.ts > 0 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
+      FROM r JOIN conversations c ON c.channel_id = r.channel_id AND c.wa_id = r.wa_id
+      ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
+      RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
+    ), counts AS (
+      SELECT conversation_id, count(*) AS n, max(meta_timestamp) AS ts FROM ins GROUP BY conversation_id
+    ), upd AS (
+      UPDATE conversations c
+      SET unread_count = c.unread_count + counts.n,
+          last_inbound_at = greatest(c.last_inbound_at, counts.ts),
+          last_message_at = greatest(c.last_message_at, counts.ts),
+          window_expires_at = greatest(c.last_inbound_at, counts.ts) + interval '24 hours',
+          status = 'open', updated_at = now()
+      FROM counts WHERE c.id = counts.conversation_id
+    )
+    SELECT channel_id::text, wamid FROM ins)",
+                                 batch);
+  std::set<std::pair<std::string, std::string>> fresh;
+  for (const auto& row : inserted)
+    fresh.emplace(row[0].c_str(), row[1].c_str());
+  auto all = tx.exec_params(R"(
+    SELECT r.channel_id::text, r.wamid, m.id::text, m.conversation_id::text
+    FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
+    JOIN messages m ON m.channel_id = r.channel_id AND m.wamid = r.wamid)",
+                            batch);
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> ids;
+  for (const auto& row : all)
+    ids[{row[0].c_str(), row[1].c_str()}] = {row[2].c_str(), row[3].c_str()};
+  std::vector<nlohmann::json> results;
+  std::set<std::pair<std::string, std::string>> reported_new;
+  for (const auto& r : rows) {
+    std::pair<std::string, std::string> key{r["channel_id"].get<std::string>(),
+                                            r["wamid"].get<std::string>()};
+    auto it = ids.find(key);
+    if (it == ids.end())
+      throw std::runtime_error("message " + key.second + " missing after insert");
+    // Two copies in one batch: the first is new, the second a duplicate.
+    bool is_new = fresh.count(key) && reported_new.insert(key).second;
+    results.push_back({{"message_id", it->second.first},
+                       {"conversation_id", it->second.second},
+                       {"duplicate", !is_new}});
+  }
+  return results;
+}
+
+std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  tx.exec_params(R"(
+    WITH r AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text, ts bigint,
+        error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
+    ), ins AS (
+      INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
+        meta_timestamp, error_code, error_title, errors, conversation, pricing)
+      SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
+             CASE WHEN r.ts > 0 THEN to_timestamp(r.ts) ELSE now() END,
+             r.error_code, r.error_title, r.errors, r.conversation, r.pricing
+      FROM r
+      ON CONFLICT DO NOTHING
+      RETURNING channel_id, wamid, status, meta_timestamp, error_code, error_title
+    ), folded AS (
+      SELECT channel_id, wamid,
+             (array_agg(status ORDER BY parley_status_rank(status) DESC))[1] AS top,
+             min(meta_timestamp) FILTER (WHERE status = 'sent') AS sent_at,
+             min(meta_timestamp) FILTER (WHERE status = 'delivered') AS delivered_at,
+             min(meta_timestamp) FILTER (WHERE status = 'read') AS read_at,
+             min(meta_timestamp) FILTER (WHERE status = 'failed') AS failed_at,
+             max(error_code) FILTER (WHERE status = 'failed') AS error_code,
+             max(error_title) FILTER (WHERE status = 'failed') AS error_title
+      FROM ins GROUP BY channel_id, wamid
+    )
+    UPDATE messages m
+    SET status = CASE WHEN m.status <> 'failed'
+                       AND parley_status_rank(f.top) > parley_status_rank(m.status)
+                      THEN f.top ELSE m.status END,
+        sent_at = coalesce(m.sent_at, f.sent_at),
+        delivered_at = coalesce(m.delivered_at, f.delivered_at),
+        read_at = coalesce(m.read_at, f.read_at),
+        failed_at = coalesce(m.failed_at, f.failed_at),
+        error_code = coalesce(m.error_code, f.error_code),
+        error_title = coalesce(m.error_title, f.error_title)
+    FROM folded f
+    WHERE m.channel_id = f.channel_id AND m.wamid = f.wamid AND m.direction = 'outbound')",
+                 as_json_array(rows));
+  return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
+}
+
+std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  tx.exec_params(R"(
+    UPDATE raw_webhook_events e
+    SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
+    FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
+    WHERE e.id = r.id)",
+                 as_json_array(rows));
+  return std::vector<nlohmann::json>(rows.size(), nlohmann::json::object());
+}
+
+} // namespace
+
+std::map<std::string, persistence::batch_fn> batch_handlers() {
+  return {
+    {raw_event_kind, store_raw_events},
+    {message_kind, store_messages},
+    {status_kind, store_statuses},
+    {raw_event_done_kind, mark_done},
+  };
+}
+
+nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
+                             const std::string& request_id) {
+  return {{"body_b64", crypto::base64_encode(body)},
+          {"channel_id", channel_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(channel_id)},
+          {"request_id", request_id}};
+}
+
+nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string error) {
+  return {{"id", id}, {"outcome", std::move(outcome)}, {"error", std::move(error)}};
+}
+
+persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s) {
+  return {"", true, [after, limit, min_age_s](pqxx::work& tx) {
+            auto r = tx.exec_params(
+              "SELECT coalesce(json_agg(json_build_object('id', id, 'channel_id', channel_id, "
+              "'body_b64', translate(encode(body, 'base64'), E'\\n', '')) ORDER BY id), '[]')::text FROM ("
+              "SELECT id, channel_id, body FROM raw_webhook_events "
+              "WHERE processed_at IS NULL AND id > $1 "
+              "AND received_at <= now() - make_interval(secs => $3) ORDER BY id LIMIT $2) x",
+              after, limit, min_age_s);
+            return nlohmann::json::parse(r[0][0].c_str());
+          }};
+}
+
+} // namespace parley::inbound_store

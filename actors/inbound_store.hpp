@@ -1,0 +1,30 @@
+#pragma once
+// Group-commit batch handlers of the inbound path. Each turns a whole batch into a few set-based
+// statements (PostgreSQL unpacks the batch from one JSON parameter), and each is idempotent: a
+// row written again after a lost COMMIT or a replay changes nothing.
+#include <map>
+#include <string>
+
+#include "persistence/messages.hpp"
+
+namespace parley::inbound_store {
+
+/// write_op kinds.
+inline constexpr const char* raw_event_kind = "raw_webhook_event";
+inline constexpr const char* message_kind = "inbound_message";
+inline constexpr const char* status_kind = "status_event";
+inline constexpr const char* raw_event_done_kind = "raw_event_done";
+
+/// All of the above, for the writer's options.
+std::map<std::string, persistence::batch_fn> batch_handlers();
+
+/// Row builders (the JSON each kind expects).
+nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
+                             const std::string& request_id);
+nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string error = {});
+
+/// Unprocessed raw events with id > after and at least `min_age_s` old, oldest first, at most
+/// `limit` ({"id","channel_id","body_b64"}), for replay.
+persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s);
+
+} // namespace parley::inbound_store

@@ -1,0 +1,381 @@
+#include "actors/ingest.hpp"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/channel_store.hpp"
+#include "actors/inbound_store.hpp"
+#include "actors/interfaces.hpp"
+#include "domain/crypto.hpp"
+#include "domain/webhook.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/logging.hpp"
+
+namespace parley::ingest_detail {
+
+/// Book-keeping of one raw event while its parts are in flight.
+struct event_progress {
+  int64_t id = 0;
+  std::string body;
+  std::string channel_id; ///< set for per-channel webhooks: only that channel may be addressed
+  int attempt = 1;
+  size_t outstanding = 0;
+  size_t failed = 0;
+  size_t routed = 0;
+  size_t unknown = 0;
+  size_t fresh = 0;
+  std::string error;
+};
+
+using progress_ptr = std::shared_ptr<event_progress>;
+
+} // namespace parley::ingest_detail
+
+// Retries are sent to the actor itself and never leave the node.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::ingest_detail::progress_ptr)
+
+namespace parley {
+
+namespace {
+
+using ingest_detail::event_progress;
+using ingest_detail::progress_ptr;
+
+struct route {
+  std::string tenant_id;
+  std::string channel_id;
+};
+
+
+
+struct ingest_state {
+  ingest_deps deps;
+  std::unordered_map<std::string, route> routes;              ///< phone_number_id -> channel
+  std::unordered_map<std::string, caf::actor_clock::time_point> unknown; ///< negative cache, until
+  std::unordered_map<std::string, caf::actor> tenant_actors; ///< cached activations
+  std::unordered_set<int64_t> in_flight;                     ///< event ids being processed
+  int64_t replay_cursor = 0;
+  log::logger logger{"ingest"};
+  static inline const char* name = "ingest";
+};
+
+using ingest_ptr = caf::stateful_actor<ingest_state>*;
+
+metrics::counter& webhook_outcome(ingest_ptr self, const std::string& outcome) {
+  return self->state.deps.metrics->get_counter(
+    "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
+    {{"outcome", outcome}});
+}
+
+void process(ingest_ptr self, progress_ptr ev);
+
+void finish(ingest_ptr self, const progress_ptr& ev) {
+  auto& st = self->state;
+  if (ev->failed > 0) {
+    if (ev->attempt < st.deps.max_attempts) {
+      // Transient (database, passivation race): try the whole event again; every step is
+      // idempotent, so parts already committed are recognised as duplicates.
+      auto retry = std::make_shared<event_progress>();
+      retry->id = ev->id;
+      retry->body = std::move(ev->body);
+      retry->channel_id = ev->channel_id;
+      retry->attempt = ev->attempt + 1;
+      self->delayed_send(self, std::chrono::milliseconds(100 * (1 << ev->attempt)),
+                         caf::make_message(retry));
+      return;
+    }
+    st.logger.warn("raw event left for the sweep", {{"raw_event_id", ev->id}, {"error", ev->error}});
+    st.in_flight.erase(ev->id);
+    return;
+  }
+  std::string outcome = "accepted";
+  if (ev->routed == 0 && ev->unknown > 0)
+    outcome = "unknown_number";
+  else if (ev->unknown > 0)
+    outcome = "partial";
+  if (ev->unknown > 0)
+    webhook_outcome(self, "unknown_number").inc();
+  if (ev->routed > 0 && ev->fresh == 0)
+    webhook_outcome(self, "duplicate").inc();
+  auto id = ev->id;
+  self->request(st.deps.writer->get(), st.deps.request_timeout, persistence::persist_atom::value,
+                persistence::write_op{inbound_store::raw_event_done_kind,
+                                      inbound_store::raw_event_done_row(id, outcome, ev->error)})
+    .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
+          [self, id](caf::error&) {
+            // The parts are committed; only the mark is missing. A replay will find only
+            // duplicates and mark it then.
+            self->state.in_flight.erase(id);
+          });
+}
+
+void part_done(ingest_ptr self, const progress_ptr& ev) {
+  if (--ev->outstanding == 0)
+    finish(self, ev);
+}
+
+/// Calls `then(tenant actor)` with the tenant's live activation.
+void with_tenant_actor(ingest_ptr self, const std::string& tenant_id,
+                       std::function<void(const caf::actor&)> then, std::function<void(const caf::error&)> fail) {
+  auto& st = self->state;
+  if (auto it = st.tenant_actors.find(tenant_id); it != st.tenant_actors.end())
+    return then(it->second);
+  self->request(st.deps.tenants->get(), st.deps.request_timeout, tenant_atom::value, tenant_id)
+    .then(
+      [self, tenant_id, then](caf::actor& tenant) {
+        self->monitor(tenant);
+        self->state.tenant_actors[tenant_id] = tenant;
+        then(tenant);
+      },
+      [fail](caf::error& err) { fail(err); });
+}
+
+void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& batch) {
+  auto& st = self->state;
+  auto* reg = st.deps.metrics;
+  for (const auto& other : batch.others)
+    reg->get_counter("parley_webhook_changes_total",
+                     "Webhook changes that are not messages or statuses, by field",
+                     {{"field", other.field}})
+      .inc();
+  auto route_of = [&](const std::string& pnid) -> const route* {
+    auto it = st.routes.find(pnid);
+    if (it == st.routes.end())
+      return nullptr;
+    if (!ev->channel_id.empty() && it->second.channel_id != ev->channel_id)
+      return nullptr; // a channel's own secret only vouches for that channel
+    return &it->second;
+  };
+  ev->outstanding = 1; // held until every part is sent, so finish() runs once
+  auto fail_part = [self, ev](const caf::error& err) {
+    ++ev->failed;
+    ev->error = message_of(err);
+    part_done(self, ev);
+  };
+  for (auto& msg : batch.messages) {
+    const route* r = route_of(msg.phone_number_id);
+    if (!r) {
+      ++ev->unknown;
+      continue;
+    }
+    ++ev->routed;
+    ++ev->outstanding;
+    auto type = msg.type;
+    with_tenant_actor(
+      self, r->tenant_id,
+      [self, ev, channel_id = r->channel_id, msg = std::move(msg), type, reg,
+       fail_part](const caf::actor& tenant) mutable {
+        self->request(tenant, self->state.deps.request_timeout, inbound_atom::value, channel_id,
+                      std::move(msg), ev->id)
+          .then(
+            [self, ev, type, reg](nlohmann::json& result) {
+              if (!result.value("duplicate", false)) {
+                ++ev->fresh;
+                reg->get_counter("parley_inbound_messages_total", "Inbound messages stored, by type",
+                                 {{"type", type}})
+                  .inc();
+              } else {
+                reg->get_counter("parley_inbound_duplicates_total",
+                                 "Inbound messages recognised as already stored (retries, replays)")
+                  .inc();
+              }
+              part_done(self, ev);
+            },
+            [self, fail_part](caf::error& err) {
+              fail_part(err);
+            });
+      },
+      fail_part);
+  }
+  for (auto& status : batch.statuses) {
+    const route* r = route_of(status.phone_number_id);
+    if (!r) {
+      ++ev->unknown;
+      continue;
+    }
+    ++ev->routed;
+    ++ev->outstanding;
+    auto value = status.status_text;
+    with_tenant_actor(
+      self, r->tenant_id,
+      [self, ev, channel_id = r->channel_id, status = std::move(status), value, reg,
+       fail_part](const caf::actor& tenant) mutable {
+        self->request(tenant, self->state.deps.request_timeout, status_event_atom::value,
+                      channel_id, std::move(status))
+          .then(
+            [self, ev, value, reg](nlohmann::json&) {
+              ++ev->fresh;
+              reg->get_counter("parley_inbound_statuses_total", "Message statuses received, by value",
+                               {{"status", value}})
+                .inc();
+              part_done(self, ev);
+            },
+            [fail_part](caf::error& err) { fail_part(err); });
+      },
+      fail_part);
+  }
+  part_done(self, ev);
+}
+
+/// Resolves unknown phone_number_ids (one look-up each), then dispatches.
+void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
+                           std::shared_ptr<domain::webhook_batch> batch) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  std::vector<std::string> missing;
+  for (const auto& pnid : batch->phone_number_ids) {
+    if (st.routes.count(pnid))
+      continue;
+    auto neg = st.unknown.find(pnid);
+    if (neg != st.unknown.end() && neg->second > now)
+      continue;
+    missing.push_back(pnid);
+  }
+  if (missing.empty())
+    return dispatch(self, ev, *batch);
+  auto pending = std::make_shared<size_t>(missing.size());
+  for (const auto& pnid : missing) {
+    self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
+                  channel_store::route(pnid))
+      .then(
+        [self, ev, batch, pending, pnid](nlohmann::json& r) {
+          self->state.routes[pnid] = route{r["tenant_id"], r["channel_id"]};
+          self->state.unknown.erase(pnid);
+          if (--*pending == 0)
+            dispatch(self, ev, *batch);
+        },
+        [self, ev, batch, pending, pnid](caf::error& err) {
+          if (code_of(err) == errc::not_found) {
+            // Numbers nobody owns are looked up again after a minute (a channel may be added).
+            self->state.unknown[pnid] = self->clock().now() + std::chrono::seconds(60);
+          } else {
+            ++ev->failed;
+            ev->error = message_of(err);
+          }
+          if (--*pending == 0) {
+            if (ev->failed > 0) {
+              ev->outstanding = 1;
+              return part_done(self, ev);
+            }
+            dispatch(self, ev, *batch);
+          }
+        });
+  }
+}
+
+void process(ingest_ptr self, progress_ptr ev) {
+  auto parsed = domain::parse_webhook(ev->body);
+  if (auto* err = std::get_if<domain::webhook_error>(&parsed)) {
+    webhook_outcome(self, "unparsable").inc();
+    auto id = ev->id;
+    self->request(self->state.deps.writer->get(), self->state.deps.request_timeout,
+                  persistence::persist_atom::value,
+                  persistence::write_op{inbound_store::raw_event_done_kind,
+                                        inbound_store::raw_event_done_row(id, "unparsable", err->reason)})
+      .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
+            [self, id](caf::error&) { self->state.in_flight.erase(id); });
+    return;
+  }
+  auto batch = std::make_shared<domain::webhook_batch>(std::get<domain::webhook_batch>(std::move(parsed)));
+  resolve_then_dispatch(self, ev, std::move(batch));
+}
+
+/// Feeds unprocessed raw events in pages, oldest first.
+void replay_page(ingest_ptr self, int min_age_s) {
+  auto& st = self->state;
+  self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
+                inbound_store::unprocessed_events(st.replay_cursor, 500, min_age_s))
+    .then(
+      [self, min_age_s](nlohmann::json& rows) {
+        size_t fed = 0;
+        for (auto& row : rows) {
+          auto id = row["id"].get<int64_t>();
+          self->state.replay_cursor = std::max(self->state.replay_cursor, id);
+          if (self->state.in_flight.count(id))
+            continue;
+          auto body = crypto::base64_decode(row["body_b64"].get<std::string>());
+          if (!body)
+            continue;
+          auto ev = std::make_shared<event_progress>();
+          ev->id = id;
+          ev->body = std::move(*body);
+          ev->channel_id = row["channel_id"].is_string() ? row["channel_id"].get<std::string>() : "";
+          self->state.in_flight.insert(id);
+          ++fed;
+          process(self, ev);
+        }
+        if (fed > 0)
+          self->state.logger.info("replayed raw events", {{"count", fed}});
+        if (rows.size() == 500)
+          replay_page(self, min_age_s);
+        else
+          self->state.replay_cursor = 0; // next sweep starts from the oldest again
+      },
+      [self](caf::error& err) {
+        self->state.logger.warn("replay failed; will retry at the next sweep",
+                                {{"error", message_of(err)}});
+        self->state.replay_cursor = 0;
+      });
+}
+
+caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {
+  self->state.deps = deps;
+  if (deps.tree)
+    deps.tree->enroll(self, {"ingest", "node", parent_path});
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& cache = self->state.tenant_actors;
+    for (auto it = cache.begin(); it != cache.end(); ++it)
+      if (it->second.address() == msg.source) {
+        cache.erase(it);
+        return;
+      }
+  });
+  // Start-up: everything not processed, whatever its age.
+  replay_page(self, 0);
+  if (deps.sweep_interval.count() > 0)
+    self->delayed_send(self, deps.sweep_interval, tick_atom::value);
+  return {
+    [self](ingest_atom, int64_t id, std::string& body, std::string& channel_id) {
+      if (!self->state.in_flight.insert(id).second)
+        return;
+      auto ev = std::make_shared<event_progress>();
+      ev->id = id;
+      ev->body = std::move(body);
+      ev->channel_id = std::move(channel_id);
+      process(self, ev);
+    },
+    [self](progress_ptr& retry) { process(self, retry); },
+    [self](replay_atom) { replay_page(self, 0); },
+    [self](tick_atom) {
+      replay_page(self, self->state.deps.sweep_min_age_s);
+      self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);
+    },
+    [self](status_atom) {
+      return nlohmann::json{{"state", "running"},
+                            {"mailbox", self->mailbox().size()},
+                            {"events_in_flight", self->state.in_flight.size()},
+                            {"routes_cached", self->state.routes.size()}};
+    },
+  };
+}
+
+} // namespace
+
+runtime::child_spec ingest_spec(ingest_deps deps, runtime::actor_slot* slot) {
+  runtime::child_spec spec;
+  spec.id = "node";
+  spec.kind = "ingest";
+  spec.restart = runtime::restart_policy::permanent;
+  spec.start = [deps, slot](caf::actor_system& sys, const std::string& parent) {
+    auto a = sys.spawn(ingest_impl, deps, parent);
+    slot->set(a);
+    return a;
+  };
+  return spec;
+}
+
+} // namespace parley
+
