@@ -15,6 +15,8 @@ packages=(
   libfmt-dev libssl-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # HTTP load generator of the ingestion benchmark
+  wrk
   # the private servers of make run / make test (postgresql-common may also start a system
   # cluster on 5432; we never use it)
   postgresql-15 postgresql-client-15 redis-server redis-tools
