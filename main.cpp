@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   std::string config_file;
   auto* serve = app.add_subcommand("serve", "run a node (HTTP API, webhooks, actors)");
   serve->add_option("--config", config_file, "JSON configuration file (PARLEY_* env vars override it)");
+  bool print_config = false;
+  serve->add_flag("--print-config", print_config,
+                  "print the effective configuration (secrets redacted) and exit");
   auto* migrate = app.add_subcommand("migrate", "apply pending database migrations and exit");
   migrate->add_option("--config", config_file, "JSON configuration file");
   app.footer("Configuration keys and environment variables: docs/operations.md");
@@ -31,10 +34,16 @@ int main(int argc, char** argv) {
     std::optional<std::string> file;
     if (!config_file.empty())
       file = config_file;
-    cfg = parley::config::load(file, parley::config::environment());
+    cfg = parley::config::load(file, parley::config::environment(),
+                               *migrate ? parley::config::purpose::migrate
+                                        : parley::config::purpose::serve);
   } catch (const parley::config::config_error& e) {
     std::cerr << "parley: invalid configuration: " << e.what() << "\n";
     return 2;
+  }
+  if (*serve && print_config) {
+    std::cout << parley::config::redacted_json(cfg) << "\n";
+    return 0;
   }
   if (*serve)
     return parley::serve(cfg);

@@ -3,12 +3,16 @@
 #include <csignal>
 #include <thread>
 
+#include <caf/actor_pool.hpp>
+#include <pqxx/except>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/edge/context.hpp"
 #include "actors/edge/routes.hpp"
+#include "actors/interfaces.hpp"
 #include "actors/conversation.hpp"
 #include "actors/inbound_store.hpp"
 #include "actors/ingest.hpp"
@@ -35,13 +39,18 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
       int applied = persistence::migrate(cfg.db.url);
       logger.info("migrations applied", {{"applied", applied}});
       return 0;
-    } catch (const std::exception& e) {
-      if (i == attempts || std::string_view{e.what()}.find("database unavailable") == std::string_view::npos) {
-        logger.error("migration failed", {{"error", e.what()}});
+    } catch (const pqxx::broken_connection& e) {
+      if (i == attempts) {
+        logger.error("database unreachable, giving up", {{"error", e.what()}, {"attempts", i}});
         return 1;
       }
       logger.warn("database not reachable yet, retrying", {{"attempt", i}, {"error", e.what()}});
       std::this_thread::sleep_for(std::chrono::seconds(1));
+    } catch (const std::exception& e) {
+      {
+        logger.error("migration failed", {{"error", e.what()}});
+        return 1;
+      }
     }
   }
 }
@@ -62,6 +71,24 @@ runtime::child_spec slot_child(std::string id, std::string kind, runtime::actor_
     return a;
   };
   return spec;
+}
+
+/// Acknowledged webhooks may still be on their way into conversations: let ingest finish them
+/// (bounded), so a clean stop leaves nothing for the next start to replay.
+bool wait_for_ingest(caf::actor_system& sys, runtime::actor_slot& ingest,
+                     std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{sys};
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int64_t in_flight = 0;
+    self->request(ingest.get(), std::chrono::seconds(1), status_atom::value)
+      .receive([&](nlohmann::json& st) { in_flight = st.value("events_in_flight", int64_t{0}); },
+               [&](caf::error&) { in_flight = 0; });
+    if (in_flight == 0)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 int wait_for_signal() {
@@ -136,10 +163,19 @@ int serve(const config::parley_config& cfg) {
                    }),
         slot_child("db_writer", "db_writer", &writer_slot, &tree,
                    [&cfg, &registry](caf::actor_system& s) {
-                     return persistence::spawn_writer(
-                       s, cfg.db,
-                       persistence::make_writer_options(cfg.db, inbound_store::batch_handlers()),
-                       registry);
+                     // db.writers connections commit in parallel (PostgreSQL groups their
+                     // WAL flushes); each still batches what reaches it.
+                     auto make = [&cfg, &registry, &s] {
+                       return persistence::spawn_writer(
+                         s, cfg.db,
+                         persistence::make_writer_options(cfg.db, inbound_store::batch_handlers()),
+                         registry);
+                     };
+                     if (cfg.db.writers <= 1)
+                       return make();
+                     return caf::actor_pool::make(s.dummy_execution_unit(),
+                                                  static_cast<size_t>(cfg.db.writers), make,
+                                                  caf::actor_pool::round_robin());
                    }),
         tenant_registry_spec(deps, &tenants_slot),
         ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
@@ -209,6 +245,8 @@ int serve(const config::parley_config& cfg) {
     server.stop_accepting();
     bool drained = server.drain(std::chrono::milliseconds(cfg.http.drain_timeout_ms));
     server.stop();
+    drained = wait_for_ingest(sys, ingest_slot, std::chrono::milliseconds(cfg.http.drain_timeout_ms))
+              && drained;
     caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
     // Detached actors' threads only end when the last handle is gone, and the actor system's

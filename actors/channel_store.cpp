@@ -53,6 +53,7 @@ persistence::db_job create(new_channel c) {
 persistence::db_job list(std::string tenant_id, int limit_plus_one,
                          std::optional<std::string> after_time, std::optional<std::string> after_id) {
   return {tenant_id, true, [=](pqxx::work& tx) {
+            require_tenant(tx, tenant_id);
             auto r = tx.exec_params(
               std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + channel_select
                 + " WHERE c.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "

@@ -11,6 +11,22 @@ namespace parley::inbound_store {
 
 namespace {
 
+/// PostgreSQL's text and jsonb cannot hold U+0000; Meta can send it. Each escaped NUL in the
+/// serialised JSON becomes U+FFFD so the message is stored instead of failing forever (the raw
+/// webhook bytes keep the original).
+void replace_escaped_nul(std::string& json) {
+  constexpr std::string_view nul = "\\u0000";
+  size_t pos = 0;
+  while ((pos = json.find(nul, pos)) != std::string::npos) {
+    size_t backslashes = 0;
+    for (size_t i = pos; i > 0 && json[i - 1] == '\\'; --i)
+      ++backslashes;
+    if (backslashes % 2 == 0)
+      json.replace(pos, nul.size(), "\\ufffd");
+    pos += nul.size();
+  }
+}
+
 std::string as_json_array(const std::vector<nlohmann::json>& rows) {
   std::string out = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -19,6 +35,8 @@ std::string as_json_array(const std::vector<nlohmann::json>& rows) {
     out += rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   out += ']';
+  if (out.find("\\u0000") != std::string::npos)
+    replace_escaped_nul(out);
   return out;
 }
 
@@ -78,7 +96,7 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
                             raw, context, from_wa, status, meta_timestamp, raw_event_id)
       SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
              r.context, r.wa_id, 'received',
-             CASE WHEN r.ts > 0 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
+             CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
       FROM r JOIN conversations c ON c.channel_id = r.channel_id AND c.wa_id = r.wa_id
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
       RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
@@ -133,7 +151,7 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlo
       INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
         meta_timestamp, error_code, error_title, errors, conversation, pricing)
       SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
-             CASE WHEN r.ts > 0 THEN to_timestamp(r.ts) ELSE now() END,
+             CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END,
              r.error_code, r.error_title, r.errors, r.conversation, r.pricing
       FROM r
       ON CONFLICT DO NOTHING

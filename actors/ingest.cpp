@@ -27,6 +27,7 @@ struct event_progress {
   size_t routed = 0;
   size_t unknown = 0;
   size_t fresh = 0;
+  size_t rejected = 0; ///< parts that can never be stored (tenant or channel gone)
   std::string error;
 };
 
@@ -47,6 +48,7 @@ using ingest_detail::progress_ptr;
 struct route {
   std::string tenant_id;
   std::string channel_id;
+  caf::actor_clock::time_point until; ///< re-checked after this (suspension, reassignment)
 };
 
 
@@ -94,8 +96,10 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
   std::string outcome = "accepted";
   if (ev->routed == 0 && ev->unknown > 0)
     outcome = "unknown_number";
-  else if (ev->unknown > 0)
+  else if (ev->unknown > 0 || ev->rejected > 0)
     outcome = "partial";
+  if (ev->rejected > 0)
+    webhook_outcome(self, "rejected").inc();
   if (ev->unknown > 0)
     webhook_outcome(self, "unknown_number").inc();
   if (ev->routed > 0 && ev->fresh == 0)
@@ -143,7 +147,7 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
       .inc();
   auto route_of = [&](const std::string& pnid) -> const route* {
     auto it = st.routes.find(pnid);
-    if (it == st.routes.end())
+    if (it == st.routes.end() || it->second.until < self->clock().now())
       return nullptr;
     if (!ev->channel_id.empty() && it->second.channel_id != ev->channel_id)
       return nullptr; // a channel's own secret only vouches for that channel
@@ -151,7 +155,15 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
   };
   ev->outstanding = 1; // held until every part is sent, so finish() runs once
   auto fail_part = [self, ev](const caf::error& err) {
-    ++ev->failed;
+    auto code = code_of(err);
+    if (code == errc::not_found || code == errc::invalid_argument || code == errc::conflict) {
+      // Permanent: the tenant or channel is gone, or the row cannot be stored. Retrying would
+      // loop forever; the event is marked (partial, with the reason) and the routes refreshed.
+      ++ev->rejected;
+      self->state.routes.clear();
+    } else {
+      ++ev->failed;
+    }
     ev->error = message_of(err);
     part_done(self, ev);
   };
@@ -227,7 +239,7 @@ void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
   auto now = self->clock().now();
   std::vector<std::string> missing;
   for (const auto& pnid : batch->phone_number_ids) {
-    if (st.routes.count(pnid))
+    if (auto it = st.routes.find(pnid); it != st.routes.end() && it->second.until > now)
       continue;
     auto neg = st.unknown.find(pnid);
     if (neg != st.unknown.end() && neg->second > now)
@@ -242,13 +254,15 @@ void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
                   channel_store::route(pnid))
       .then(
         [self, ev, batch, pending, pnid](nlohmann::json& r) {
-          self->state.routes[pnid] = route{r["tenant_id"], r["channel_id"]};
+          self->state.routes[pnid] = route{r["tenant_id"], r["channel_id"],
+                                           self->clock().now() + std::chrono::seconds(60)};
           self->state.unknown.erase(pnid);
           if (--*pending == 0)
             dispatch(self, ev, *batch);
         },
         [self, ev, batch, pending, pnid](caf::error& err) {
           if (code_of(err) == errc::not_found) {
+            self->state.routes.erase(pnid);
             // Numbers nobody owns are looked up again after a minute (a channel may be added).
             self->state.unknown[pnid] = self->clock().now() + std::chrono::seconds(60);
           } else {
@@ -349,6 +363,12 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
     },
     [self](progress_ptr& retry) { process(self, retry); },
     [self](replay_atom) { replay_page(self, 0); },
+    [self](reload_atom) {
+      // Channels or tenants changed (created, deleted, suspended): route afresh.
+      self->state.routes.clear();
+      self->state.unknown.clear();
+      self->state.tenant_actors.clear();
+    },
     [self](tick_atom) {
       replay_page(self, self->state.deps.sweep_min_age_s);
       self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);

@@ -104,9 +104,19 @@ caf::behavior running(tenant_ptr self) {
       auto conv = conversation_for(self, channel_id, ev.recipient_id);
       return self->delegate(conv, status_event_atom::value, std::move(ev));
     },
-    [self](get_atom) {
+    [self](get_atom) -> caf::result<nlohmann::json> {
+      // Usage counts change behind the actor (keys, channels): read them fresh.
       self->state.last_active = self->clock().now();
-      return self->state.tenant;
+      auto rp = self->make_response_promise<nlohmann::json>();
+      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                    persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
+        .then(
+          [self, rp](nlohmann::json& tenant) mutable {
+            self->state.tenant = tenant;
+            rp.deliver(std::move(tenant));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [self](update_atom, nlohmann::json& patch) -> caf::result<nlohmann::json> {
       self->state.last_active = self->clock().now();
@@ -179,10 +189,10 @@ caf::behavior registry_impl(registry_ptr self, tenant_deps deps, std::string par
   opts.id = "tenants";
   opts.parent_path = me.path();
   opts.strat = runtime::strategy::one_for_one;
-  // Tenants fail independently; a whole node's worth of tenants crash-looping means something
-  // systemic, which the registry's own supervisor should see.
-  opts.max_restarts = 100;
-  opts.window = std::chrono::seconds(10);
+  // Tenants fail independently; more restarts than runtime.supervisor_max_restarts within the
+  // window means something systemic, which the registry's own supervisor should see.
+  opts.max_restarts = deps.max_restarts;
+  opts.window = deps.restart_window;
   opts.tree = deps.tree;
   self->state.tenants = runtime::spawn_supervisor(self->system(), opts, {});
   self->link_to(self->state.tenants);

@@ -87,8 +87,9 @@ constexpr std::string_view env_prefix = "PARLEY_";
 constexpr std::string_view master_key_alias = "PARLEY_MASTER_KEY";
 
 // Variables the scripts, tests and benchmarks use for themselves; they are not node configuration.
-constexpr std::array<std::string_view, 6> foreign_env_prefixes = {
+constexpr std::array<std::string_view, 9> foreign_env_prefixes = {
   "PARLEY_TEST_", "PARLEY_BENCH_", "PARLEY_PG_", "PARLEY_REDIS_PORT", "PARLEY_DEMO_", "PARLEY_CONFIG",
+  "PARLEY_SANITIZE_", "PARLEY_BUILD_", "PARLEY_BIN",
 };
 
 constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info", "warn", "error", "off"};
@@ -301,7 +302,8 @@ void apply_environment(parley_config& cfg, const env_map& env, origin_map& origi
       throw config_error(name, "unknown environment variable; known: " + join(known_vars)
                                  + did_you_mean(name, known_vars)
                                  + "; variables starting with PARLEY_TEST_, PARLEY_BENCH_, "
-                                   "PARLEY_PG_, PARLEY_DEMO_ or PARLEY_CONFIG are left to scripts");
+                                   "PARLEY_PG_, PARLEY_DEMO_, PARLEY_SANITIZE_, PARLEY_BUILD_, PARLEY_BIN or "
+                                   "PARLEY_CONFIG are left to scripts");
     apply_env(cfg, *match, name, value);
     origin[dotted(*match)] = name;
   }
@@ -321,7 +323,7 @@ bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char ch) { return std::isxdigit(ch) != 0; });
 }
 
-void validate(const parley_config& cfg, const origin_map& origin) {
+void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
   auto fail = [&](const char* section, const char* key, const std::string& what) {
     const auto* f = find_field(section, key);
     auto it = origin.find(dotted(*f));
@@ -340,12 +342,12 @@ void validate(const parley_config& cfg, const origin_map& origin) {
       && (!starts_with(cfg.redis.url, "redis://") || cfg.redis.url.size() == 8))
     fail("redis", "url", "expected redis://host:port (or empty to run without Redis)");
 
-  if (cfg.admin.token.empty())
+  if (p == purpose::serve && cfg.admin.token.empty())
     fail("admin", "token",
          "required: set PARLEY_ADMIN_TOKEN to a random string of at least 16 characters "
          "(generate one with `openssl rand -hex 32`)");
   // Only the length is reported: the value is a secret.
-  if (cfg.admin.token.size() < 16)
+  if (!cfg.admin.token.empty() && cfg.admin.token.size() < 16)
     fail("admin", "token",
          "must be at least 16 characters, got " + std::to_string(cfg.admin.token.size())
            + " (generate one with `openssl rand -hex 32`)");
@@ -358,11 +360,11 @@ void validate(const parley_config& cfg, const origin_map& origin) {
     fail("whatsapp", "graph_version", "must not be empty (e.g. v21.0)");
 
   const auto& key = cfg.security.master_key;
-  if (key.empty())
+  if (p == purpose::serve && key.empty())
     fail("security", "master_key",
          "required: set PARLEY_MASTER_KEY to 32 random bytes as 64 hex characters "
          "(generate one with `openssl rand -hex 32`)");
-  if (key.size() != 64 || !is_hex(key))
+  if (!key.empty() && (key.size() != 64 || !is_hex(key)))
     fail("security", "master_key",
          "expected exactly 64 hex characters (32 bytes), got " + std::to_string(key.size())
            + " characters" + (is_hex(key) ? "" : " including non-hex ones")
@@ -433,18 +435,18 @@ env_map environment() {
   return out;
 }
 
-parley_config parse(const std::string& json_text, const env_map& env) {
+parley_config parse(const std::string& json_text, const env_map& env, purpose p) {
   parley_config cfg;
   origin_map origin;
   apply_file(cfg, json_text);
   apply_environment(cfg, env, origin);
-  validate(cfg, origin);
+  validate(cfg, origin, p);
   return cfg;
 }
 
-parley_config load(const std::optional<std::string>& file, const env_map& env) {
+parley_config load(const std::optional<std::string>& file, const env_map& env, purpose p) {
   if (!file)
-    return parse({}, env);
+    return parse({}, env, p);
   std::ifstream in(*file, std::ios::binary);
   if (!in)
     throw config_error("--config", "cannot read " + *file);

@@ -86,16 +86,21 @@ struct config_error : std::runtime_error {
 
 using env_map = std::map<std::string, std::string>;
 
+/// What the configuration is for: `parley migrate` needs only the database, so it does not
+/// demand the admin token or the master key.
+enum class purpose { serve, migrate };
+
 /// Reads the environment's PARLEY_* variables into a map (testable without touching environ).
 env_map environment();
 
 /// Parses `json_text` (may be empty: defaults), applies `env`, validates. Throws config_error.
-parley_config parse(const std::string& json_text, const env_map& env);
+parley_config parse(const std::string& json_text, const env_map& env, purpose p = purpose::serve);
 
 /// Reads `file` if given (config_error naming "--config" when unreadable) and calls parse().
-parley_config load(const std::optional<std::string>& file, const env_map& env);
+parley_config load(const std::optional<std::string>& file, const env_map& env,
+                   purpose p = purpose::serve);
 
-/// The configuration as JSON with every secret replaced by "***" (for logs and --print-config).
+/// The configuration as JSON with every secret replaced by "***" (for logs and `serve --print-config`).
 std::string redacted_json(const parley_config& cfg);
 
 } // namespace parley::config

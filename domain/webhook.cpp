@@ -85,7 +85,7 @@ int64_t parse_timestamp(const json* t) {
   if (t->is_number_unsigned()) {
     const auto v = t->get<uint64_t>();
     return v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? static_cast<int64_t>(v)
-                                                                          : 0;
+                                                                           : 0;
   }
   if (t->is_number_integer()) {
     const auto v = t->get<int64_t>();
@@ -131,21 +131,21 @@ bool text_nests_deeper_than(std::string_view text, size_t limit) {
       continue;
     }
     switch (ch) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        if (++depth > limit)
-          return true;
-        break;
-      case ']':
-      case '}':
-        if (depth > 0)
-          --depth;
-        break;
-      default:
-        break;
+    case '"':
+      in_string = true;
+      break;
+    case '[':
+    case '{':
+      if (++depth > limit)
+        return true;
+      break;
+    case ']':
+    case '}':
+      if (depth > 0)
+        --depth;
+      break;
+    default:
+      break;
     }
   }
   return false;
@@ -172,8 +172,8 @@ bool tree_nests_deeper_than(const json& root, size_t limit) {
 // ---- content model ----------------------------------------------------------------------------
 
 bool is_media_type(std::string_view type) {
-  return type == "image" || type == "video" || type == "audio" || type == "document"
-         || type == "sticker";
+  return type == "image" || type == "video" || type == "audio" || type == "document" ||
+         type == "sticker";
 }
 
 json make_kind(std::string_view kind) {
@@ -474,12 +474,16 @@ private:
     }
     if (value == nullptr || !value->is_object())
       return report("invalid_change", std::move(pnid),
-                    change_path(ei, ci) + (value == nullptr ? ".value missing"
-                                                            : ".value is not an object"),
+                    change_path(ei, ci) +
+                        (value == nullptr ? ".value missing" : ".value is not an object"),
                     "change", std::move(c));
     json* messages = member(*value, "messages");
     json* statuses = member(*value, "statuses");
-    if (messages == nullptr && statuses == nullptr) {
+    // Empty lists carry nothing: such a change (typically value-level errors) is passed on whole.
+    auto carries = [](const json* list) {
+      return list != nullptr && !(list->is_array() && list->empty());
+    };
+    if (!carries(messages) && !carries(statuses)) {
       batch.others.push_back(other_change{"messages", std::move(pnid), std::move(*value)});
       return;
     }
@@ -525,9 +529,8 @@ private:
     report("invalid_message", pnid, std::move(reason), "message", std::move(m));
   }
 
-  void message(json& m, const std::string& pnid, const std::string& display,
-               const json* contacts, const json* change_errors, size_t ei, size_t ci,
-               size_t mi) {
+  void message(json& m, const std::string& pnid, const std::string& display, const json* contacts,
+               const json* change_errors, size_t ei, size_t ci, size_t mi) {
     if (!m.is_object())
       return invalid_message(m, pnid, ei, ci, mi, " is not an object");
     const json* id = member(m, "id");
@@ -553,8 +556,8 @@ private:
       for (const auto& contact : *contacts) {
         const std::string_view contact_wa_id = str(contact, "wa_id");
         const std::string_view contact_user_id = str(contact, "user_id");
-        const bool same = (!from.empty() && contact_wa_id == from)
-                          || (!from_user_id.empty() && contact_user_id == from_user_id);
+        const bool same = (!from.empty() && contact_wa_id == from) ||
+                          (!from_user_id.empty() && contact_user_id == from_user_id);
         if (!same)
           continue;
         if (const json* profile = member(contact, "profile"))

@@ -95,34 +95,34 @@ struct inbound_message {
   /// messages[].errors (unsupported messages), else the change's value.errors when Meta put the
   /// explanation there (it does for interactive messages it cannot render), else null.
   nlohmann::json errors = nullptr;
-  nlohmann::json raw;                ///< the original message object, verbatim
+  nlohmann::json raw; ///< the original message object, verbatim
 };
 
 /// What happened to one of our outbound messages.
 struct status_event {
-  std::string phone_number_id;       ///< value.metadata.phone_number_id ("" when absent)
-  std::string wamid;                 ///< statuses[].id, never empty
+  std::string phone_number_id; ///< value.metadata.phone_number_id ("" when absent)
+  std::string wamid;           ///< statuses[].id, never empty
   /// statuses[].recipient_id (customer wa_id; a group id for group messages), else the BSUID.
   std::string recipient_id;
-  std::string recipient_user_id;     ///< statuses[].recipient_user_id (BSUID) or ""
+  std::string recipient_user_id;                ///< statuses[].recipient_user_id (BSUID) or ""
   message_status status = message_status::sent; ///< sent|delivered|read|played|failed|deleted
-  std::string status_text;           ///< statuses[].status as Meta sent it
-  int64_t timestamp = 0;             ///< Unix seconds (0 = unknown)
-  std::optional<int> error_code;     ///< errors[0].code (failed messages)
-  std::string error_title;           ///< errors[0].title, else errors[0].message
-  nlohmann::json errors = nullptr;   ///< statuses[].errors as sent, or null
-  nlohmann::json conversation = nullptr; ///< statuses[].conversation as sent, or null
-  nlohmann::json pricing = nullptr;  ///< statuses[].pricing as sent, or null
-  nlohmann::json raw;                ///< the original status object, verbatim
+  std::string status_text;                      ///< statuses[].status as Meta sent it
+  int64_t timestamp = 0;                        ///< Unix seconds (0 = unknown)
+  std::optional<int> error_code;                ///< errors[0].code (failed messages)
+  std::string error_title;                      ///< errors[0].title, else errors[0].message
+  nlohmann::json errors = nullptr;              ///< statuses[].errors as sent, or null
+  nlohmann::json conversation = nullptr;        ///< statuses[].conversation as sent, or null
+  nlohmann::json pricing = nullptr;             ///< statuses[].pricing as sent, or null
+  nlohmann::json raw;                           ///< the original status object, verbatim
 };
 
 /// Any change that is neither an inbound message nor a message status: other webhook fields,
 /// "messages" changes carrying neither messages nor statuses, and the malformed items listed in
 /// the header comment.
 struct other_change {
-  std::string field;                 ///< change.field, or invalid_message/invalid_status/...
-  std::string phone_number_id;       ///< value.metadata.phone_number_id when present, else ""
-  nlohmann::json value;              ///< change.value as sent (or the report described above)
+  std::string field;           ///< change.field, or invalid_message/invalid_status/...
+  std::string phone_number_id; ///< value.metadata.phone_number_id when present, else ""
+  nlohmann::json value;        ///< change.value as sent (or the report described above)
 };
 
 /// Everything one webhook body carried, in body order within each list.
@@ -160,8 +160,8 @@ webhook_result parse_webhook_doc(nlohmann::json&& doc);
 /// subtrees out instead of copying them. (A constrained template rather than plain overloads, so
 /// that a std::string or a string literal is not ambiguous between body and document.)
 template <class Json>
-  requires std::same_as<std::remove_cvref_t<Json>, nlohmann::json>
-webhook_result parse_webhook(Json&& doc) {
+requires std::same_as<std::remove_cvref_t<Json>, nlohmann::json>
+    webhook_result parse_webhook(Json&& doc) {
   return detail::parse_webhook_doc(std::forward<Json>(doc));
 }
 

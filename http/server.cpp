@@ -30,9 +30,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <openssl/rand.h>
-#include <spdlog/spdlog.h>
 
 #include "http/uri.hpp"
+#include "runtime/logging.hpp"
 
 namespace parley::http {
 
@@ -66,19 +66,13 @@ struct shared_state {
   server_options opts;
   std::shared_ptr<const router> routes;
   std::shared_ptr<request_observer> observer;
-  std::shared_ptr<spdlog::logger> log;
+  parley::log::logger log{"http"};
   std::atomic<bool> draining{false};
   std::atomic<size_t> in_flight{0};
   std::mutex mtx;
   std::condition_variable cv;  ///< signalled whenever a session goes away
   std::unordered_map<const session*, std::weak_ptr<session>> sessions;  ///< guarded by mtx
 };
-
-std::shared_ptr<spdlog::logger> http_logger() {
-  if (auto lg = spdlog::get("http"))
-    return lg;
-  return spdlog::default_logger()->clone("http");
-}
 
 // Echoed client ids end up in our logs and responses: keep them short and free of control bytes.
 bool sane_request_id(std::string_view id) {
@@ -109,8 +103,7 @@ bool has_crlf(std::string_view s) {
 }
 
 const boost::system::error_category& beast_http_category() {
-  static const auto& cat = bhttp::make_error_code(bhttp::error::bad_method).category();
-  return cat;
+  return bhttp::make_error_code(bhttp::error::bad_method).category();
 }
 
 class session : public std::enable_shared_from_this<session> {
@@ -177,8 +170,10 @@ private:
   void on_deadline() {
     switch (phase_) {
       case phase::handling:
-        st_->log->warn("request {} {} ({}) not answered within {} ms", summary_.method,
-                       summary_.path, summary_.request_id, st_->opts.request_timeout.count());
+        st_->log.warn("request not answered in time",
+                      {{"method", summary_.method}, {"route", summary_.route},
+                       {"request_id", summary_.request_id},
+                       {"timeout_ms", st_->opts.request_timeout.count()}});
         write_response(response::error(
             503, "upstream_timeout",
             "the request was not answered within " +
@@ -378,12 +373,13 @@ private:
     try {
       (*m.target)(std::move(req), done);
     } catch (const std::exception& e) {
-      st_->log->error("handler for {} {} ({}) threw: {}", summary_.method, summary_.route,
-                      summary_.request_id, e.what());
+      st_->log.error("handler threw", {{"method", summary_.method}, {"route", summary_.route},
+                                       {"request_id", summary_.request_id}, {"error", e.what()}});
       done(response::error(500, "internal_error", "internal error"));
     } catch (...) {
-      st_->log->error("handler for {} {} ({}) threw a non-standard exception", summary_.method,
-                      summary_.route, summary_.request_id);
+      st_->log.error("handler threw a non-standard exception",
+                     {{"method", summary_.method}, {"route", summary_.route},
+                      {"request_id", summary_.request_id}});
       done(response::error(500, "internal_error", "internal error"));
     }
   }
@@ -418,7 +414,9 @@ private:
 
   void write_response(response r) {
     if (r.status < 100 || r.status > 999) {
-      st_->log->error("handler for {} answered with invalid status {}", summary_.route, r.status);
+      st_->log.error("handler answered with an invalid status",
+                     {{"route", summary_.route}, {"status", r.status},
+                      {"request_id", summary_.request_id}});
       r = response::error(500, "internal_error", "internal error");
     }
     phase_ = phase::writing;
@@ -450,7 +448,7 @@ private:
       try {
         st_->observer->on_complete(summary_, status_, steady::now() - started_);
       } catch (const std::exception& e) {
-        st_->log->error("request observer threw: {}", e.what());
+        st_->log.error("request observer threw", {{"error", e.what()}});
       }
     }
     release_in_flight();
@@ -564,7 +562,6 @@ struct server::impl {
     st->opts.io_threads = std::max(1, st->opts.io_threads);
     st->routes = std::move(routes);
     st->observer = std::move(observer);
-    st->log = http_logger();
   }
 
   void do_accept() {
@@ -573,7 +570,7 @@ struct server::impl {
         return;
       if (ec) {
         // EMFILE and friends: back off briefly instead of spinning on the failing accept.
-        st->log->warn("accept failed: {}", ec.message());
+        st->log.warn("accept failed", {{"error", ec.message()}});
         retry.expires_after(std::chrono::milliseconds(100));
         retry.async_wait([this](error_code wec) {
           if (!wec && acceptor.is_open())
@@ -597,7 +594,7 @@ struct server::impl {
         ioc.run();
         return;
       } catch (const std::exception& e) {
-        st->log->error("exception escaped an HTTP I/O handler: {}", e.what());
+        st->log.error("exception escaped an HTTP I/O handler", {{"error", e.what()}});
       }
     }
   }
@@ -655,7 +652,8 @@ void server::start() {
   m.work.emplace(m.ioc.get_executor());
   for (int i = 0; i < o.io_threads; ++i)
     m.threads.emplace_back([&m] { m.run_loop(); });
-  m.st->log->info("HTTP server listening on {}", endpoint_text(o.address, m.port));
+  m.st->log.debug("listening", {{"endpoint", endpoint_text(o.address, m.port)},
+                                {"io_threads", o.io_threads}});
 }
 
 uint16_t server::port() const {
@@ -706,8 +704,9 @@ bool server::drain(std::chrono::milliseconds timeout) {
   std::unique_lock lk(m.st->mtx);
   bool ok = m.st->cv.wait_for(lk, timeout, [&] { return m.st->sessions.empty(); });
   if (!ok)
-    m.st->log->warn("HTTP drain timed out after {} ms with {} connection(s) and {} request(s) open",
-                    timeout.count(), m.st->sessions.size(), m.st->in_flight.load());
+    m.st->log.warn("drain timed out", {{"timeout_ms", timeout.count()},
+                                       {"connections", m.st->sessions.size()},
+                                       {"in_flight", m.st->in_flight.load()}});
   return ok;
 }
 

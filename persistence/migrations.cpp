@@ -5,6 +5,7 @@
 #include <set>
 #include <stdexcept>
 
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
@@ -56,7 +57,8 @@ int migrate(const std::string& db_url, const std::vector<migration>& migrations)
   try {
     conn = connect(db_url, opts);
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string{"migrate: "} + e.what()); // already scrubbed
+    // Kept a broken_connection so callers can tell "not up yet" from a failing migration.
+    throw pqxx::broken_connection(std::string{"migrate: "} + e.what()); // already scrubbed
   }
 
   // Session-level lock: held across the per-migration transactions, released when the

@@ -17,7 +17,8 @@ template <class Result, class OnOk, class OnErr, class... Ts>
 void ask(caf::actor_system& sys, caf::actor target, caf::timespan timeout, OnOk on_ok,
          OnErr on_err, Ts... xs) {
   if (!target) {
-    auto err = make_error(errc::internal, "target actor is not available");
+    // Only during start-up or a restart: the client should simply retry.
+    auto err = make_error(errc::timeout, "the service is starting or restarting; retry shortly");
     on_err(err);
     return;
   }

@@ -1,7 +1,7 @@
 #include "runtime/metrics.hpp"
 
 #include <cmath>
-#include <sstream>
+#include <charconv>
 #include <stdexcept>
 
 namespace parley::metrics {
@@ -46,10 +46,12 @@ std::string format_number(double v) {
     return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v))
     return "NaN";
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  // Shortest text that reads back as the same double: "0.00025", not "0.00025000000000000001".
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  if (ec != std::errc{})
+    return "NaN";
+  return std::string(buf, end);
 }
 
 std::string render_labels(const labels& l, const std::string& extra_key = {},

@@ -46,6 +46,13 @@ void collect_actor_status(const context_ptr& ctx, std::function<void(nlohmann::j
           self->quit();
         }
       };
+      auto kind = (*out)[i]["kind"].get<std::string>();
+      if (kind == "db_pool" || kind == "db_writer") {
+        // Detached persistence actors have no status protocol; they are alive while listed.
+        (*out)[i]["state"] = "running";
+        step();
+        continue;
+      }
       if (!handles[i]) {
         (*out)[i]["state"] = "terminated";
         step();

@@ -79,7 +79,10 @@ void patch_tenant(const context_ptr& ctx, http::request&& req, http::responder r
   ask_tenant(ctx, id, respond, [ctx, respond, patch](const caf::actor& tenant) {
     runtime::ask<nlohmann::json>(
       *ctx->sys, tenant, ctx->actor_timeout,
-      [respond](nlohmann::json& t) { respond(http::response::json(200, t)); },
+      [ctx, respond](nlohmann::json& t) {
+        caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
+        respond(http::response::json(200, t));
+      },
       [respond](caf::error& err) { reply_error(respond, err); }, update_atom::value, patch);
   });
 }
@@ -90,8 +93,10 @@ void delete_tenant(const context_ptr& ctx, http::request&& req, http::responder 
   runtime::ask<nlohmann::json>(
     *ctx->sys, ctx->db->get(), ctx->db_timeout,
     [ctx, respond, id](nlohmann::json&) {
-      // The row is gone; stop the actor so no stale copy keeps answering.
+      // The row is gone; stop the actor so no stale copy keeps answering, and let ingest
+      // forget the tenant's numbers.
       caf::anon_send(ctx->tenants->get(), evict_atom::value, id);
+      caf::anon_send(ctx->ingest->get(), reload_atom::value);
       respond(http::response{204, "application/json", "", {}});
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
@@ -164,7 +169,15 @@ void create_channel(const context_ptr& ctx, http::request&& req, http::responder
     c.graph_base_url = *url;
   }
   c.throughput_mps = static_cast<int>(optional_int(body, "throughput_mps", 1, 1000).value_or(80));
-  run_job(ctx, channel_store::create(std::move(c)), respond, 201);
+  runtime::ask<nlohmann::json>(
+    *ctx->sys, ctx->db->get(), ctx->db_timeout,
+    [ctx, respond](nlohmann::json& channel) {
+      // A number that was unknown a moment ago must route from the next webhook on.
+      caf::anon_send(ctx->ingest->get(), reload_atom::value);
+      respond(http::response::json(201, channel));
+    },
+    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+    channel_store::create(std::move(c)));
 }
 
 void list_tenant_channels(const context_ptr& ctx, http::request&& req, http::responder respond) {

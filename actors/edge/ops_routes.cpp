@@ -7,20 +7,24 @@ namespace parley::edge {
 
 namespace {
 
+http::response unready(std::string_view why, std::string_view code = "storage_unavailable") {
+  auto resp = http::response::error(503, code, why);
+  resp.headers.emplace_back("Retry-After", "1");
+  return resp;
+}
+
 void ready(const context_ptr& ctx, http::request&&, http::responder respond) {
   if (ctx->draining->load())
-    return respond(http::response::error(503, "shutting_down", "this node is draining"));
+    return respond(unready("this node is draining", "shutting_down"));
   runtime::ask<bool>(
     *ctx->sys, ctx->db->get(), std::chrono::seconds(2),
     [respond](bool ok) {
       if (ok)
         respond(http::response::json(200, {{"status", "ready"}, {"checks", {{"database", "ok"}}}}));
       else
-        respond(http::response::error(503, "storage_unavailable", "database unreachable"));
+        respond(unready("database unreachable"));
     },
-    [respond](caf::error&) {
-      respond(http::response::error(503, "storage_unavailable", "database unreachable"));
-    },
+    [respond](caf::error&) { respond(unready("database unreachable")); },
     persistence::health_atom::value);
 }
 

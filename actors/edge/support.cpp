@@ -54,7 +54,11 @@ std::string required_string(const nlohmann::json& body, std::string_view field, 
     throw app_error(errc::invalid_argument,
                     "field '" + std::string{field} + "' must be a non-empty string");
   const auto& s = it->get_ref<const std::string&>();
-  if (s.size() > max_len)
+  // Characters, not bytes: count every byte that does not continue a UTF-8 sequence.
+  size_t chars = 0;
+  for (unsigned char ch : s)
+    chars += (ch & 0xC0) != 0x80;
+  if (chars > max_len)
     throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be at most "
                                               + std::to_string(max_len) + " characters");
   return s;

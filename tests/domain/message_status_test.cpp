@@ -16,7 +16,7 @@ using ms = message_status;
 namespace {
 
 constexpr std::array<ms, 8> all_statuses = {ms::pending, ms::sent,   ms::delivered, ms::read,
-                                             ms::played,  ms::failed, ms::received,  ms::deleted};
+                                            ms::played,  ms::failed, ms::received,  ms::deleted};
 
 // Folds a sequence of reported statuses the way every writer must: keep the current one unless
 // the next one advances it.
@@ -30,18 +30,18 @@ ms fold(ms start, const std::vector<ms>& reports) {
 
 int outbound_rank(ms s) {
   switch (s) {
-    case ms::pending:
-      return 0;
-    case ms::sent:
-      return 1;
-    case ms::delivered:
-      return 2;
-    case ms::read:
-      return 3;
-    case ms::played:
-      return 4;
-    default:
-      return -1;
+  case ms::pending:
+    return 0;
+  case ms::sent:
+    return 1;
+  case ms::delivered:
+    return 2;
+  case ms::read:
+    return 3;
+  case ms::played:
+    return 4;
+  default:
+    return -1;
   }
 }
 
@@ -64,8 +64,9 @@ TEST(message_status, parses_meta_strings_and_nothing_else) {
   EXPECT_EQ(parse_message_status("played"), ms::played);
   EXPECT_EQ(parse_message_status("failed"), ms::failed);
   EXPECT_EQ(parse_message_status("deleted"), ms::deleted);
-  for (const std::string& bad : std::vector<std::string>{"", "SENT", "Sent", "sent ", " sent", "sen", "sentx", "unknown",
-                          "warning", "RINGING", "deliverd", "reads", std::string("sent\0", 5)})
+  for (const std::string& bad : std::vector<std::string>{
+           "", "SENT", "Sent", "sent ", " sent", "sen", "sentx", "unknown", "warning", "RINGING",
+           "deliverd", "reads", std::string("sent\0", 5)})
     EXPECT_FALSE(parse_message_status(bad).has_value()) << bad;
 }
 
@@ -195,7 +196,8 @@ TEST(window, no_inbound_message_means_no_window) {
   EXPECT_FALSE(within_window(1'700'000'000, 0));
   EXPECT_FALSE(within_window(0, 0));
   EXPECT_FALSE(within_window(10, -5));
-  EXPECT_FALSE(within_window(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min()));
+  EXPECT_FALSE(
+      within_window(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min()));
 }
 
 TEST(window, absurd_times_saturate_instead_of_overflowing) {

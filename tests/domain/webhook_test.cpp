@@ -24,7 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fixtures_dir() { return fs::path(PARLEY_PYWA_FIXTURES); }
+fs::path fixtures_dir() {
+  return fs::path(PARLEY_PYWA_FIXTURES);
+}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -61,7 +63,9 @@ webhook_batch batch_of(const webhook_result& r) {
 }
 
 // Parses through the text entry point, as the HTTP edge will.
-webhook_batch parse_ok(const json& body) { return batch_of(parse_webhook(body.dump())); }
+webhook_batch parse_ok(const json& body) {
+  return batch_of(parse_webhook(body.dump()));
+}
 
 inbound_message only_message(const std::string& file, const std::string& name) {
   auto b = parse_ok(fixture(file, name));
@@ -89,9 +93,9 @@ std::string error_of(std::string_view body) {
 
 // A minimal valid body with one "messages" change carrying `value_extra` merged into its value.
 json envelope(json value_extra, std::string field = "messages") {
-  json value = {{"messaging_product", "whatsapp"},
-                {"metadata", {{"display_phone_number", "15550001111"},
-                              {"phone_number_id", "PNID1"}}}};
+  json value = {
+      {"messaging_product", "whatsapp"},
+      {"metadata", {{"display_phone_number", "15550001111"}, {"phone_number_id", "PNID1"}}}};
   for (auto& [k, v] : value_extra.items())
     value[k] = v;
   return {{"object", "whatsapp_business_account"},
@@ -99,7 +103,10 @@ json envelope(json value_extra, std::string field = "messages") {
 }
 
 json text_message(const std::string& id, const std::string& from = "4915112345678") {
-  return {{"from", from}, {"id", id}, {"timestamp", "1700000000"}, {"type", "text"},
+  return {{"from", from},
+          {"id", id},
+          {"timestamp", "1700000000"},
+          {"type", "text"},
           {"text", {{"body", "hi " + id}}}};
 }
 
@@ -154,7 +161,8 @@ TEST(webhook_fixtures, every_payload_parses_with_the_documented_totals) {
 TEST(webhook_fixtures, text_message_and_envelope_fields) {
   const auto body = fixture("message.json", "text");
   const auto m = only_message("message.json", "text");
-  EXPECT_EQ(m.phone_number_id, body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]);
+  EXPECT_EQ(m.phone_number_id,
+            body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]);
   EXPECT_EQ(m.display_phone_number,
             body["entry"][0]["changes"][0]["value"]["metadata"]["display_phone_number"]);
   EXPECT_EQ(m.wa_id, "972987654321");
@@ -172,10 +180,13 @@ TEST(webhook_fixtures, text_message_and_envelope_fields) {
 
 TEST(webhook_fixtures, media_messages) {
   auto image = only_message("message.json", "image");
-  EXPECT_EQ(image.content, json({{"kind", "image"}, {"media_id", "65463453"},
-                                 {"mime_type", "image/jpeg"}, {"sha256", "4654+8g="}}));
+  EXPECT_EQ(image.content, json({{"kind", "image"},
+                                 {"media_id", "65463453"},
+                                 {"mime_type", "image/jpeg"},
+                                 {"sha256", "4654+8g="}}));
   auto with_url = only_message("message.json", "media_with_url");
-  EXPECT_EQ(with_url.content["url"].get<std::string>().rfind("https://lookaside.fbsbx.com/", 0), 0u);
+  EXPECT_EQ(with_url.content["url"].get<std::string>().rfind("https://lookaside.fbsbx.com/", 0),
+            0u);
 
   auto video = only_message("message.json", "video");
   EXPECT_EQ(video.content["kind"], "video");
@@ -205,8 +216,8 @@ TEST(webhook_fixtures, media_messages) {
 
 TEST(webhook_fixtures, locations) {
   auto current = only_message("message.json", "current_location");
-  EXPECT_EQ(current.content, json({{"kind", "location"}, {"latitude", 12.25089},
-                                   {"longitude", 43.90539}}));
+  EXPECT_EQ(current.content,
+            json({{"kind", "location"}, {"latitude", 12.25089}, {"longitude", 43.90539}}));
   auto chosen = only_message("message.json", "chosen_location");
   EXPECT_DOUBLE_EQ(chosen.content["latitude"].get<double>(), 37.4611978);
   EXPECT_DOUBLE_EQ(chosen.content["longitude"].get<double>(), -122.2164385);
@@ -232,16 +243,16 @@ TEST(webhook_fixtures, interactive_replies_and_template_buttons) {
 
   auto quick = only_message("callback_button.json", "quick_reply");
   EXPECT_EQ(quick.type, "button");
-  EXPECT_EQ(quick.content, json({{"kind", "button"}, {"payload", "callback_data"},
-                                 {"text", "title"}}));
+  EXPECT_EQ(quick.content,
+            json({{"kind", "button"}, {"payload", "callback_data"}, {"text", "title"}}));
   EXPECT_EQ(quick.context["message_id"], "wamid.xyzxyz==");
   auto without = only_message("callback_button.json", "quick_reply_without_context");
   EXPECT_TRUE(without.context.is_null());
   EXPECT_EQ(without.user_id, "US.13491208655302741918") << "from_user_id wins";
 
   auto list = only_message("callback_selection.json", "callback");
-  EXPECT_EQ(list.content, json({{"kind", "list_reply"}, {"id", "callback_data"},
-                                {"title", "title"}}));
+  EXPECT_EQ(list.content,
+            json({{"kind", "list_reply"}, {"id", "callback_data"}, {"title", "title"}}));
   auto described = only_message("callback_selection.json", "description");
   EXPECT_EQ(described.content["description"], "description");
 }
@@ -275,8 +286,10 @@ TEST(webhook_fixtures, call_permission_replies) {
 
 TEST(webhook_fixtures, reactions_and_their_removal) {
   auto r = only_message("message.json", "reaction");
-  EXPECT_EQ(r.content, json({{"kind", "reaction"}, {"message_id", "wamid.yzxyzx="},
-                             {"emoji", "\xF0\x9F\x98\xAE"}, {"removed", false}}));
+  EXPECT_EQ(r.content, json({{"kind", "reaction"},
+                             {"message_id", "wamid.yzxyzx="},
+                             {"emoji", "\xF0\x9F\x98\xAE"},
+                             {"removed", false}}));
   for (const char* name : {"unreaction_empty", "unreaction_no_emoji"}) {
     auto removed = only_message("message.json", name);
     EXPECT_EQ(removed.content["emoji"], "") << name;
@@ -291,9 +304,10 @@ TEST(webhook_fixtures, orders) {
   EXPECT_EQ(m.content["catalog_id"], "354160437058781");
   EXPECT_EQ(m.content["text"], "");
   ASSERT_EQ(m.content["product_items"].size(), 3u);
-  EXPECT_EQ(m.content["product_items"][0],
-            json({{"product_retailer_id", "HAMBURGER"}, {"quantity", 3}, {"item_price", 30},
-                  {"currency", "ILS"}}));
+  EXPECT_EQ(m.content["product_items"][0], json({{"product_retailer_id", "HAMBURGER"},
+                                                 {"quantity", 3},
+                                                 {"item_price", 30},
+                                                 {"currency", "ILS"}}));
 }
 
 TEST(webhook_fixtures, system_messages) {
@@ -335,8 +349,10 @@ TEST(webhook_fixtures, referral_reply_and_forward_context) {
   EXPECT_EQ(ad.wamid, "wamid.ID");
 
   auto reply = only_message("message.json", "reply");
-  EXPECT_EQ(reply.context, json({{"forwarded", false}, {"frequently_forwarded", false},
-                                 {"from", "972123456789"}, {"message_id", "wamid.xyzxyz=="}}));
+  EXPECT_EQ(reply.context, json({{"forwarded", false},
+                                 {"frequently_forwarded", false},
+                                 {"from", "972123456789"},
+                                 {"message_id", "wamid.xyzxyz=="}}));
   EXPECT_EQ(reply.content["body"], "replied text");
 
   auto forwarded = only_message("message.json", "forwarded");
@@ -351,8 +367,8 @@ TEST(webhook_fixtures, welcome_revoke_and_edit) {
   EXPECT_EQ(welcome.content, json({{"kind", "request_welcome"}}));
 
   auto revoke = only_message("deleted_message.json", "revoke");
-  EXPECT_EQ(revoke.content, json({{"kind", "revoke"},
-                                  {"original_message_id", "<ORIGINAL_WHATSAPP_MESSAGE_ID>"}}));
+  EXPECT_EQ(revoke.content,
+            json({{"kind", "revoke"}, {"original_message_id", "<ORIGINAL_WHATSAPP_MESSAGE_ID>"}}));
   EXPECT_EQ(revoke.phone_number_id, "<BUSINESS_PHONE_NUMBER_ID>");
 
   auto edit = only_message("edited_message.json", "image");
@@ -374,8 +390,8 @@ TEST(webhook_fixtures, statuses) {
   EXPECT_EQ(sent.timestamp, 1698266945);
   EXPECT_EQ(sent.conversation["id"], "7270432eae37498234f4444b35ffc5");
   EXPECT_EQ(sent.conversation["expiration_timestamp"], "1698339900");
-  EXPECT_EQ(sent.pricing, json({{"billable", true}, {"pricing_model", "CBP"},
-                                {"category", "service"}}));
+  EXPECT_EQ(sent.pricing,
+            json({{"billable", true}, {"pricing_model", "CBP"}, {"category", "service"}}));
   EXPECT_FALSE(sent.error_code.has_value());
   EXPECT_TRUE(sent.errors.is_null());
   EXPECT_FALSE(sent.phone_number_id.empty());
@@ -464,13 +480,16 @@ TEST(webhook, multi_entry_multi_change_bodies) {
 TEST(webhook, one_change_with_several_messages_and_statuses) {
   json statuses = json::array();
   for (const char* st : {"sent", "delivered", "read"})
-    statuses.push_back({{"id", "wamid.OUT"}, {"status", st}, {"timestamp", 1700000001},
+    statuses.push_back({{"id", "wamid.OUT"},
+                        {"status", st},
+                        {"timestamp", 1700000001},
                         {"recipient_id", "4915112345678"}});
-  auto body = envelope({{"contacts", {{{"profile", {{"name", "Ann"}}}, {"wa_id", "4915112345678"}},
-                                      {{"profile", {{"name", "Bob"}}}, {"wa_id", "4915187654321"}}}},
-                        {"messages", {text_message("wamid.A"),
-                                      text_message("wamid.B", "4915187654321")}},
-                        {"statuses", statuses}});
+  auto body =
+      envelope({{"contacts",
+                 {{{"profile", {{"name", "Ann"}}}, {"wa_id", "4915112345678"}},
+                  {{"profile", {{"name", "Bob"}}}, {"wa_id", "4915187654321"}}}},
+                {"messages", {text_message("wamid.A"), text_message("wamid.B", "4915187654321")}},
+                {"statuses", statuses}});
   auto b = parse_ok(body);
   ASSERT_EQ(b.messages.size(), 2u);
   EXPECT_EQ(b.messages[0].profile_name, "Ann");
@@ -516,17 +535,18 @@ TEST(webhook, malformed_messages_are_reported_not_dropped) {
   no_from.erase("from");
   json no_type = text_message("wamid.NOTYPE");
   no_type.erase("type");
-  auto body = envelope({{"messages", {no_id, text_message("wamid.GOOD"), numeric_id, empty_id,
-                                      no_from, no_type, "a string", nullptr}}});
+  auto body = envelope({{"messages",
+                         {no_id, text_message("wamid.GOOD"), numeric_id, empty_id, no_from, no_type,
+                          "a string", nullptr}}});
   auto b = parse_ok(body);
   ASSERT_EQ(b.messages.size(), 1u);
   EXPECT_EQ(b.messages[0].wamid, "wamid.GOOD");
   ASSERT_EQ(b.others.size(), 7u);
   const std::string p = "entry[0].changes[0].value.messages";
-  const std::vector<std::string> reasons = {
-      p + "[0].id missing",   p + "[2].id is not a string", p + "[3].id is empty",
-      p + "[4].from missing", p + "[5].type missing",       p + "[6] is not an object",
-      p + "[7] is not an object"};
+  const std::vector<std::string> reasons = {p + "[0].id missing",      p + "[2].id is not a string",
+                                            p + "[3].id is empty",     p + "[4].from missing",
+                                            p + "[5].type missing",    p + "[6] is not an object",
+                                            p + "[7] is not an object"};
   for (size_t i = 0; i < reasons.size(); ++i) {
     EXPECT_EQ(b.others[i].field, "invalid_message");
     EXPECT_EQ(b.others[i].phone_number_id, "PNID1");
@@ -543,7 +563,9 @@ TEST(webhook, malformed_messages_are_reported_not_dropped) {
 
 TEST(webhook, malformed_and_unknown_statuses_are_reported) {
   auto status = [](json fields) {
-    json s = {{"id", "wamid.S"}, {"status", "delivered"}, {"timestamp", "1700000000"},
+    json s = {{"id", "wamid.S"},
+              {"status", "delivered"},
+              {"timestamp", "1700000000"},
               {"recipient_id", "4915112345678"}};
     for (auto& [k, v] : fields.items()) {
       if (v.is_null())
@@ -553,11 +575,10 @@ TEST(webhook, malformed_and_unknown_statuses_are_reported) {
     }
     return s;
   };
-  auto body = envelope({{"statuses", {status({{"id", nullptr}}), status({{"status", "exploded"}}),
-                                      status({{"status", 3}}), status({{"status", "pending"}}),
-                                      status({}), status({{"type", "payment"},
-                                                          {"status", "captured"}}),
-                                      42}}});
+  auto body = envelope({{"statuses",
+                         {status({{"id", nullptr}}), status({{"status", "exploded"}}),
+                          status({{"status", 3}}), status({{"status", "pending"}}), status({}),
+                          status({{"type", "payment"}, {"status", "captured"}}), 42}}});
   auto b = parse_ok(body);
   ASSERT_EQ(b.statuses.size(), 1u);
   EXPECT_EQ(b.statuses[0].status, message_status::delivered);
@@ -578,9 +599,15 @@ TEST(webhook, malformed_and_unknown_statuses_are_reported) {
 
 TEST(webhook, malformed_entries_and_changes_are_reported) {
   json body = {{"object", "whatsapp_business_account"},
-               {"entry", {"garbage", {{"id", "1"}}, {{"changes", {{"field", "x"}}}},
-                          {{"changes", {7, {{"value", {}}}, {{"field", "messages"}},
-                                        {{"field", "messages"}, {"value", "str"}}}}}}}};
+               {"entry",
+                {"garbage",
+                 {{"id", "1"}},
+                 {{"changes", {{"field", "x"}}}},
+                 {{"changes",
+                   {7,
+                    {{"value", {}}},
+                    {{"field", "messages"}},
+                    {{"field", "messages"}, {"value", "str"}}}}}}}};
   auto b = parse_ok(body);
   EXPECT_TRUE(b.messages.empty());
   std::vector<std::string> reasons;
@@ -596,22 +623,32 @@ TEST(webhook, malformed_entries_and_changes_are_reported) {
 }
 
 TEST(webhook, messages_change_without_messages_or_statuses_is_an_other) {
-  auto b = parse_ok(envelope({{"errors", {{{"code", 131000}, {"title", "Something went wrong"}}}}}));
+  auto b =
+      parse_ok(envelope({{"errors", {{{"code", 131000}, {"title", "Something went wrong"}}}}}));
   ASSERT_EQ(b.others.size(), 1u);
   EXPECT_EQ(b.others[0].field, "messages");
   EXPECT_EQ(b.others[0].phone_number_id, "PNID1");
   EXPECT_EQ(b.others[0].value["errors"][0]["code"], 131000);
+
+  auto empty_lists = parse_ok(envelope({{"messages", json::array()},
+                                        {"statuses", json::array()},
+                                        {"errors", {{{"code", 131000}}}}}));
+  ASSERT_EQ(empty_lists.others.size(), 1u) << "empty lists carry nothing; the errors are kept";
+  EXPECT_EQ(empty_lists.others[0].field, "messages");
+  EXPECT_TRUE(empty_lists.messages.empty());
 }
 
 TEST(webhook, new_message_types_are_never_rejected) {
-  json poll = {{"from", "4915112345678"}, {"id", "wamid.P"}, {"type", "poll"},
+  json poll = {{"from", "4915112345678"},
+               {"id", "wamid.P"},
+               {"type", "poll"},
                {"poll", {{"question", "Lunch?"}, {"kind", "not yours"}, {"options", {"a", "b"}}}}};
   json scalar = {{"from", "4915112345678"}, {"id", "wamid.Q"}, {"type", "mood"}, {"mood", "happy"}};
   json bare = {{"from", "4915112345678"}, {"id", "wamid.R"}, {"type", "hologram"}};
   auto b = parse_ok(envelope({{"messages", {poll, scalar, bare}}}));
   ASSERT_EQ(b.messages.size(), 3u);
-  EXPECT_EQ(b.messages[0].content, json({{"kind", "poll"}, {"question", "Lunch?"},
-                                         {"options", {"a", "b"}}}))
+  EXPECT_EQ(b.messages[0].content,
+            json({{"kind", "poll"}, {"question", "Lunch?"}, {"options", {"a", "b"}}}))
       << "kind is Parley's and cannot be overridden";
   EXPECT_EQ(b.messages[1].content, json({{"kind", "mood"}, {"mood", "happy"}}));
   EXPECT_EQ(b.messages[2].content, json({{"kind", "hologram"}}));
@@ -619,32 +656,37 @@ TEST(webhook, new_message_types_are_never_rejected) {
 }
 
 TEST(webhook, wrongly_typed_fields_degrade_to_defaults) {
-  json m = {{"from", "4915112345678"}, {"id", "wamid.T"}, {"type", "text"},
-            {"text", {{"body", 42}}}, {"context", "nope"}, {"timestamp", {1, 2}}};
-  json loc = {{"from", "4915112345678"}, {"id", "wamid.L"}, {"type", "location"},
+  json m = {{"from", "4915112345678"}, {"id", "wamid.T"},   {"type", "text"},
+            {"text", {{"body", 42}}},  {"context", "nope"}, {"timestamp", {1, 2}}};
+  json loc = {{"from", "4915112345678"},
+              {"id", "wamid.L"},
+              {"type", "location"},
               {"location", {{"latitude", "12.5"}, {"name", 5}}}};
   json img = {{"from", "4915112345678"}, {"id", "wamid.I"}, {"type", "image"}, {"image", "x"}};
-  json inter = {{"from", "4915112345678"}, {"id", "wamid.N"}, {"type", "interactive"},
+  json inter = {{"from", "4915112345678"},
+                {"id", "wamid.N"},
+                {"type", "interactive"},
                 {"interactive", {{"type", "nfm_reply"}}}};
   auto b = parse_ok(envelope({{"messages", {m, loc, img, inter}}}));
   ASSERT_EQ(b.messages.size(), 4u);
   EXPECT_EQ(b.messages[0].content, json({{"kind", "text"}, {"body", ""}}));
   EXPECT_TRUE(b.messages[0].context.is_null());
   EXPECT_EQ(b.messages[0].timestamp, 0);
-  EXPECT_EQ(b.messages[1].content, json({{"kind", "location"}, {"latitude", nullptr},
-                                         {"longitude", nullptr}}));
-  EXPECT_EQ(b.messages[2].content, json({{"kind", "image"}, {"media_id", ""}, {"mime_type", ""},
-                                         {"sha256", ""}}));
+  EXPECT_EQ(b.messages[1].content,
+            json({{"kind", "location"}, {"latitude", nullptr}, {"longitude", nullptr}}));
+  EXPECT_EQ(b.messages[2].content,
+            json({{"kind", "image"}, {"media_id", ""}, {"mime_type", ""}, {"sha256", ""}}));
   EXPECT_EQ(b.messages[3].content, json({{"kind", "flow_reply"}, {"response_json", nullptr}}));
 }
 
 TEST(webhook, business_scoped_user_ids_stand_in_for_withheld_phone_numbers) {
-  json m = {{"from_user_id", "US.1349"}, {"id", "wamid.U"}, {"type", "text"},
-            {"text", {{"body", "hi"}}}};
+  json m = {
+      {"from_user_id", "US.1349"}, {"id", "wamid.U"}, {"type", "text"}, {"text", {{"body", "hi"}}}};
   json s = {{"id", "wamid.OUT"}, {"status", "read"}, {"recipient_user_id", "US.1349"}};
-  auto b = parse_ok(envelope({{"contacts", {{{"profile", {{"name", "Uma"}}}, {"user_id", "US.1349"}}}},
-                              {"messages", {m}},
-                              {"statuses", {s}}}));
+  auto b =
+      parse_ok(envelope({{"contacts", {{{"profile", {{"name", "Uma"}}}, {"user_id", "US.1349"}}}},
+                         {"messages", {m}},
+                         {"statuses", {s}}}));
   ASSERT_EQ(b.messages.size(), 1u);
   EXPECT_EQ(b.messages[0].wa_id, "US.1349");
   EXPECT_EQ(b.messages[0].user_id, "US.1349");
@@ -676,7 +718,8 @@ TEST(webhook, huge_and_odd_numbers) {
   EXPECT_EQ(ts(nullptr), 0);
 
   auto code = [](json c) {
-    json s = {{"id", "wamid.E"}, {"status", "failed"},
+    json s = {{"id", "wamid.E"},
+              {"status", "failed"},
               {"errors", {{{"code", c}, {"message", "from message"}}}}};
     auto b = parse_ok(envelope({{"statuses", {s}}}));
     EXPECT_EQ(b.statuses.at(0).error_title, "from message") << "title falls back to message";
@@ -710,8 +753,8 @@ TEST(webhook, deeply_nested_garbage_is_refused_without_recursion) {
     for (size_t i = 0; i < depth; ++i)
       inner += "]";
     return R"({"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages",)"
-           R"("value":{"messages":[{"from":"1","id":"w","type":"x","x":)"
-           + inner + "}]}}]}]}";
+           R"("value":{"messages":[{"from":"1","id":"w","type":"x","x":)" +
+           inner + "}]}}]}]}";
   };
   EXPECT_NE(error_of(nested_message(100'000)).find("deeper"), std::string::npos);
   auto shallow = parse_webhook(nested_message(50));
@@ -759,7 +802,7 @@ TEST(webhook_fuzz_replay, fixtures_and_corrupt_variants) {
     if (de.path().extension() != ".json")
       continue;
     const std::string file = read_file(de.path());
-    seeds.push_back(file);  // the whole file: the harness unpacks it
+    seeds.push_back(file); // the whole file: the harness unpacks it
     const json all = json::parse(file);
     for (auto& [name, body] : all.items())
       seeds.push_back(body.dump());
@@ -775,18 +818,18 @@ TEST(webhook_fuzz_replay, fixtures_and_corrupt_variants) {
       std::string v = s;
       const size_t at = std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng);
       switch (i % 4) {
-        case 0:
-          v.resize(at);
-          break;
-        case 1:
-          v[at] = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(rng));
-          break;
-        case 2:
-          v.erase(at, std::uniform_int_distribution<size_t>(1, 32)(rng));
-          break;
-        case 3:
-          v.insert(at, v.substr(at, std::uniform_int_distribution<size_t>(1, 64)(rng)));
-          break;
+      case 0:
+        v.resize(at);
+        break;
+      case 1:
+        v[at] = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(rng));
+        break;
+      case 2:
+        v.erase(at, std::uniform_int_distribution<size_t>(1, 32)(rng));
+        break;
+      case 3:
+        v.insert(at, v.substr(at, std::uniform_int_distribution<size_t>(1, 64)(rng)));
+        break;
       }
       feed(v);
     }

@@ -182,17 +182,11 @@ class TimeoutTest(ParleyTestCase):
 
 
 class StartupRaceTest(ParleyTestCase):
-    # BUG: `parley serve` logs "listening" and accepts requests before the root supervisor has
-    # started db_pool/db_writer/tenant_registry (actors/bootstrap.cpp starts the server right
-    # after spawn_supervisor; the slots are filled asynchronously by the supervisor). A request
-    # in that window - e.g. GET /v1/tenants with the admin token - gets
-    # 500 {"error":{"code":"internal_error","message":"target actor is not available"}}.
-    # Expected: not listening until the actors exist, or 503 until then; never a 500.
-    # It only shows under CPU contention (about 1 start in 10 here), so this test is opt-in:
-    # PARLEY_TEST_STRESS=1. The harness waits for /health/ready to keep other tests stable.
+    # Regression: requests right after "listening" once got 500 'target actor is not available'
+    # because the supervisor filled the actor slots asynchronously; the bootstrap now waits for
+    # them. It only showed under CPU contention, so this stress test is opt-in.
     @unittest.skipUnless(os.environ.get("PARLEY_TEST_STRESS"),
-                         "BUG: first requests after 'listening' can get 500 'target actor is "
-                         "not available'; set PARLEY_TEST_STRESS=1 to run")
+                         "stress test; set PARLEY_TEST_STRESS=1 to run")
     def test_first_requests_after_listening(self):
         seen = []
         for _ in range(3):
@@ -240,12 +234,6 @@ class DatabaseOutageTest(ParleyTestCase):
         self.fail(f"{path} did not answer {status} within {within} s; last: "
                   f"{last.describe() if last else None}{self._logs(srv)}")
 
-    # BUG: `parley serve` (and `parley migrate`) give up at once when PostgreSQL is not up yet:
-    # "migration failed", error "migrate: connection to server at ... failed: Connection
-    # refused", exit 1. bootstrap.cpp's migrate_with_retry only retries errors whose text
-    # contains "database unavailable", which a refused connection's message does not.
-    # Expected: retry for a while (its own comment says so) and start once the database is up.
-    @unittest.expectedFailure
     def test_start_before_database(self):
         with PrivatePostgres() as pg:
             pg.stop("fast")

@@ -156,12 +156,6 @@ class ObservabilityTest(ParleyTestCase):
             self.assertRegex(rec["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
         self.assertTrue(any(json.loads(l).get("msg") == "listening" for l in lines))
 
-    # BUG: `parley serve` prints plain text on stdout: (1) http/server.cpp logs through a clone
-    # of spdlog's default logger: "[2026-11-22 00:26:07.845] [http] [info] HTTP server listening
-    # on 127.0.0.1:34997"; (2) GET /v1/admin/actors (and /metrics) send 'status' to the detached
-    # db_worker/db_writer actors, which do not handle it, and CAF prints "*** unexpected message
-    # [id: 10, name: db_writer]: ('status')". Expected: JSON lines on stderr only.
-    @unittest.expectedFailure
     def test_stdout_has_no_plain_text_logs(self):
         self.assertStatus(self.server.admin("GET", "/v1/admin/actors"), 200, "actors")
         self.metrics()

@@ -1,0 +1,633 @@
+// Sustained webhook ingestion through the real `parley serve`: signed ~1 KB WhatsApp text-message
+// webhooks over 64 keep-alive loopback connections, first as fast as they are acknowledged, then
+// at a fixed rate. For each run it reports acknowledged webhooks/s, ack latency, non-200 answers,
+// end-to-end messages/s (first send to the last message's commit), checks that every acknowledged
+// webhook became exactly one stored message, and shows where the CPU went.
+//
+// Usage: bench_webhook_ingest [--duration S] [--rate N] [--connections N] [--tenants N]
+//          [--contacts N] [--parley PATH] [--server-env KEY=VALUE]... [--keep-db]
+// Needs PARLEY_BENCH_PG_URL (or PARLEY_TEST_PG_URL): a superuser libpq URI; `make bench` sets it.
+// Exits 1 when a run loses or invents messages (the PASS/FAIL check), not when a target is missed.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "bench/webhook_ingest/load.hpp"
+#include "bench/webhook_ingest/payload.hpp"
+#include "bench/webhook_ingest/process.hpp"
+#include "domain/crypto.hpp"
+#include "persistence/connection.hpp"
+
+using namespace std::chrono_literals;
+
+namespace parley::bench {
+
+namespace {
+
+constexpr const char* bench_name = "webhook_ingest";
+
+// Targets of docs/performance.md, printed next to the figures.
+constexpr double target_ack_per_s = 15000;
+constexpr double target_msgs_per_s = 10000;
+constexpr double target_p99_ms = 15;
+
+struct options {
+  double duration_s = 20;
+  double rate = 7500;
+  int connections = 64;
+  int tenants = 100;
+  uint32_t contacts = 10000;
+  double drain_wait_s = 60;
+  std::string parley_bin;
+  std::map<std::string, std::string> server_env;
+  bool keep_db = false;
+  std::optional<std::string> filter;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "bench_webhook_ingest: %s\n"
+               "usage: bench_webhook_ingest [--duration S] [--rate N] [--connections N] "
+               "[--tenants N] [--contacts N] [--drain-wait S] [--parley PATH] "
+               "[--server-env KEY=VALUE]... [--keep-db]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+options parse_args(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--duration")
+      o.duration_s = std::stod(value());
+    else if (a == "--rate")
+      o.rate = std::stod(value());
+    else if (a == "--connections")
+      o.connections = std::stoi(value());
+    else if (a == "--tenants")
+      o.tenants = std::stoi(value());
+    else if (a == "--contacts")
+      o.contacts = static_cast<uint32_t>(std::stoul(value()));
+    else if (a == "--drain-wait")
+      o.drain_wait_s = std::stod(value());
+    else if (a == "--parley")
+      o.parley_bin = value();
+    else if (a == "--server-env") {
+      auto kv = value();
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || kv.rfind("PARLEY_", 0) != 0)
+        usage("--server-env wants PARLEY_KEY=VALUE, got " + kv);
+      o.server_env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (a == "--keep-db")
+      o.keep_db = true;
+    else if (a.rfind("--benchmark_filter=", 0) == 0) // what `make bench` passes on
+      o.filter = a.substr(19);
+    else if (a == "--help" || a == "-h")
+      usage("help");
+    else
+      usage("unknown argument " + a);
+  }
+  if (o.duration_s <= 0 || o.rate <= 0 || o.connections <= 0 || o.tenants <= 0 || o.contacts == 0)
+    usage("durations, rates and counts must be positive");
+  return o;
+}
+
+std::string env_or(const char* name, std::string fallback = {}) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+/// build/bench/webhook_ingest/bench_webhook_ingest -> build/parley, unless told otherwise.
+std::string locate_parley(const options& o) {
+  std::string bin = o.parley_bin.empty() ? env_or("PARLEY_BIN") : o.parley_bin;
+  if (bin.empty()) {
+    auto self = std::filesystem::canonical("/proc/self/exe");
+    bin = (self.parent_path().parent_path().parent_path() / "parley").string();
+  }
+  if (access(bin.c_str(), X_OK) != 0)
+    throw std::runtime_error("parley binary not found at " + bin
+                             + " (build it, or pass --parley PATH / set PARLEY_BIN)");
+  return bin;
+}
+
+// ---- database ------------------------------------------------------------------------------
+
+/// CREATE DATABASE on start, DROP ... WITH (FORCE) at the end (unless kept).
+class scratch_database {
+public:
+  explicit scratch_database(std::string admin_url, bool keep)
+    : admin_url_(std::move(admin_url)), keep_(keep) {
+    name_ = "bench_ingest_" + crypto::random_hex(6);
+    url_ = persistence::with_database(admin_url_, name_);
+    exec_admin("CREATE DATABASE \"" + name_ + "\"");
+  }
+  ~scratch_database() {
+    if (keep_) {
+      std::printf("scratch database kept: %s\n", name_.c_str());
+      return;
+    }
+    try {
+      exec_admin("DROP DATABASE IF EXISTS \"" + name_ + "\" WITH (FORCE)");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "could not drop %s: %s\n", name_.c_str(), e.what());
+    }
+  }
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+
+private:
+  void exec_admin(const std::string& sql) {
+    pqxx::connection c{admin_url_};
+    pqxx::nontransaction tx{c};
+    tx.exec(sql);
+  }
+  std::string admin_url_, name_, url_;
+  bool keep_;
+};
+
+/// The bench's own queries on the scratch database (one connection, reused).
+class bench_db {
+public:
+  explicit bench_db(const std::string& url) : conn_(url) {}
+
+  pqxx::result query(const std::string& sql) {
+    pqxx::nontransaction tx{conn_};
+    return tx.exec(sql);
+  }
+  int64_t scalar(const std::string& sql) {
+    auto r = query(sql);
+    return r[0][0].is_null() ? 0 : r[0][0].as<int64_t>();
+  }
+
+private:
+  pqxx::connection conn_;
+};
+
+// ---- CPU accounting --------------------------------------------------------------------------
+
+/// CPU seconds so far of parley, the PostgreSQL processes serving it, this process and the machine.
+struct cpu_sample {
+  double parley = 0;
+  std::map<int, double> postgres; ///< pid -> seconds
+  double self = 0;
+  machine_cpu machine;
+};
+
+cpu_sample sample_cpu(bench_db& db, const std::string& dbname, pid_t parley_pid) {
+  cpu_sample s;
+  s.parley = process_cpu_seconds(parley_pid);
+  // Backends of our database plus the WAL writer, checkpointer and background writer (shared with
+  // whatever else uses the cluster, but they work for our commits during a run).
+  auto rows = db.query("SELECT pid FROM pg_stat_activity WHERE datname = '" + dbname
+                       + "' OR backend_type IN ('walwriter', 'checkpointer', 'background writer')");
+  for (const auto& r : rows) {
+    auto pid = r[0].as<int>();
+    s.postgres[pid] = process_cpu_seconds(pid);
+  }
+  s.self = process_cpu_seconds(getpid());
+  s.machine = machine_cpu_seconds();
+  return s;
+}
+
+struct cpu_share { ///< cores used on average over an interval
+  double parley = 0, postgres = 0, loadgen = 0, other = 0, machine = 0;
+};
+
+cpu_share cpu_between(const cpu_sample& a, const cpu_sample& b, double seconds) {
+  cpu_share c;
+  c.parley = (b.parley - a.parley) / seconds;
+  double pg = 0;
+  for (const auto& [pid, t] : b.postgres) {
+    auto it = a.postgres.find(pid);
+    pg += t - (it == a.postgres.end() ? 0 : it->second);
+  }
+  c.postgres = pg / seconds;
+  c.loadgen = (b.self - a.self) / seconds;
+  c.machine = (b.machine.busy - a.machine.busy) / seconds;
+  c.other = std::max(0.0, c.machine - c.parley - c.postgres - c.loadgen);
+  return c;
+}
+
+// ---- Prometheus scrape ----------------------------------------------------------------------
+
+using scrape = std::map<std::string, double>; ///< series (name + labels) -> value
+
+scrape scrape_metrics(uint16_t port) {
+  scrape out;
+  auto reply = http_call("127.0.0.1", port, "GET", "/metrics", "");
+  std::istringstream in{reply.body};
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#')
+      continue;
+    auto sp = line.rfind(' ');
+    if (sp == std::string::npos)
+      continue;
+    try {
+      out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
+double delta(const scrape& a, const scrape& b, const std::string& series) {
+  auto get = [&](const scrape& s) {
+    auto it = s.find(series);
+    return it == s.end() ? 0.0 : it->second;
+  };
+  return get(b) - get(a);
+}
+
+/// A quantile of an unlabelled histogram between two scrapes, from its buckets (upper bound of the
+/// bucket holding it, so an over-estimate by at most one bucket).
+double histogram_quantile(const scrape& a, const scrape& b, const std::string& family, double q) {
+  std::vector<std::pair<double, double>> buckets; // le -> cumulative count in the interval
+  std::string prefix = family + "_bucket{le=\"";
+  for (const auto& [series, value] : b) {
+    if (series.rfind(prefix, 0) != 0)
+      continue;
+    auto le_text = series.substr(prefix.size(), series.size() - prefix.size() - 2);
+    double le = le_text == "+Inf" ? INFINITY : std::stod(le_text);
+    buckets.emplace_back(le, value - (a.count(series) ? a.at(series) : 0.0));
+  }
+  std::sort(buckets.begin(), buckets.end());
+  if (buckets.empty() || buckets.back().second <= 0)
+    return NAN;
+  double want = q * buckets.back().second;
+  for (const auto& [le, n] : buckets)
+    if (n >= want)
+      return le;
+  return INFINITY;
+}
+
+struct server_stats {
+  double batches = 0, rows_per_batch = 0, commit_mean_ms = 0, commit_p99_ms = 0;
+  double ack_mean_ms = 0, ack_p99_ms = 0;
+};
+
+server_stats stats_between(const scrape& a, const scrape& b) {
+  server_stats s;
+  s.batches = delta(a, b, "parley_db_batch_rows_count");
+  if (s.batches > 0)
+    s.rows_per_batch = delta(a, b, "parley_db_batch_rows_sum") / s.batches;
+  auto commits = delta(a, b, "parley_db_commit_seconds_count");
+  if (commits > 0)
+    s.commit_mean_ms = 1000 * delta(a, b, "parley_db_commit_seconds_sum") / commits;
+  s.commit_p99_ms = 1000 * histogram_quantile(a, b, "parley_db_commit_seconds", 0.99);
+  auto acks = delta(a, b, "parley_webhook_ack_seconds_count");
+  if (acks > 0)
+    s.ack_mean_ms = 1000 * delta(a, b, "parley_webhook_ack_seconds_sum") / acks;
+  s.ack_p99_ms = 1000 * histogram_quantile(a, b, "parley_webhook_ack_seconds", 0.99);
+  return s;
+}
+
+// ---- set-up ---------------------------------------------------------------------------------
+
+/// Creates `n` tenants with one channel each through the admin API; returns phone_number_ids.
+std::vector<std::string> create_tenants(uint16_t port, const std::string& admin_token, int n,
+                                        const std::string& tag) {
+  std::vector<std::string> pnids;
+  for (int i = 0; i < n; ++i) {
+    nlohmann::json tenant{{"name", "Bench tenant " + std::to_string(i)},
+                          {"slug", "bench-" + tag + "-" + std::to_string(i)}};
+    auto t = http_call("127.0.0.1", port, "POST", "/v1/tenants", tenant.dump(), admin_token);
+    if (t.status != 201)
+      throw std::runtime_error("POST /v1/tenants answered " + std::to_string(t.status) + ": " + t.body);
+    auto id = nlohmann::json::parse(t.body).at("id").get<std::string>();
+    auto pnid = std::to_string(106540352000000ULL + static_cast<unsigned>(i));
+    nlohmann::json channel{{"type", "whatsapp_cloud"},
+                           {"phone_number_id", pnid},
+                           {"waba_id", std::to_string(102290129340000ULL + static_cast<unsigned>(i))},
+                           {"display_phone_number", "+1 555 01" + std::to_string(10000 + i)},
+                           {"access_token", "EAAG" + crypto::random_hex(40)}};
+    auto c = http_call("127.0.0.1", port, "POST", "/v1/tenants/" + id + "/channels", channel.dump(),
+                       admin_token);
+    if (c.status != 201)
+      throw std::runtime_error("POST /v1/tenants/{id}/channels answered " + std::to_string(c.status)
+                               + ": " + c.body);
+    pnids.push_back(pnid);
+  }
+  return pnids;
+}
+
+// ---- one run --------------------------------------------------------------------------------
+
+struct run_report {
+  std::string name;
+  load_result load;
+  double ack_per_s = 0;
+  double p50_ms = NAN, p99_ms = NAN, max_ms = NAN;
+  bool drained = false;
+  double drain_s = 0;            ///< end of load -> no unprocessed raw event
+  int64_t raw_events = 0;        ///< raw events stored by this run
+  int64_t messages = 0;          ///< messages stored by this run
+  double msgs_per_s_first_send = 0; ///< messages / (last commit - first send)
+  double msgs_per_s_db_span = 0;    ///< messages / (max(created_at) - min(created_at))
+  bool count_ok = false;
+  std::string verdict;
+  cpu_share cpu;
+  server_stats server;
+  double load_avg = 0;
+};
+
+double percentile_ms(std::vector<uint32_t>& v, double q) {
+  if (v.empty())
+    return NAN;
+  auto k = static_cast<size_t>(std::min<double>(static_cast<double>(v.size()) - 1,
+                                                std::ceil(q * static_cast<double>(v.size())) - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k] / 1000.0;
+}
+
+/// Waits until every stored raw event is processed (or the wait is over); returns seconds waited.
+std::optional<double> wait_drained(bench_db& db, double max_s) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    auto left = db.scalar("SELECT count(*) FROM raw_webhook_events WHERE processed_at IS NULL");
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (left == 0)
+      return waited;
+    if (waited > max_s)
+      return std::nullopt;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+struct bench_env {
+  options opt;
+  bench_db* db = nullptr;
+  std::string dbname;
+  pid_t parley_pid = -1;
+  uint16_t port = 0;
+  const webhook_factory* factory = nullptr;
+  uint64_t next_seq = 0;
+};
+
+run_report run_phase(bench_env& env, const std::string& name, double rate, int connections,
+                     double duration_s) {
+  run_report r;
+  r.name = name;
+  auto before_id = env.db->scalar("SELECT coalesce(max(id), 0) FROM raw_webhook_events");
+  load_options lo;
+  lo.port = env.port;
+  lo.connections = connections;
+  lo.rate = rate;
+  lo.duration = std::chrono::milliseconds(static_cast<int64_t>(duration_s * 1000));
+  lo.first_seq = env.next_seq;
+  const auto* factory = env.factory;
+  lo.make_request = [factory](uint64_t seq) { return factory->request(seq); };
+
+  std::printf("  %s: %s, %d connections, %.0f s ...\n", name.c_str(),
+              rate > 0 ? ("open loop at " + std::to_string(static_cast<int>(rate)) + "/s").c_str()
+                       : "closed loop (as fast as acknowledged)",
+              connections, duration_s);
+  std::fflush(stdout);
+  auto m0 = scrape_metrics(env.port);
+  auto c0 = sample_cpu(*env.db, env.dbname, env.parley_pid);
+  r.load = run_load(lo);
+  auto c1 = sample_cpu(*env.db, env.dbname, env.parley_pid);
+  auto m1 = scrape_metrics(env.port);
+  r.load_avg = load_average();
+  env.next_seq = r.load.next_seq;
+  r.cpu = cpu_between(c0, c1, std::max(r.load.elapsed_s, 1e-3));
+  r.server = stats_between(m0, m1);
+  r.ack_per_s = r.load.elapsed_s > 0 ? static_cast<double>(r.load.ok) / r.load.elapsed_s : 0;
+  r.p50_ms = percentile_ms(r.load.latency_us, 0.50);
+  r.p99_ms = percentile_ms(r.load.latency_us, 0.99);
+  r.max_ms = percentile_ms(r.load.latency_us, 1.0);
+
+  auto drained = wait_drained(*env.db, env.opt.drain_wait_s);
+  r.drained = drained.has_value();
+  r.drain_s = drained.value_or(env.opt.drain_wait_s);
+  auto b = std::to_string(before_id);
+  r.raw_events = env.db->scalar("SELECT count(*) FROM raw_webhook_events WHERE id > " + b);
+  auto row = env.db->query("SELECT count(*), extract(epoch FROM min(created_at)),"
+                           " extract(epoch FROM max(created_at)) FROM messages WHERE raw_event_id > " + b)[0];
+  r.messages = row[0].as<int64_t>();
+  if (r.messages > 0) {
+    double first = row[1].as<double>(), last = row[2].as<double>();
+    double n = static_cast<double>(r.messages);
+    if (last > r.load.wall_start)
+      r.msgs_per_s_first_send = n / (last - r.load.wall_start);
+    if (last > first)
+      r.msgs_per_s_db_span = n / (last - first);
+  }
+  // Every 200 must be one stored message. A request cut off or answered 503 after its deadline
+  // may still have committed: storing it without acknowledging is allowed (Meta retries and the
+  // wamid dedupes), so such extras are tolerated but shown.
+  auto acked = static_cast<int64_t>(r.load.ok);
+  int64_t unanswered = static_cast<int64_t>(r.load.transport_errors);
+  for (const auto& [status, n] : r.load.other_status)
+    unanswered += static_cast<int64_t>(n);
+  if (!r.drained) {
+    r.verdict = "FAIL (not drained)";
+  } else if (r.messages == acked) {
+    r.count_ok = true;
+    r.verdict = "PASS";
+  } else if (r.messages > acked && r.messages <= acked + unanswered) {
+    r.count_ok = true;
+    r.verdict = "PASS (+" + std::to_string(r.messages - acked) + " unacked stored)";
+  } else {
+    r.verdict = r.messages < acked ? "FAIL (" + std::to_string(acked - r.messages) + " lost)"
+                                   : "FAIL (" + std::to_string(r.messages - acked) + " extra)";
+  }
+  return r;
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+std::string fmt(const char* f, double v) {
+  if (std::isnan(v))
+    return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string thousands(double v) {
+  auto s = std::to_string(static_cast<long long>(std::llround(v)));
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string others(const load_result& l) {
+  std::string s;
+  for (const auto& [status, n] : l.other_status)
+    s += (s.empty() ? "" : " ") + std::to_string(status) + "x" + std::to_string(n);
+  return s.empty() ? "0" : s;
+}
+
+void print_report(const std::vector<run_report>& runs) {
+  auto row = [&](const std::string& label, auto cell, const std::string& target) {
+    std::printf("%-44s", label.c_str());
+    for (const auto& r : runs)
+      std::printf(" %-22s", cell(r).c_str());
+    std::printf(" %s\n", target.c_str());
+  };
+  std::printf("\n%-44s", "");
+  for (const auto& r : runs)
+    std::printf(" %-22s", r.name.c_str());
+  std::printf(" target\n");
+  row("webhooks sent", [](const run_report& r) { return thousands(static_cast<double>(r.load.sent)); }, "");
+  row("offered: sent/s while sending (planned)", [](const run_report& r) {
+    auto s = thousands(static_cast<double>(r.load.sent) / std::max(r.load.send_window_s, 1e-3));
+    if (r.load.planned > 0)
+      s += " (" + thousands(static_cast<double>(r.load.planned)) + ")";
+    return s;
+  }, "");
+  row("acknowledged (200) webhooks/s", [](const run_report& r) { return thousands(r.ack_per_s); },
+      ">= 15,000 (max run)");
+  row("ack latency p50 / p99 / max (ms)", [](const run_report& r) {
+    return fmt("%.2f", r.p50_ms) + " / " + fmt("%.2f", r.p99_ms) + " / " + fmt("%.0f", r.max_ms);
+  }, "p99 < 15 at 7,500/s");
+  row("non-200 answers (status x count)", [](const run_report& r) { return others(r.load); }, "0");
+  row("transport errors", [](const run_report& r) { return std::to_string(r.load.transport_errors); }, "0");
+  row("messages/s end to end (first send->commit)",
+      [](const run_report& r) { return thousands(r.msgs_per_s_first_send); }, ">= 10,000");
+  row("messages/s (db span min..max created_at)",
+      [](const run_report& r) { return thousands(r.msgs_per_s_db_span); }, "");
+  row("drain after load (s)", [](const run_report& r) {
+    return r.drained ? fmt("%.1f", r.drain_s) : "NOT drained (" + fmt("%.0f", r.drain_s) + ")";
+  }, "");
+  row("raw events / messages stored / acked", [](const run_report& r) {
+    return std::to_string(r.raw_events) + "/" + std::to_string(r.messages) + "/"
+           + std::to_string(r.load.ok);
+  }, "");
+  row("check: messages == acknowledged", [](const run_report& r) { return r.verdict; }, "");
+  row("server ack p99 / mean (ms, histogram)", [](const run_report& r) {
+    return fmt("<=%.1f", r.server.ack_p99_ms) + " / " + fmt("%.2f", r.server.ack_mean_ms);
+  }, "");
+  row("db batches/s, rows per batch", [](const run_report& r) {
+    return thousands(r.server.batches / std::max(r.load.elapsed_s, 1e-3)) + ", "
+           + fmt("%.1f", r.server.rows_per_batch);
+  }, "");
+  row("db commit mean / p99 (ms)", [](const run_report& r) {
+    return fmt("%.2f", r.server.commit_mean_ms) + " / " + fmt("<=%.1f", r.server.commit_p99_ms);
+  }, "");
+  row("CPU cores: parley / postgres", [](const run_report& r) {
+    return fmt("%.2f", r.cpu.parley) + " / " + fmt("%.2f", r.cpu.postgres);
+  }, "");
+  row("CPU cores: load gen / other / machine", [](const run_report& r) {
+    return fmt("%.2f", r.cpu.loadgen) + " / " + fmt("%.2f", r.cpu.other) + " / "
+           + fmt("%.2f", r.cpu.machine);
+  }, "");
+  row("load average (1 min) after the run", [](const run_report& r) { return fmt("%.2f", r.load_avg); }, "");
+}
+
+int run(const options& opt) {
+  auto admin_url = env_or("PARLEY_BENCH_PG_URL", env_or("PARLEY_TEST_PG_URL"));
+  if (admin_url.empty())
+    throw std::runtime_error("PARLEY_BENCH_PG_URL is not set: run through `make bench`, or export a "
+                             "superuser URL such as postgresql://postgres@127.0.0.1:55432/postgres");
+  auto bin = locate_parley(opt);
+  std::printf("machine: %u cores, load average %.2f at start; parley: %s\n",
+              std::thread::hardware_concurrency(), load_average(), bin.c_str());
+
+  scratch_database scratch{admin_url, opt.keep_db};
+  auto admin_token = crypto::random_hex(24);
+  auto app_secret = crypto::random_hex(16);
+  std::map<std::string, std::string> env{
+    {"PARLEY_DB_URL", scratch.url()},
+    {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
+    {"PARLEY_HTTP_PORT", "0"},
+    {"PARLEY_ADMIN_TOKEN", admin_token},
+    {"PARLEY_MASTER_KEY", crypto::random_hex(32)},
+    {"PARLEY_WHATSAPP_APP_SECRET", app_secret},
+  };
+  for (const auto& [k, v] : opt.server_env)
+    env[k] = v;
+  auto log_path = (std::filesystem::temp_directory_path() / (scratch.name() + ".log")).string();
+  server_process server{bin, env, log_path};
+  auto port = server.wait_listening(30s);
+  std::printf("parley serve: pid %d, port %u, database %s, log %s\n", server.pid(), port,
+              scratch.name().c_str(), log_path.c_str());
+
+  auto tag = crypto::random_hex(3);
+  auto t_setup = std::chrono::steady_clock::now();
+  auto pnids = create_tenants(port, admin_token, opt.tenants, tag);
+  std::printf("set-up: %d tenants with one channel each in %.1f s\n", opt.tenants,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_setup).count());
+
+  webhook_factory factory{webhook_mix{pnids, opt.contacts, app_secret, tag}};
+  std::printf("webhook body: %zu bytes (example), %d channels x %u contacts\n",
+              factory.body(0).size(), opt.tenants, opt.contacts);
+  bench_db db{scratch.url()};
+  bench_env benv{opt, &db, scratch.name(), server.pid(), port, &factory, 0};
+
+  // Warm-up: tenant activations, route caches, connections; not reported.
+  auto warm = run_phase(benv, "warm-up", 0, 16, 2);
+  if (!warm.count_ok)
+    std::printf("  warm-up: %lld messages for %llu acknowledged webhooks\n",
+                static_cast<long long>(warm.messages), static_cast<unsigned long long>(warm.load.ok));
+
+  std::vector<run_report> runs;
+  runs.push_back(run_phase(benv, "max throughput", 0, opt.connections, opt.duration_s));
+  runs.push_back(run_phase(benv, "fixed " + thousands(opt.rate) + "/s", opt.rate, opt.connections,
+                           opt.duration_s));
+  // Below the target rate the fixed run only shows queueing; latency at a rate this machine
+  // holds (70% of the measured maximum) says more about the server itself.
+  if (runs[0].ack_per_s < opt.rate && runs[0].ack_per_s > 10) {
+    double holdable = std::floor(runs[0].ack_per_s * 0.7 / 10) * 10;
+    runs.push_back(run_phase(benv, "fixed " + thousands(holdable) + "/s (70%)", holdable,
+                             opt.connections, opt.duration_s / 2));
+  }
+  print_report(runs);
+
+  bool pass = std::all_of(runs.begin(), runs.end(), [](const run_report& r) { return r.count_ok; });
+  const auto& mx = runs[0];
+  const auto& fx = runs[1];
+  std::printf("\ntargets: ack/s %s (%s vs >= %s), messages/s %s (%s vs >= %s), p99 at fixed rate %s "
+              "(%s ms vs < %.0f ms)\n",
+              mx.ack_per_s >= target_ack_per_s ? "met" : "MISSED", thousands(mx.ack_per_s).c_str(),
+              thousands(target_ack_per_s).c_str(),
+              mx.msgs_per_s_first_send >= target_msgs_per_s ? "met" : "MISSED",
+              thousands(mx.msgs_per_s_first_send).c_str(), thousands(target_msgs_per_s).c_str(),
+              fx.p99_ms < target_p99_ms ? "met" : "MISSED", fmt("%.2f", fx.p99_ms).c_str(),
+              target_p99_ms);
+
+  int status = server.stop(30s);
+  std::printf("parley stopped with SIGTERM: exit status %d\n", status);
+  if (status != 0)
+    std::printf("%s", server.log_tail().c_str());
+  std::printf("%s: %s\n", bench_name, pass ? "PASS (every acknowledged webhook stored exactly one message)"
+                                           : "FAIL (stored messages differ from acknowledged webhooks)");
+  return pass ? 0 : 1;
+}
+
+} // namespace
+
+} // namespace parley::bench
+
+int main(int argc, char** argv) {
+  auto opt = parley::bench::parse_args(argc, argv);
+  if (opt.filter && !std::regex_search(parley::bench::bench_name, std::regex{*opt.filter})) {
+    std::printf("%s: skipped (--benchmark_filter=%s)\n", parley::bench::bench_name, opt.filter->c_str());
+    return 0;
+  }
+  try {
+    return parley::bench::run(opt);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_webhook_ingest: error: %s\n", e.what());
+    return 1;
+  }
+}
