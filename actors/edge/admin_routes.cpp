@@ -43,13 +43,8 @@ void create_tenant(const context_ptr& ctx, http::request&& req, http::responder 
 void list_tenants(const context_ptr& ctx, http::request&& req, http::responder respond) {
   require_admin(*ctx, req);
   auto page = page_params(req);
-  runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, limit = page.limit](nlohmann::json& rows) {
-      respond(http::response::json(200, page_response(std::move(rows), limit)));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    tenant_store::list(page.limit + 1, page.after_time, page.after_id));
+  run_page(ctx, tenant_store::list(page.limit + 1, page.after_time, page.after_id), page.limit,
+           respond);
 }
 
 void get_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
@@ -184,13 +179,8 @@ void list_tenant_channels(const context_ptr& ctx, http::request&& req, http::res
   require_admin(*ctx, req);
   auto tenant_id = uuid_param(req, "id", "tenant");
   auto page = page_params(req);
-  runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, limit = page.limit](nlohmann::json& rows) {
-      respond(http::response::json(200, page_response(std::move(rows), limit)));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id));
+  run_page(ctx, channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
+           page.limit, respond);
 }
 
 void actor_tree_route(const context_ptr& ctx, http::request&& req, http::responder respond) {

@@ -193,6 +193,16 @@ nlohmann::json page_response(nlohmann::json rows, int limit) {
   return {{"data", std::move(rows)}, {"next_cursor", next}};
 }
 
+void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond) {
+  runtime::ask<nlohmann::json>(
+    *ctx->sys, ctx->db->get(), ctx->db_timeout,
+    [respond, limit](nlohmann::json& rows) {
+      respond(http::response::json(200, page_response(std::move(rows), limit)));
+    },
+    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+    std::move(job));
+}
+
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond, int status) {
   runtime::ask<nlohmann::json>(
     *ctx->sys, ctx->db->get(), ctx->db_timeout,

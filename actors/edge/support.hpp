@@ -61,6 +61,9 @@ page_request page_params(const http::request& req);
 /// "_cursor_time" (removed from the output) and "id".
 nlohmann::json page_response(nlohmann::json rows, int limit);
 
+/// Runs a job returning up to limit+1 rows and answers with page_response().
+void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond);
+
 /// Runs a database job on the pool and answers `status` with its JSON (or the error).
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond,
              int status = 200);

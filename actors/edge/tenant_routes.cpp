@@ -11,13 +11,9 @@ namespace {
 void list_channels(const context_ptr& ctx, http::request&& req, http::responder respond) {
   auto page = page_params(req);
   with_tenant(ctx, req, respond, [ctx, respond, page](const std::string& tenant_id) {
-    runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [respond, limit = page.limit](nlohmann::json& rows) {
-        respond(http::response::json(200, page_response(std::move(rows), limit)));
-      },
-      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-      channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id));
+    run_page(ctx,
+             channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
+             page.limit, respond);
   });
 }
 
@@ -40,17 +36,6 @@ bool descending(const http::request& req, bool dflt) {
   if (it->second == "desc")
     return true;
   throw app_error(errc::invalid_argument, "query parameter 'order' must be 'asc' or 'desc'");
-}
-
-/// Answers a keyset page from a job returning limit+1 rows.
-void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond) {
-  runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, limit](nlohmann::json& rows) {
-      respond(http::response::json(200, page_response(std::move(rows), limit)));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    std::move(job));
 }
 
 void list_conversations(const context_ptr& ctx, http::request&& req, http::responder respond) {
