@@ -87,9 +87,9 @@ constexpr std::string_view env_prefix = "PARLEY_";
 constexpr std::string_view master_key_alias = "PARLEY_MASTER_KEY";
 
 // Variables the scripts, tests and benchmarks use for themselves; they are not node configuration.
-constexpr std::array<std::string_view, 9> foreign_env_prefixes = {
+constexpr std::array<std::string_view, 10> foreign_env_prefixes = {
   "PARLEY_TEST_", "PARLEY_BENCH_", "PARLEY_PG_", "PARLEY_REDIS_PORT", "PARLEY_DEMO_", "PARLEY_CONFIG",
-  "PARLEY_SANITIZE_", "PARLEY_BUILD_", "PARLEY_BIN",
+  "PARLEY_SANITIZE_", "PARLEY_BUILD_", "PARLEY_BIN", "PARLEY_FUZZ_",
 };
 
 constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info", "warn", "error", "off"};
@@ -302,7 +302,7 @@ void apply_environment(parley_config& cfg, const env_map& env, origin_map& origi
       throw config_error(name, "unknown environment variable; known: " + join(known_vars)
                                  + did_you_mean(name, known_vars)
                                  + "; variables starting with PARLEY_TEST_, PARLEY_BENCH_, "
-                                   "PARLEY_PG_, PARLEY_DEMO_, PARLEY_SANITIZE_, PARLEY_BUILD_, PARLEY_BIN or "
+                                   "PARLEY_PG_, PARLEY_DEMO_, PARLEY_SANITIZE_, PARLEY_BUILD_, PARLEY_FUZZ_, PARLEY_BIN or "
                                    "PARLEY_CONFIG are left to scripts");
     apply_env(cfg, *match, name, value);
     origin[dotted(*match)] = name;

@@ -3,8 +3,11 @@
 # PostgreSQL and Redis, then the unit tests again under AddressSanitizer + UBSan (build-asan/).
 # Servers this script starts are stopped at the end; servers already running are left alone.
 #
+# Then each libFuzzer target (clang) runs briefly over the internet-facing parsers (build-fuzz/).
+#
 # Environment: PARLEY_TEST_JOBS (ctest parallelism, default 2), PARLEY_SANITIZE_PASS=0 skips the
-# sanitizer pass, PARLEY_PG_PORT / PARLEY_REDIS_PORT as for pg.sh / redis.sh.
+# sanitizer pass, PARLEY_FUZZ_PASS=0 skips the fuzz pass, PARLEY_FUZZ_SECONDS (default 20 per
+# target), PARLEY_PG_PORT / PARLEY_REDIS_PORT as for pg.sh / redis.sh.
 set -euo pipefail
 
 LOG_TAG="test"
@@ -13,6 +16,7 @@ LOG_TAG="test"
 
 BUILD_DIR="$PARLEY_ROOT/build"
 ASAN_DIR="$PARLEY_ROOT/build-asan"
+FUZZ_DIR="$PARLEY_ROOT/build-fuzz"
 JOBS="${PARLEY_TEST_JOBS:-2}"
 BUILD_JOBS="${PARLEY_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
@@ -33,11 +37,28 @@ export PARLEY_TEST_PG_URL PARLEY_TEST_REDIS_URL PARLEY_BIN
 say "PARLEY_TEST_PG_URL=$PARLEY_TEST_PG_URL PARLEY_TEST_REDIS_URL=$PARLEY_TEST_REDIS_URL"
 
 failed=()
+passed_total=0
+failed_total=0
+ctest_log=$(mktemp)
+trap 'rm -f "$ctest_log"; stop_started_services' EXIT
+
+# Adds the counts of ctest's closing line ("100% tests passed, 0 tests failed out of 183").
+count_ctest() {
+  local line fails total
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$ctest_log" | tail -n 1 || true)
+  [ -n "$line" ] || return 0
+  fails=$(sed -E 's/.*, ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.*, ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed_total=$((passed_total + total - fails))
+  failed_total=$((failed_total + fails))
+}
 
 say "ctest in build/ (unit + integration, -j$JOBS)"
-if ! ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j "$JOBS" --timeout 600; then
+if ! ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j "$JOBS" --timeout 600 \
+  | tee "$ctest_log"; then
   failed+=("ctest in build/")
 fi
+count_ctest
 
 if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
   say "sanitizer pass: unit tests built with -DPARLEY_SANITIZE=ON in build-asan/"
@@ -65,16 +86,62 @@ if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
       LSAN_OPTIONS="suppressions=$lsan_supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
       ctest --test-dir "$ASAN_DIR" -L '^unit$' --output-on-failure --no-tests=error -j "$JOBS" \
-      --timeout 600; then
+      --timeout 600 | tee "$ctest_log"; then
       failed+=("ctest -L unit in build-asan/")
     fi
+    count_ctest
   else
     failed+=("sanitizer build (build-asan/)")
   fi
 fi
 
+if [ "${PARLEY_FUZZ_PASS:-1}" != 0 ]; then
+  if command -v clang++ >/dev/null 2>&1; then
+    seconds="${PARLEY_FUZZ_SECONDS:-20}"
+    say "fuzz pass: libFuzzer targets built with clang in build-fuzz/, ${seconds}s each"
+    fuzz_ok=1
+    if [ ! -f "$FUZZ_DIR/CMakeCache.txt" ]; then
+      cmake -S "$PARLEY_ROOT" -B "$FUZZ_DIR" -DCMAKE_CXX_COMPILER=clang++ -DPARLEY_FUZZ=ON \
+        -DPARLEY_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || fuzz_ok=0
+    fi
+    fuzzers=(fuzz_webhook fuzz_router_query)
+    if [ "$fuzz_ok" = 1 ]; then
+      cmake --build "$FUZZ_DIR" --target "${fuzzers[@]}" -j "$BUILD_JOBS" || fuzz_ok=0
+    fi
+    if [ "$fuzz_ok" = 1 ]; then
+      for f in "${fuzzers[@]}"; do
+        bin=$(find "$FUZZ_DIR" -type f -name "$f" -perm -u+x | head -n 1)
+        corpus="$FUZZ_DIR/corpus/$f"
+        mkdir -p "$corpus"
+        seeds=()
+        [ "$f" = fuzz_webhook ] && seeds=("$PARLEY_ROOT/tests/fixtures/pywa")
+        if "$bin" -max_total_time="$seconds" -max_len=65536 -print_final_stats=0 \
+          "$corpus" "${seeds[@]}" >"$FUZZ_DIR/$f.log" 2>&1; then
+          passed_total=$((passed_total + 1))
+          say "$f: no crash in ${seconds}s"
+        else
+          failed_total=$((failed_total + 1))
+          tail -n 40 "$FUZZ_DIR/$f.log" >&2
+          failed+=("$f found a crash (see build-fuzz/$f.log)")
+        fi
+      done
+    else
+      failed+=("fuzz build (build-fuzz/)")
+    fi
+  else
+    say "warning: clang++ missing, fuzz pass skipped (make deps installs it)"
+  fi
+fi
+
+# Servers are stopped first so that the last line is the summary, in the plain form CI reads,
+# covering every pass.
+rm -f "$ctest_log"
+trap - EXIT
+stop_started_services
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'test: FAILED: %s\n' "${failed[@]}" >&2
+  echo "parley: ${passed_total} passed, ${failed_total} failed"
   exit 1
 fi
 say "all tests passed"
+echo "parley: ${passed_total} passed, ${failed_total} failed"
