@@ -60,8 +60,8 @@ double seconds_since(steady::time_point t0) {
 /// A uuid-shaped random string, as tenant and channel ids are.
 std::string uuid() {
   auto h = parley::crypto::random_hex(16);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-a" + h.substr(17, 3) + "-"
-         + h.substr(20, 12);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-a" + h.substr(17, 3) +
+         "-" + h.substr(20, 12);
 }
 
 /// Waits until `pred` holds or `limit` passes; true if it held.
@@ -146,9 +146,10 @@ int conversation_part(const options& o) {
   auto t0 = steady::now();
   char wa_id[16];
   for (size_t i = 0; i < o.actors; ++i) {
-    std::snprintf(wa_id, sizeof wa_id, "%012llu", 491700000000ULL + static_cast<unsigned long long>(i));
-    handles.push_back(
-      parley::spawn_conversation(sys, deps, tenants[i % 100], channels[i % 100], std::string{wa_id}));
+    std::snprintf(wa_id, sizeof wa_id, "%012llu",
+                  491700000000ULL + static_cast<unsigned long long>(i));
+    handles.push_back(parley::spawn_conversation(sys, deps, tenants[i % 100], channels[i % 100],
+                                                 std::string{wa_id}));
   }
   auto spawn_s = seconds_since(t0);
   auto last_spawn = steady::now();
@@ -168,7 +169,8 @@ int conversation_part(const options& o) {
     std::unordered_map<caf::actor_addr, std::string> keys;
     auto idx0 = rss_bytes();
     for (size_t i = 0; i < o.actors; ++i) {
-      std::snprintf(wa_id, sizeof wa_id, "%012llu", 491700000000ULL + static_cast<unsigned long long>(i));
+      std::snprintf(wa_id, sizeof wa_id, "%012llu",
+                    491700000000ULL + static_cast<unsigned long long>(i));
       auto key = channels[i % 100] + "|" + wa_id;
       keys.emplace(handles[i].address(), key);
       by_key.emplace(std::move(key), handles[i]);
@@ -195,9 +197,8 @@ int conversation_part(const options& o) {
   auto trimmed = rss_bytes();
   std::printf("passivation (idle_timeout %lld s): %s %.1f s after the last spawn; %.0f passivated; "
               "RSS %.0f MiB, after malloc_trim(0) %.0f MiB (before spawning: %.0f MiB)\n",
-              static_cast<long long>(o.idle_timeout.count()),
-              gone ? "all gone" : "NOT all gone", gone_s,
-              deps.passivated->value(), mib(passivated), mib(trimmed), mib(before));
+              static_cast<long long>(o.idle_timeout.count()), gone ? "all gone" : "NOT all gone",
+              gone_s, deps.passivated->value(), mib(passivated), mib(trimmed), mib(before));
   std::printf("target: < %.0f bytes per active conversation actor: %s (%.0f bytes)\n", target_bytes,
               per_actor < target_bytes ? "met" : "MISSED", per_actor);
   std::fflush(stdout);
@@ -239,7 +240,14 @@ int main(int argc, char** argv) {
     else if (a == "--idle-timeout" && i + 1 < argc)
       o.idle_timeout = std::chrono::seconds(std::stol(argv[++i]));
     else if (a.rfind("--benchmark_filter=", 0) == 0) { // what `make bench` passes on
-      if (!std::regex_search(bench_name, std::regex{a.substr(19)})) {
+      bool match = true;
+      try {
+        match = std::regex_search(bench_name, std::regex{a.substr(19)});
+      } catch (const std::regex_error&) {
+        std::fprintf(stderr, "%s: bad filter regex: %s\n", bench_name, a.c_str());
+        return 2;
+      }
+      if (!match) {
         std::printf("%s: skipped (%s)\n", bench_name, a.c_str());
         return 0;
       }
@@ -249,10 +257,12 @@ int main(int argc, char** argv) {
     }
   }
   if (o.actors == 0 || o.idle_timeout.count() <= 0) {
-    std::fprintf(stderr, "bench_conversation_memory: --actors and --idle-timeout must be positive\n");
+    std::fprintf(stderr,
+                 "bench_conversation_memory: --actors and --idle-timeout must be positive\n");
     return 2;
   }
-  std::printf("%zu actors, scheduler.max-threads=2, page size %ld\n", o.actors, sysconf(_SC_PAGESIZE));
+  std::printf("%zu actors, scheduler.max-threads=2, page size %ld\n", o.actors,
+              sysconf(_SC_PAGESIZE));
   int bare = in_child([&o] { return bare_part(o); });
   int conv = in_child([&o] { return conversation_part(o); });
   return bare == 0 && conv == 0 ? 0 : 1;

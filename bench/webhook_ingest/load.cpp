@@ -1,8 +1,8 @@
 #include "bench/webhook_ingest/load.hpp"
 
-#include <utility>  // before Asio: g++ 12 + C++20 (see PLATFORM.md)
 #include <memory>
 #include <stdexcept>
+#include <utility> // before Asio: g++ 12 + C++20 (see PLATFORM.md)
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,7 +26,10 @@ struct driver;
 
 /// One keep-alive connection carrying one request at a time.
 struct connection : std::enable_shared_from_this<connection> {
-  connection(driver& d, asio::io_context& io) : d(d), sock(io), timer(io) {}
+  connection(driver& d, asio::io_context& io)
+      : d(d)
+      , sock(io)
+      , timer(io) {}
 
   void begin();
   void next();
@@ -47,7 +50,8 @@ struct connection : std::enable_shared_from_this<connection> {
 };
 
 struct driver {
-  explicit driver(const load_options& o) : o(o) {}
+  explicit driver(const load_options& o)
+      : o(o) {}
 
   const load_options& o;
   asio::io_context io;
@@ -57,14 +61,15 @@ struct driver {
   uint64_t next_seq = 0;
   uint64_t limit = 0;
   bool stopping = false;
-  int live = 0;                          ///< connections not finished
+  int live = 0; ///< connections not finished
   asio::steady_timer* watchdog = nullptr;
   std::vector<std::shared_ptr<connection>> conns;
 
   bool open_loop() const { return o.rate > 0; }
   clk::time_point due(uint64_t seq) const {
     auto k = static_cast<double>(seq - o.first_seq);
-    return start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(k / o.rate));
+    return start +
+           std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(k / o.rate));
   }
 };
 
@@ -107,29 +112,31 @@ void connection::send() {
   busy = true;
   ++d.res.sent;
   d.last_send = clk::now();
-  asio::async_write(sock, asio::buffer(req), [self = shared_from_this()](beast::error_code ec, size_t) {
-    if (ec)
-      return self->fail();
-    self->res = {};
-    bhttp::async_read(self->sock, self->buf, self->res, [self](beast::error_code ec, size_t) {
-      if (ec)
-        return self->fail();
-      auto now = clk::now();
-      self->busy = false;
-      self->d.last_answer = now;
-      auto status = self->res.result_int();
-      if (status == 200) {
-        ++self->d.res.ok;
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - self->t0).count();
-        self->d.res.latency_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
-      } else {
-        ++self->d.res.other_status[status];
-      }
-      if (self->res.need_eof())
-        return self->reconnect();
-      self->next();
-    });
-  });
+  asio::async_write(
+      sock, asio::buffer(req), [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec)
+          return self->fail();
+        self->res = {};
+        bhttp::async_read(self->sock, self->buf, self->res, [self](beast::error_code ec, size_t) {
+          if (ec)
+            return self->fail();
+          auto now = clk::now();
+          self->busy = false;
+          self->d.last_answer = now;
+          auto status = self->res.result_int();
+          if (status == 200) {
+            ++self->d.res.ok;
+            auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - self->t0).count();
+            self->d.res.latency_us.push_back(
+                static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
+          } else {
+            ++self->d.res.other_status[status];
+          }
+          if (self->res.need_eof())
+            return self->reconnect();
+          self->next();
+        });
+      });
 }
 
 void connection::fail() {
@@ -228,7 +235,8 @@ load_result run_load(const load_options& o) {
 }
 
 http_reply http_call(const std::string& host, uint16_t port, const std::string& method,
-                     const std::string& target, const std::string& body, const std::string& bearer) {
+                     const std::string& target, const std::string& body,
+                     const std::string& bearer) {
   asio::io_context io;
   tcp::socket sock{io};
   sock.connect(tcp::endpoint{asio::ip::make_address(host), port});

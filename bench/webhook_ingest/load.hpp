@@ -21,17 +21,17 @@ struct load_options {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   int connections = 64;
-  double rate = 0;                               ///< requests/s; 0 = as fast as answered
-  std::chrono::milliseconds duration{20000};     ///< no request is started after this
-  std::chrono::milliseconds drain_timeout{15000};///< then answers in flight get this long (the
-                                                 ///< server's own request timeout is 10 s)
-  uint64_t first_seq = 0;                        ///< make_request(first_seq), (first_seq + 1), ...
+  double rate = 0;                                ///< requests/s; 0 = as fast as answered
+  std::chrono::milliseconds duration{20000};      ///< no request is started after this
+  std::chrono::milliseconds drain_timeout{15000}; ///< then answers in flight get this long (the
+                                                  ///< server's own request timeout is 10 s)
+  uint64_t first_seq = 0;                         ///< make_request(first_seq), (first_seq + 1), ...
   uint64_t max_requests = UINT64_MAX;
   std::function<std::string(uint64_t seq)> make_request;
 };
 
 struct load_result {
-  uint64_t planned = 0;                      ///< open loop: rate x duration
+  uint64_t planned = 0; ///< open loop: rate x duration
   uint64_t sent = 0;
   uint64_t ok = 0;                           ///< answered 200
   std::map<unsigned, uint64_t> other_status; ///< status -> count (not 200)

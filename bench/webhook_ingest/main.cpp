@@ -124,8 +124,8 @@ std::string locate_parley(const options& o) {
     bin = (self.parent_path().parent_path().parent_path() / "parley").string();
   }
   if (access(bin.c_str(), X_OK) != 0)
-    throw std::runtime_error("parley binary not found at " + bin
-                             + " (build it, or pass --parley PATH / set PARLEY_BIN)");
+    throw std::runtime_error("parley binary not found at " + bin +
+                             " (build it, or pass --parley PATH / set PARLEY_BIN)");
   return bin;
 }
 
@@ -135,7 +135,8 @@ std::string locate_parley(const options& o) {
 class scratch_database {
 public:
   explicit scratch_database(std::string admin_url, bool keep)
-    : admin_url_(std::move(admin_url)), keep_(keep) {
+      : admin_url_(std::move(admin_url))
+      , keep_(keep) {
     name_ = "bench_ingest_" + crypto::random_hex(6);
     url_ = persistence::with_database(admin_url_, name_);
     exec_admin("CREATE DATABASE \"" + name_ + "\"");
@@ -167,7 +168,8 @@ private:
 /// The bench's own queries on the scratch database (one connection, reused).
 class bench_db {
 public:
-  explicit bench_db(const std::string& url) : conn_(url) {}
+  explicit bench_db(const std::string& url)
+      : conn_(url) {}
 
   pqxx::result query(const std::string& sql) {
     pqxx::nontransaction tx{conn_};
@@ -197,8 +199,8 @@ cpu_sample sample_cpu(bench_db& db, const std::string& dbname, pid_t parley_pid)
   s.parley = process_cpu_seconds(parley_pid);
   // Backends of our database plus the WAL writer, checkpointer and background writer (shared with
   // whatever else uses the cluster, but they work for our commits during a run).
-  auto rows = db.query("SELECT pid FROM pg_stat_activity WHERE datname = '" + dbname
-                       + "' OR backend_type IN ('walwriter', 'checkpointer', 'background writer')");
+  auto rows = db.query("SELECT pid FROM pg_stat_activity WHERE datname = '" + dbname +
+                       "' OR backend_type IN ('walwriter', 'checkpointer', 'background writer')");
   for (const auto& r : rows) {
     auto pid = r[0].as<int>();
     s.postgres[pid] = process_cpu_seconds(pid);
@@ -311,19 +313,21 @@ std::vector<std::string> create_tenants(uint16_t port, const std::string& admin_
                           {"slug", "bench-" + tag + "-" + std::to_string(i)}};
     auto t = http_call("127.0.0.1", port, "POST", "/v1/tenants", tenant.dump(), admin_token);
     if (t.status != 201)
-      throw std::runtime_error("POST /v1/tenants answered " + std::to_string(t.status) + ": " + t.body);
+      throw std::runtime_error("POST /v1/tenants answered " + std::to_string(t.status) + ": " +
+                               t.body);
     auto id = nlohmann::json::parse(t.body).at("id").get<std::string>();
     auto pnid = std::to_string(106540352000000ULL + static_cast<unsigned>(i));
-    nlohmann::json channel{{"type", "whatsapp_cloud"},
-                           {"phone_number_id", pnid},
-                           {"waba_id", std::to_string(102290129340000ULL + static_cast<unsigned>(i))},
-                           {"display_phone_number", "+1 555 01" + std::to_string(10000 + i)},
-                           {"access_token", "EAAG" + crypto::random_hex(40)}};
+    nlohmann::json channel{
+        {"type", "whatsapp_cloud"},
+        {"phone_number_id", pnid},
+        {"waba_id", std::to_string(102290129340000ULL + static_cast<unsigned>(i))},
+        {"display_phone_number", "+1 555 01" + std::to_string(10000 + i)},
+        {"access_token", "EAAG" + crypto::random_hex(40)}};
     auto c = http_call("127.0.0.1", port, "POST", "/v1/tenants/" + id + "/channels", channel.dump(),
                        admin_token);
     if (c.status != 201)
-      throw std::runtime_error("POST /v1/tenants/{id}/channels answered " + std::to_string(c.status)
-                               + ": " + c.body);
+      throw std::runtime_error("POST /v1/tenants/{id}/channels answered " +
+                               std::to_string(c.status) + ": " + c.body);
     pnids.push_back(pnid);
   }
   return pnids;
@@ -337,9 +341,9 @@ struct run_report {
   double ack_per_s = 0;
   double p50_ms = NAN, p99_ms = NAN, max_ms = NAN;
   bool drained = false;
-  double drain_s = 0;            ///< end of load -> no unprocessed raw event
-  int64_t raw_events = 0;        ///< raw events stored by this run
-  int64_t messages = 0;          ///< messages stored by this run
+  double drain_s = 0;               ///< end of load -> no unprocessed raw event
+  int64_t raw_events = 0;           ///< raw events stored by this run
+  int64_t messages = 0;             ///< messages stored by this run
   double msgs_per_s_first_send = 0; ///< messages / (last commit - first send)
   double msgs_per_s_db_span = 0;    ///< messages / (max(created_at) - min(created_at))
   bool count_ok = false;
@@ -420,8 +424,10 @@ run_report run_phase(bench_env& env, const std::string& name, double rate, int c
   r.drain_s = drained.value_or(env.opt.drain_wait_s);
   auto b = std::to_string(before_id);
   r.raw_events = env.db->scalar("SELECT count(*) FROM raw_webhook_events WHERE id > " + b);
-  auto row = env.db->query("SELECT count(*), extract(epoch FROM min(created_at)),"
-                           " extract(epoch FROM max(created_at)) FROM messages WHERE raw_event_id > " + b)[0];
+  auto row =
+      env.db->query("SELECT count(*), extract(epoch FROM min(created_at)),"
+                    " extract(epoch FROM max(created_at)) FROM messages WHERE raw_event_id > " +
+                    b)[0];
   r.messages = row[0].as<int64_t>();
   if (r.messages > 0) {
     double first = row[1].as<double>(), last = row[2].as<double>();
@@ -488,57 +494,97 @@ void print_report(const std::vector<run_report>& runs) {
   for (const auto& r : runs)
     std::printf(" %-22s", r.name.c_str());
   std::printf(" target\n");
-  row("webhooks sent", [](const run_report& r) { return thousands(static_cast<double>(r.load.sent)); }, "");
-  row("offered: sent/s while sending (planned)", [](const run_report& r) {
-    auto s = thousands(static_cast<double>(r.load.sent) / std::max(r.load.send_window_s, 1e-3));
-    if (r.load.planned > 0)
-      s += " (" + thousands(static_cast<double>(r.load.planned)) + ")";
-    return s;
-  }, "");
-  row("acknowledged (200) webhooks/s", [](const run_report& r) { return thousands(r.ack_per_s); },
+  row(
+      "webhooks sent",
+      [](const run_report& r) { return thousands(static_cast<double>(r.load.sent)); }, "");
+  row(
+      "offered: sent/s while sending (planned)",
+      [](const run_report& r) {
+        auto s = thousands(static_cast<double>(r.load.sent) / std::max(r.load.send_window_s, 1e-3));
+        if (r.load.planned > 0)
+          s += " (" + thousands(static_cast<double>(r.load.planned)) + ")";
+        return s;
+      },
+      "");
+  row(
+      "acknowledged (200) webhooks/s", [](const run_report& r) { return thousands(r.ack_per_s); },
       ">= 15,000 (max run)");
-  row("ack latency p50 / p99 / max (ms)", [](const run_report& r) {
-    return fmt("%.2f", r.p50_ms) + " / " + fmt("%.2f", r.p99_ms) + " / " + fmt("%.0f", r.max_ms);
-  }, "p99 < 15 at 7,500/s");
-  row("non-200 answers (status x count)", [](const run_report& r) { return others(r.load); }, "0");
-  row("transport errors", [](const run_report& r) { return std::to_string(r.load.transport_errors); }, "0");
-  row("messages/s end to end (first send->commit)",
+  row(
+      "ack latency p50 / p99 / max (ms)",
+      [](const run_report& r) {
+        return fmt("%.2f", r.p50_ms) + " / " + fmt("%.2f", r.p99_ms) + " / " +
+               fmt("%.0f", r.max_ms);
+      },
+      "p99 < 15 at 7,500/s");
+  row(
+      "non-200 answers (status x count)", [](const run_report& r) { return others(r.load); }, "0");
+  row(
+      "transport errors",
+      [](const run_report& r) { return std::to_string(r.load.transport_errors); }, "0");
+  row(
+      "messages/s end to end (first send->commit)",
       [](const run_report& r) { return thousands(r.msgs_per_s_first_send); }, ">= 10,000");
-  row("messages/s (db span min..max created_at)",
+  row(
+      "messages/s (db span min..max created_at)",
       [](const run_report& r) { return thousands(r.msgs_per_s_db_span); }, "");
-  row("drain after load (s)", [](const run_report& r) {
-    return r.drained ? fmt("%.1f", r.drain_s) : "NOT drained (" + fmt("%.0f", r.drain_s) + ")";
-  }, "");
-  row("raw events / messages stored / acked", [](const run_report& r) {
-    return std::to_string(r.raw_events) + "/" + std::to_string(r.messages) + "/"
-           + std::to_string(r.load.ok);
-  }, "");
-  row("check: messages == acknowledged", [](const run_report& r) { return r.verdict; }, "");
-  row("server ack p99 / mean (ms, histogram)", [](const run_report& r) {
-    return fmt("<=%.1f", r.server.ack_p99_ms) + " / " + fmt("%.2f", r.server.ack_mean_ms);
-  }, "");
-  row("db batches/s, rows per batch", [](const run_report& r) {
-    return thousands(r.server.batches / std::max(r.load.elapsed_s, 1e-3)) + ", "
-           + fmt("%.1f", r.server.rows_per_batch);
-  }, "");
-  row("db commit mean / p99 (ms)", [](const run_report& r) {
-    return fmt("%.2f", r.server.commit_mean_ms) + " / " + fmt("<=%.1f", r.server.commit_p99_ms);
-  }, "");
-  row("CPU cores: parley / postgres", [](const run_report& r) {
-    return fmt("%.2f", r.cpu.parley) + " / " + fmt("%.2f", r.cpu.postgres);
-  }, "");
-  row("CPU cores: load gen / other / machine", [](const run_report& r) {
-    return fmt("%.2f", r.cpu.loadgen) + " / " + fmt("%.2f", r.cpu.other) + " / "
-           + fmt("%.2f", r.cpu.machine);
-  }, "");
-  row("load average (1 min) after the run", [](const run_report& r) { return fmt("%.2f", r.load_avg); }, "");
+  row(
+      "drain after load (s)",
+      [](const run_report& r) {
+        return r.drained ? fmt("%.1f", r.drain_s) : "NOT drained (" + fmt("%.0f", r.drain_s) + ")";
+      },
+      "");
+  row(
+      "raw events / messages stored / acked",
+      [](const run_report& r) {
+        return std::to_string(r.raw_events) + "/" + std::to_string(r.messages) + "/" +
+               std::to_string(r.load.ok);
+      },
+      "");
+  row(
+      "check: messages == acknowledged", [](const run_report& r) { return r.verdict; }, "");
+  row(
+      "server ack p99 / mean (ms, histogram)",
+      [](const run_report& r) {
+        return fmt("<=%.1f", r.server.ack_p99_ms) + " / " + fmt("%.2f", r.server.ack_mean_ms);
+      },
+      "");
+  row(
+      "db batches/s, rows per batch",
+      [](const run_report& r) {
+        return thousands(r.server.batches / std::max(r.load.elapsed_s, 1e-3)) + ", " +
+               fmt("%.1f", r.server.rows_per_batch);
+      },
+      "");
+  row(
+      "db commit mean / p99 (ms)",
+      [](const run_report& r) {
+        return fmt("%.2f", r.server.commit_mean_ms) + " / " + fmt("<=%.1f", r.server.commit_p99_ms);
+      },
+      "");
+  row(
+      "CPU cores: parley / postgres",
+      [](const run_report& r) {
+        return fmt("%.2f", r.cpu.parley) + " / " + fmt("%.2f", r.cpu.postgres);
+      },
+      "");
+  row(
+      "CPU cores: load gen / other / machine",
+      [](const run_report& r) {
+        return fmt("%.2f", r.cpu.loadgen) + " / " + fmt("%.2f", r.cpu.other) + " / " +
+               fmt("%.2f", r.cpu.machine);
+      },
+      "");
+  row(
+      "load average (1 min) after the run",
+      [](const run_report& r) { return fmt("%.2f", r.load_avg); }, "");
 }
 
 int run(const options& opt) {
   auto admin_url = env_or("PARLEY_BENCH_PG_URL", env_or("PARLEY_TEST_PG_URL"));
   if (admin_url.empty())
-    throw std::runtime_error("PARLEY_BENCH_PG_URL is not set: run through `make bench`, or export a "
-                             "superuser URL such as postgresql://postgres@127.0.0.1:55432/postgres");
+    throw std::runtime_error(
+        "PARLEY_BENCH_PG_URL is not set: run through `make bench`, or export a "
+        "superuser URL such as postgresql://postgres@127.0.0.1:55432/postgres");
   auto bin = locate_parley(opt);
   std::printf("machine: %u cores, load average %.2f at start; parley: %s\n",
               std::thread::hardware_concurrency(), load_average(), bin.c_str());
@@ -547,12 +593,12 @@ int run(const options& opt) {
   auto admin_token = crypto::random_hex(24);
   auto app_secret = crypto::random_hex(16);
   std::map<std::string, std::string> env{
-    {"PARLEY_DB_URL", scratch.url()},
-    {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
-    {"PARLEY_HTTP_PORT", "0"},
-    {"PARLEY_ADMIN_TOKEN", admin_token},
-    {"PARLEY_MASTER_KEY", crypto::random_hex(32)},
-    {"PARLEY_WHATSAPP_APP_SECRET", app_secret},
+      {"PARLEY_DB_URL", scratch.url()},
+      {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
+      {"PARLEY_HTTP_PORT", "0"},
+      {"PARLEY_ADMIN_TOKEN", admin_token},
+      {"PARLEY_MASTER_KEY", crypto::random_hex(32)},
+      {"PARLEY_WHATSAPP_APP_SECRET", app_secret},
   };
   for (const auto& [k, v] : opt.server_env)
     env[k] = v;
@@ -578,7 +624,8 @@ int run(const options& opt) {
   auto warm = run_phase(benv, "warm-up", 0, 16, 2);
   if (!warm.count_ok)
     std::printf("  warm-up: %lld messages for %llu acknowledged webhooks\n",
-                static_cast<long long>(warm.messages), static_cast<unsigned long long>(warm.load.ok));
+                static_cast<long long>(warm.messages),
+                static_cast<unsigned long long>(warm.load.ok));
 
   std::vector<run_report> runs;
   runs.push_back(run_phase(benv, "max throughput", 0, opt.connections, opt.duration_s));
@@ -596,21 +643,24 @@ int run(const options& opt) {
   bool pass = std::all_of(runs.begin(), runs.end(), [](const run_report& r) { return r.count_ok; });
   const auto& mx = runs[0];
   const auto& fx = runs[1];
-  std::printf("\ntargets: ack/s %s (%s vs >= %s), messages/s %s (%s vs >= %s), p99 at fixed rate %s "
-              "(%s ms vs < %.0f ms)\n",
-              mx.ack_per_s >= target_ack_per_s ? "met" : "MISSED", thousands(mx.ack_per_s).c_str(),
-              thousands(target_ack_per_s).c_str(),
-              mx.msgs_per_s_first_send >= target_msgs_per_s ? "met" : "MISSED",
-              thousands(mx.msgs_per_s_first_send).c_str(), thousands(target_msgs_per_s).c_str(),
-              fx.p99_ms < target_p99_ms ? "met" : "MISSED", fmt("%.2f", fx.p99_ms).c_str(),
-              target_p99_ms);
+  std::printf(
+      "\ntargets: ack/s %s (%s vs >= %s), messages/s %s (%s vs >= %s), p99 at fixed rate %s "
+      "(%s ms vs < %.0f ms)\n",
+      mx.ack_per_s >= target_ack_per_s ? "met" : "MISSED", thousands(mx.ack_per_s).c_str(),
+      thousands(target_ack_per_s).c_str(),
+      mx.msgs_per_s_first_send >= target_msgs_per_s ? "met" : "MISSED",
+      thousands(mx.msgs_per_s_first_send).c_str(), thousands(target_msgs_per_s).c_str(),
+      fx.p99_ms < target_p99_ms ? "met" : "MISSED", fmt("%.2f", fx.p99_ms).c_str(), target_p99_ms);
 
   int status = server.stop(30s);
   std::printf("parley stopped with SIGTERM: exit status %d\n", status);
-  if (status != 0)
-    std::printf("%s", server.log_tail().c_str());
-  std::printf("%s: %s\n", bench_name, pass ? "PASS (every acknowledged webhook stored exactly one message)"
-                                           : "FAIL (stored messages differ from acknowledged webhooks)");
+  if (status != 0 || !pass)
+    std::printf("%s(log kept)\n", server.log_tail().c_str());
+  else
+    std::filesystem::remove(log_path);
+  std::printf("%s: %s\n", bench_name,
+              pass ? "PASS (every acknowledged webhook stored exactly one message)"
+                   : "FAIL (stored messages differ from acknowledged webhooks)");
   return pass ? 0 : 1;
 }
 
@@ -620,11 +670,12 @@ int run(const options& opt) {
 
 int main(int argc, char** argv) {
   auto opt = parley::bench::parse_args(argc, argv);
-  if (opt.filter && !std::regex_search(parley::bench::bench_name, std::regex{*opt.filter})) {
-    std::printf("%s: skipped (--benchmark_filter=%s)\n", parley::bench::bench_name, opt.filter->c_str());
-    return 0;
-  }
   try {
+    if (opt.filter && !std::regex_search(parley::bench::bench_name, std::regex{*opt.filter})) {
+      std::printf("%s: skipped (--benchmark_filter=%s)\n", parley::bench::bench_name,
+                  opt.filter->c_str());
+      return 0;
+    }
     return parley::bench::run(opt);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_webhook_ingest: error: %s\n", e.what());

@@ -18,32 +18,40 @@ uint64_t splitmix64(uint64_t x) {
 }
 
 constexpr std::array<std::string_view, 8> names = {
-  "Maria Fernanda Oliveira", "Ahmed Hassan", "Priya Raghunathan", "Jonas Becker",
-  "Chloe Dubois", "Kenji Watanabe", "Olusegun Adeyemi", "Sofia Rossi",
+    "Maria Fernanda Oliveira",
+    "Ahmed Hassan",
+    "Priya Raghunathan",
+    "Jonas Becker",
+    "Chloe Dubois",
+    "Kenji Watanabe",
+    "Olusegun Adeyemi",
+    "Sofia Rossi",
 };
 
 // Customers write a few sentences; bodies of ~1 KB are typical once Meta's envelope is around them.
 constexpr std::array<std::string_view, 10> sentences = {
-  "Hello, I ordered a pair of running shoes last Tuesday and the tracking page still says the "
-  "parcel is waiting at the regional hub. ",
-  "Could you tell me when it will be delivered? I need them before the race on Sunday morning. ",
-  "The order number is 58213-A and the invoice was sent to the email address on my account. ",
-  "If it is easier I can pick the parcel up at your store in the city centre on Friday after work. ",
-  "Also, the size guide on the website says 42 but my usual size with other brands is 43, so "
-  "please let me know whether I can still exchange them. ",
-  "I tried calling the hotline twice but the line was busy both times. ",
-  "Thank you very much for your help, and sorry for writing such a long message! ",
-  "One more thing: the discount code SPRING15 was not applied at checkout even though it was "
-  "valid until the end of the month. ",
-  "Please reply here on WhatsApp, it is the easiest way to reach me during the day. ",
-  "Best regards and have a nice day. ",
+    "Hello, I ordered a pair of running shoes last Tuesday and the tracking page still says the "
+    "parcel is waiting at the regional hub. ",
+    "Could you tell me when it will be delivered? I need them before the race on Sunday morning. ",
+    "The order number is 58213-A and the invoice was sent to the email address on my account. ",
+    "If it is easier I can pick the parcel up at your store in the city centre on Friday after "
+    "work. ",
+    "Also, the size guide on the website says 42 but my usual size with other brands is 43, so "
+    "please let me know whether I can still exchange them. ",
+    "I tried calling the hotline twice but the line was busy both times. ",
+    "Thank you very much for your help, and sorry for writing such a long message! ",
+    "One more thing: the discount code SPRING15 was not applied at checkout even though it was "
+    "valid until the end of the month. ",
+    "Please reply here on WhatsApp, it is the easiest way to reach me during the day. ",
+    "Best regards and have a nice day. ",
 };
 
 constexpr size_t text_target = 640; // body text length that brings the whole JSON to ~1 KB
 
 } // namespace
 
-webhook_factory::webhook_factory(webhook_mix mix) : mix_(std::move(mix)) {}
+webhook_factory::webhook_factory(webhook_mix mix)
+    : mix_(std::move(mix)) {}
 
 std::string webhook_factory::body(uint64_t seq) const {
   uint64_t r = splitmix64(seq ^ 0x5eedULL);
@@ -64,7 +72,8 @@ std::string webhook_factory::body(uint64_t seq) const {
   out.reserve(1200);
   out += R"({"object":"whatsapp_business_account","entry":[{"id":"1)";
   out += pnid;
-  out += R"(","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1555)";
+  out +=
+      R"(","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1555)";
   out += pnid.substr(pnid.size() > 7 ? pnid.size() - 7 : 0);
   out += R"(","phone_number_id":")";
   out += pnid;

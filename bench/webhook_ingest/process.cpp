@@ -24,8 +24,8 @@ bool inherited(const std::string& entry) {
   auto name = entry.substr(0, entry.find('='));
   if (name.rfind("PARLEY_", 0) == 0) // the server refuses PARLEY_ variables it does not know
     return false;
-  for (const char* proxy : {"http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                            "ALL_PROXY"})
+  for (const char* proxy :
+       {"http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"})
     if (name == proxy)
       return false;
   return true;
@@ -42,7 +42,7 @@ std::string read_file(const std::string& path) {
 
 server_process::server_process(const std::string& bin,
                                const std::map<std::string, std::string>& env, std::string log_path)
-  : log_path_(std::move(log_path)) {
+    : log_path_(std::move(log_path)) {
   std::vector<std::string> env_entries;
   for (char** e = environ; *e; ++e)
     if (inherited(*e))
@@ -79,8 +79,8 @@ uint16_t server_process::wait_listening(std::chrono::milliseconds timeout) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("parley exited during start-up (status " + std::to_string(status)
-                               + ")\n" + log_tail());
+      throw std::runtime_error("parley exited during start-up (status " + std::to_string(status) +
+                               ")\n" + log_tail());
     }
     auto log = read_file(log_path_);
     auto at = log.find("\"msg\":\"listening\"");
