@@ -62,8 +62,23 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx, const std::vector<n
   return results;
 }
 
+/// Each statement gets only the columns it reads: PostgreSQL parses the JSON parameter once per
+/// statement, and the message rows (content, raw) are by far the largest part.
+std::string project(const std::vector<nlohmann::json>& rows, std::initializer_list<const char*> keys) {
+  std::vector<nlohmann::json> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    nlohmann::json p = nlohmann::json::object();
+    for (auto k : keys)
+      if (auto it = r.find(k); it != r.end())
+        p[k] = *it;
+    out.push_back(std::move(p));
+  }
+  return as_json_array(out);
+}
+
 std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  auto batch = as_json_array(rows);
+  auto people = project(rows, {"tenant_id", "channel_id", "wa_id", "profile_name"});
   tx.exec_params(R"(
     INSERT INTO contacts (tenant_id, wa_id, profile_name)
     SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
@@ -73,7 +88,7 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       SET profile_name = EXCLUDED.profile_name, updated_at = now()
       WHERE EXCLUDED.profile_name IS NOT NULL
         AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
-                 batch);
+                 people);
   tx.exec_params(R"(
     INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name)
     SELECT DISTINCT ON (r.channel_id, r.wa_id) r.tenant_id, r.channel_id, r.wa_id, nullif(r.profile_name, '')
@@ -83,9 +98,10 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       SET contact_name = EXCLUDED.contact_name
       WHERE EXCLUDED.contact_name IS NOT NULL
         AND conversations.contact_name IS DISTINCT FROM EXCLUDED.contact_name)",
-                 batch);
+                 people);
   // Only messages new to the database move the conversation's counters and window, so a
-  // replayed or retried message changes nothing.
+  // replayed or retried message changes nothing. The conversation is found per row through
+  // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
   auto inserted = tx.exec_params(R"(
     WITH r AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -97,7 +113,8 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
              r.context, r.wa_id, 'received',
              CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
-      FROM r JOIN conversations c ON c.channel_id = r.channel_id AND c.wa_id = r.wa_id
+      FROM r CROSS JOIN LATERAL (
+        SELECT id FROM conversations c WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id) c
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
       RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
     ), counts AS (
@@ -112,15 +129,17 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       FROM counts WHERE c.id = counts.conversation_id
     )
     SELECT channel_id::text, wamid FROM ins)",
-                                 batch);
+                                 as_json_array(rows));
   std::set<std::pair<std::string, std::string>> fresh;
   for (const auto& row : inserted)
     fresh.emplace(row[0].c_str(), row[1].c_str());
   auto all = tx.exec_params(R"(
     SELECT r.channel_id::text, r.wamid, m.id::text, m.conversation_id::text
     FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
-    JOIN messages m ON m.channel_id = r.channel_id AND m.wamid = r.wamid)",
-                            batch);
+    CROSS JOIN LATERAL (
+      SELECT id, conversation_id FROM messages m
+      WHERE m.channel_id = r.channel_id AND m.wamid = r.wamid) m)",
+                            project(rows, {"channel_id", "wamid"}));
   std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> ids;
   for (const auto& row : all)
     ids[{row[0].c_str(), row[1].c_str()}] = {row[2].c_str(), row[3].c_str()};
