@@ -55,22 +55,18 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
   }
 }
 
-/// A permanent child whose current incarnation is published in `slot` and shown in the tree.
+/// A published child (see runtime::published_child) that is also shown in the actor tree: the
+/// persistence actors do not know the tree themselves.
 runtime::child_spec slot_child(std::string id, std::string kind, runtime::actor_slot* slot,
                                runtime::actor_tree* tree,
                                std::function<caf::actor(caf::actor_system&)> make) {
-  runtime::child_spec spec;
-  spec.id = id;
-  spec.kind = kind;
-  spec.restart = runtime::restart_policy::permanent;
-  spec.start = [slot, tree, id, kind, make = std::move(make)](caf::actor_system& sys,
-                                                             const std::string& parent) {
-    auto a = make(sys);
-    tree->enroll(a, {kind, id, parent});
-    slot->set(a);
-    return a;
-  };
-  return spec;
+  return runtime::published_child(
+    id, kind, slot,
+    [tree, id, kind, make = std::move(make)](caf::actor_system& sys, const std::string& parent) {
+      auto a = make(sys);
+      tree->enroll(a, {kind, id, parent});
+      return a;
+    });
 }
 
 /// Acknowledged webhooks may still be on their way into conversations: let ingest finish them

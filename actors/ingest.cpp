@@ -385,16 +385,10 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
 } // namespace
 
 runtime::child_spec ingest_spec(ingest_deps deps, runtime::actor_slot* slot) {
-  runtime::child_spec spec;
-  spec.id = "node";
-  spec.kind = "ingest";
-  spec.restart = runtime::restart_policy::permanent;
-  spec.start = [deps, slot](caf::actor_system& sys, const std::string& parent) {
-    auto a = sys.spawn(ingest_impl, deps, parent);
-    slot->set(a);
-    return a;
-  };
-  return spec;
+  return runtime::published_child("node", "ingest", slot,
+                                  [deps](caf::actor_system& sys, const std::string& parent) {
+                                    return sys.spawn(ingest_impl, deps, parent);
+                                  });
 }
 
 } // namespace parley

@@ -224,16 +224,10 @@ caf::actor spawn_tenant(caf::actor_system& sys, tenant_deps deps, std::string te
 }
 
 runtime::child_spec tenant_registry_spec(tenant_deps deps, runtime::actor_slot* slot) {
-  runtime::child_spec spec;
-  spec.id = "node";
-  spec.kind = "tenant_registry";
-  spec.restart = runtime::restart_policy::permanent;
-  spec.start = [deps, slot](caf::actor_system& sys, const std::string& parent) {
-    auto a = sys.spawn(registry_impl, deps, parent);
-    slot->set(a);
-    return a;
-  };
-  return spec;
+  return runtime::published_child("node", "tenant_registry", slot,
+                                  [deps](caf::actor_system& sys, const std::string& parent) {
+                                    return sys.spawn(registry_impl, deps, parent);
+                                  });
 }
 
 } // namespace parley

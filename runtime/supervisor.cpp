@@ -7,6 +7,7 @@
 #include <caf/exit_reason.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "runtime/actor_slot.hpp"
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/logging.hpp"
@@ -173,6 +174,20 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
 }
 
 } // namespace
+
+child_spec published_child(std::string id, std::string kind, actor_slot* slot,
+                           std::function<caf::actor(caf::actor_system&, const std::string&)> spawn) {
+  child_spec spec;
+  spec.id = std::move(id);
+  spec.kind = std::move(kind);
+  spec.restart = restart_policy::permanent;
+  spec.start = [slot, spawn = std::move(spawn)](caf::actor_system& sys, const std::string& parent) {
+    auto a = spawn(sys, parent);
+    slot->set(a);
+    return a;
+  };
+  return spec;
+}
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_options opts,
                             std::vector<child_spec> children) {

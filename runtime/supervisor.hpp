@@ -48,6 +48,13 @@ struct supervisor_options {
   actor_tree* tree = nullptr; ///< optional: enroll supervisor and count restarts
 };
 
+class actor_slot;
+
+/// A permanent child whose every incarnation is published in `slot` (see actor_slot.hpp), so
+/// callers outside the actor world always reach the live one. `spawn` gets the parent's path.
+child_spec published_child(std::string id, std::string kind, actor_slot* slot,
+                           std::function<caf::actor(caf::actor_system&, const std::string&)> spawn);
+
 /// Spawns a supervisor with initial `children` (started in order).
 ///
 /// Protocol:

@@ -193,11 +193,7 @@ void actor_tree_route(const context_ptr& ctx, http::request&& req, http::respond
 } // namespace
 
 void add_admin_routes(http::router& r, const context_ptr& ctx) {
-  auto bind = [ctx](void (*fn)(const context_ptr&, http::request&&, http::responder)) {
-    return guarded([ctx, fn](http::request&& req, http::responder respond) {
-      fn(ctx, std::move(req), std::move(respond));
-    });
-  };
+  auto bind = [ctx](route_fn fn) { return bind_route(ctx, fn); };
   r.add("POST", "/v1/tenants", bind(create_tenant));
   r.add("GET", "/v1/tenants", bind(list_tenants));
   r.add("GET", "/v1/tenants/{id}", bind(get_tenant));

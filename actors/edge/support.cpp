@@ -18,6 +18,12 @@ http::handler guarded(http::handler h) {
   };
 }
 
+http::handler bind_route(const context_ptr& ctx, route_fn fn) {
+  return guarded([ctx, fn](http::request&& req, http::responder respond) {
+    fn(ctx, std::move(req), std::move(respond));
+  });
+}
+
 void reply_error(const http::responder& respond, const caf::error& err) {
   auto code = code_of(err);
   auto resp = http::response::from_error(code, message_of(err));

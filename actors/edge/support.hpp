@@ -18,6 +18,11 @@ namespace parley::edge {
 /// Wraps a handler so that an app_error thrown while validating becomes its 4xx answer.
 http::handler guarded(http::handler h);
 
+/// A route handler taking the node context, as the route tables write them.
+using route_fn = void (*)(const context_ptr&, http::request&&, http::responder);
+/// Binds `fn` to `ctx`, guarded.
+http::handler bind_route(const context_ptr& ctx, route_fn fn);
+
 /// Answers with the API error body for `err` (any caf::error; CAF's own map to 503/500).
 void reply_error(const http::responder& respond, const caf::error& err);
 

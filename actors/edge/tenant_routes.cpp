@@ -123,11 +123,7 @@ void get_message(const context_ptr& ctx, http::request&& req, http::responder re
 } // namespace
 
 void add_tenant_routes(http::router& r, const context_ptr& ctx) {
-  auto bind = [ctx](void (*fn)(const context_ptr&, http::request&&, http::responder)) {
-    return guarded([ctx, fn](http::request&& req, http::responder respond) {
-      fn(ctx, std::move(req), std::move(respond));
-    });
-  };
+  auto bind = [ctx](route_fn fn) { return bind_route(ctx, fn); };
   r.add("GET", "/v1/channels", bind(list_channels));
   r.add("GET", "/v1/channels/{id}", bind(get_channel));
   r.add("GET", "/v1/conversations", bind(list_conversations));
