@@ -22,18 +22,23 @@ void ask(caf::actor_system& sys, caf::actor target, caf::timespan timeout, OnOk 
     on_err(err);
     return;
   }
-  sys.spawn([target = std::move(target), timeout, on_ok = std::move(on_ok),
-             on_err = std::move(on_err), xs...](caf::event_based_actor* self) mutable {
-    self->request(target, timeout, std::move(xs)...)
-      .then([self, on_ok](Result& r) mutable {
-              on_ok(r);
-              self->quit();
-            },
-            [self, on_err](caf::error& e) mutable {
-              on_err(e);
-              self->quit();
-            });
-  });
+  // The target travels as a spawn argument: CAF 0.17 dereferences a null argument tuple when a
+  // function actor is spawned without arguments (UBSan flags it).
+  sys.spawn(
+    [timeout, on_ok = std::move(on_ok), on_err = std::move(on_err),
+     xs...](caf::event_based_actor* self, const caf::actor& target) mutable {
+      self->request(target, timeout, std::move(xs)...)
+        .then(
+          [self, on_ok](Result& r) mutable {
+            on_ok(r);
+            self->quit();
+          },
+          [self, on_err](caf::error& e) mutable {
+            on_err(e);
+            self->quit();
+          });
+    },
+    std::move(target));
 }
 
 } // namespace parley::runtime

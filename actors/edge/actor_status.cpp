@@ -28,7 +28,9 @@ void collect_actor_status(const context_ptr& ctx, std::function<void(nlohmann::j
                     {"idle_ms", nullptr}});
     handles.push_back(caf::actor_cast<caf::actor>(e.handle));
   }
-  ctx->sys->spawn([out, handles, done](caf::event_based_actor* self) {
+  // `handles` is a spawn argument, not a capture: CAF 0.17 dereferences a null argument tuple
+  // when a function actor is spawned without arguments.
+  ctx->sys->spawn([out, done](caf::event_based_actor* self, std::vector<caf::actor> handles) {
     auto pending = std::make_shared<size_t>(handles.size());
     auto finish = [out, done] {
       nlohmann::json result{{"count", out->size()}, {"actors", *out}};
@@ -73,7 +75,7 @@ void collect_actor_status(const context_ptr& ctx, std::function<void(nlohmann::j
             step();
           });
     }
-  });
+  }, std::move(handles));
 }
 
 } // namespace parley::edge

@@ -32,12 +32,16 @@ child_spec numbered_child(std::string id, std::shared_ptr<int> incarnations,
   spec.restart = policy;
   spec.start = [incarnations](caf::actor_system& sys, const std::string&) {
     int n = ++*incarnations;
-    return sys.spawn([n](caf::event_based_actor* self) -> caf::behavior {
-      return {
-        [n](get_atom) { return n; },
-        [self](stop_atom) { self->quit(); },
-      };
-    });
+    // Arguments instead of captures: CAF 0.17 dereferences a null argument tuple when a
+    // function actor is spawned without arguments (UBSan flags it).
+    return sys.spawn(
+      [](caf::event_based_actor* self, int n) -> caf::behavior {
+        return {
+          [n](get_atom) { return n; },
+          [self](stop_atom) { self->quit(); },
+        };
+      },
+      n);
   };
   return spec;
 }
@@ -140,14 +144,16 @@ TEST_F(supervisor_test, crashing_faster_than_the_intensity_escalates) {
   sched.run();
   caf::error exit_reason;
   bool down = false;
-  auto watcher = sys.spawn([&, sup](caf::event_based_actor* self) -> caf::behavior {
-    self->monitor(sup);
-    self->set_down_handler([&](caf::down_msg& msg) {
-      down = true;
-      exit_reason = msg.reason;
-    });
-    return {[](int) {}};
-  });
+  auto watcher = sys.spawn(
+    [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
+      self->monitor(watched);
+      self->set_down_handler([&](caf::down_msg& msg) {
+        down = true;
+        exit_reason = msg.reason;
+      });
+      return {[](int) {}};
+    },
+    sup);
   sched.run();
   crash(child(sup, "a")); // restart 1
   crash(child(sup, "a")); // restart 2
@@ -205,11 +211,13 @@ TEST_F(supervisor_test, children_end_with_their_supervisor) {
   sched.run();
   auto worker = child(sup, "a");
   bool down = false;
-  auto watcher = sys.spawn([&, worker](caf::event_based_actor* self) -> caf::behavior {
-    self->monitor(worker);
-    self->set_down_handler([&](caf::down_msg&) { down = true; });
-    return {[](int) {}};
-  });
+  auto watcher = sys.spawn(
+    [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
+      self->monitor(watched);
+      self->set_down_handler([&](caf::down_msg&) { down = true; });
+      return {[](int) {}};
+    },
+    worker);
   sched.run();
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   sched.run();
