@@ -4,6 +4,20 @@
 
 #include "runtime/errors.hpp"
 
+namespace parley {
+
+namespace {
+
+/// Sub-resources of a tenant that does not exist answer 404, not an empty list.
+void require_tenant(pqxx::work& tx, const std::string& tenant_id) {
+  if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
+    throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+}
+
+} // namespace
+
+} // namespace parley
+
 namespace parley::channel_store {
 
 namespace {
@@ -24,11 +38,6 @@ nlohmann::json one_channel(pqxx::work& tx, const std::string& tenant_id, const s
   auto j = nlohmann::json::parse(r[0][0].c_str());
   j.erase("_cursor_time");
   return j;
-}
-
-void require_tenant(pqxx::work& tx, const std::string& tenant_id) {
-  if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
-    throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
 }
 
 } // namespace
@@ -102,8 +111,7 @@ namespace parley::api_key_store {
 persistence::db_job create(std::string tenant_id, std::string name, std::string prefix,
                            std::string key_hash) {
   return {tenant_id, false, [=](pqxx::work& tx) {
-            if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
-              throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+            require_tenant(tx, tenant_id);
             auto r = tx.exec_params(
               "INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1::uuid, $2, $3, $4) "
               "RETURNING json_build_object('id', id, 'name', name, 'prefix', prefix, "
@@ -115,8 +123,7 @@ persistence::db_job create(std::string tenant_id, std::string name, std::string 
 
 persistence::db_job list(std::string tenant_id) {
   return {tenant_id, true, [tenant_id](pqxx::work& tx) {
-            if (tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", tenant_id).empty())
-              throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+            require_tenant(tx, tenant_id);
             auto r = tx.exec_params(
               "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'prefix', prefix, "
               "'created_at', parley_ts(created_at), 'revoked_at', parley_ts(revoked_at)) "

@@ -33,6 +33,19 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A process is alive unless gone or a zombie: daemons are reparented to PID 1, and in a container
 # whose PID 1 does not reap, an exited daemon stays a zombie that "kill -0" still finds.
+# Sends SIGTERM to parley and waits up to 30 s for it to drain, then SIGKILL.
+stop_parley_pid() { # pid
+  local pid=$1 i
+  say "stopping parley (pid $pid): SIGTERM, waiting for it to drain"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  say "parley did not exit within 30 s of SIGTERM; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 alive() { # pid
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null || true)

@@ -63,17 +63,7 @@ shut_down=0
 stop_parley() {
   [ -n "$parley_pid" ] || return 0
   if alive "$parley_pid"; then
-    say "stopping parley (pid $parley_pid): SIGTERM, waiting for it to drain"
-    kill -TERM "$parley_pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 300; i++)); do
-      alive "$parley_pid" || break
-      sleep 0.1
-    done
-    if alive "$parley_pid"; then
-      say "parley did not exit within 30 s of SIGTERM; sending SIGKILL"
-      kill -KILL "$parley_pid" 2>/dev/null || true
-    fi
+    stop_parley_pid "$parley_pid"
   fi
   wait "$parley_pid" 2>/dev/null || true
   parley_pid=""

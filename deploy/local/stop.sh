@@ -14,16 +14,7 @@ case "$pid" in
 '' | *[!0-9]*) pid="" ;;
 esac
 if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = parley ]; then
-  say "stopping parley (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    say "parley did not exit within 30 s of SIGTERM; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_parley_pid "$pid"
 else
   say "parley is not running"
 fi
