@@ -583,3 +583,18 @@ def require_environment() -> None:
     a database or binary, with a message saying what to do."""
     pg_url()
     parley_bin()
+
+
+# ---- fakes of third-party services (tests/fakes) -------------------------------------------
+
+FAKES_DIR = os.path.abspath(os.path.join(HERE, "..", "fakes"))
+
+
+def import_fake(module: str = "fake_graph"):
+    """Imports a module of tests/fakes (a sibling folder, not on sys.path when the tests run
+    from tests/integration), e.g. `fake_graph = import_fake("fake_graph")`."""
+    import importlib
+    import sys
+    if FAKES_DIR not in sys.path:
+        sys.path.insert(0, FAKES_DIR)
+    return importlib.import_module(module)
