@@ -9,6 +9,7 @@ metrics, tenant isolation, and a SIGKILL in the middle of a 300-message burst.
 Retries are made fast through the environment (backoff 20..200 ms, 4 attempts). Waits poll with a
 deadline; the only bounded "nothing happens" observation (a paused channel sends nothing) is
 documented where it is made."""
+import http.client
 import json
 import re
 import secrets
@@ -95,13 +96,16 @@ class OutboundCase(ParleyTestCase):
     (faults are injected per phone_number_id, so tests never see each other's)."""
 
     env: dict = {}
+    tls = False  # https fake, its CA trusted through whatsapp.graph_ca_file
     fake: FakeGraph
 
     @classmethod
     def setUpClass(cls):
-        cls.fake = FakeGraph().start()
+        cls.fake = FakeGraph(tls=cls.tls).start()
         cls.addClassCleanup(cls.fake.stop)
         env = dict(OUTBOUND_ENV)
+        if cls.tls:
+            env["PARLEY_WHATSAPP_GRAPH_CA_FILE"] = cls.fake.ca_file
         env.update(cls.env)
         cls.server = cls.start_server(env=env)
 
@@ -180,9 +184,14 @@ class OutboundCase(ParleyTestCase):
         def done():
             r = self.server.request("GET", f"/v1/messages/{mid}", token=ch.key)
             last["r"] = r.describe()
-            return r.body if r.status == 200 and r.body.get("status") in want else None
+            if r.status != 200:
+                return None
+            if r.body.get("status") in want:
+                return r.body
+            # failed is terminal: no point waiting for anything else
+            return {"unwanted": True} if r.body.get("status") == "failed" else None
         m = wait_until(done, timeout)
-        if not m:
+        if not m or m.get("unwanted"):
             r = self.server.request("GET", f"/v1/messages/{mid}/attempts", token=ch.key)
             self.fail(f"message {mid} not {sorted(want)} within {timeout} s; last {last.get('r')}"
                       f"\nattempts: {r.describe()}\n{self.fake_summary(ch)}{self._logs()}")
@@ -541,21 +550,46 @@ class SendTest(OutboundCase):
         self.assertEqual(len(self.graph_sends(ch, tag)), 3)
 
     def test_dropped_connections_then_sent(self):
-        ch = self.tenant()[0]
-        tag = new_tag("drop")
-        self.fake.drop(1, ch.pnid, after_body=False)
-        self.fake.drop(1, ch.pnid, after_body=True)
-        m = self.template_to(ch, new_wa_id(), tag)
-        done = self.wait_status(ch, m["id"], "sent")
-        atts = self.attempts(ch, m["id"])
-        self.assertAttempts(atts, ["retry", "retry", "sent"], "two dropped connections")
-        self.assertEqual([a["http_status"] for a in atts], [None, None, 200])
-        # A request resent on a fresh connection (even transparently by the HTTP client) is an
-        # attempt too: Meta may have processed the first one, so it must be on record.
-        graph_calls = self.fake.requests(ch.pnid, "messages")
-        self.assertEqual(len(graph_calls), len(atts),
-                         f"every Graph call is a delivery attempt\n{self.fake_summary(ch)}")
-        self.assertEqual(done["wa_message_id"], self.fake.tagged(tag, ch.pnid)[0]["wamid"])
+        # A Graph API of its own, so every call this test makes is visible with its connection.
+        graph = FakeGraph().start()
+        self.addCleanup(graph.stop)
+        ch = self.tenant(graph_base_url=graph.url)[0]
+        graph.set_token(ch.pnid, ch.token)
+
+        def expected_attempts(tag_calls):
+            """Attempt rows for these Graph calls. A call dropped without any answer on a
+            connection that served before is retried once, transparently, by the HTTP client
+            (http/client.cpp: the race with a server closing an idle keep-alive connection),
+            so it and the next call are one attempt. Any other call is an attempt of its own."""
+            seen, folded = set(), 0
+            mine = {r["seq"] for r in tag_calls}
+            for r in graph.requests():
+                if (r["seq"] in mine and r["outcome"].startswith("dropped")
+                        and r["conn_id"] in seen):
+                    folded += 1
+                seen.add(r["conn_id"])
+            return len(tag_calls) - folded
+
+        for n, drops in enumerate(((False, True), (False,), (True,))):
+            with self.subTest(drops=drops):
+                before = {r["seq"] for r in graph.requests(ch.pnid, "messages")}
+                for after_body in drops:
+                    graph.drop(1, ch.pnid, after_body=after_body)
+                tag = new_tag(f"drop{n}")
+                m = self.template_to(ch, new_wa_id(), tag)
+                done = self.wait_status(ch, m["id"], "sent")
+                calls = [r for r in graph.requests(ch.pnid, "messages")
+                         if r["seq"] not in before]
+                self.assertEqual(len(calls), len(drops) + 1,
+                                 f"each drop, then the successful call: {calls}")
+                rows = expected_attempts(calls)
+                atts = self.attempts(ch, m["id"])
+                self.assertAttempts(atts, ["retry"] * (rows - 1) + ["sent"],
+                                    f"drops {drops}, Graph calls on connections "
+                                    f"{[(r['conn_id'], r['outcome']) for r in calls]}")
+                self.assertEqual([a["http_status"] for a in atts], [None] * (rows - 1) + [200])
+                self.assertEqual(done["attempts"], rows, done)
+                self.assertEqual(done["wa_message_id"], graph.tagged(tag, ch.pnid)[0]["wamid"])
 
     def test_retry_after_header_delays_the_retry(self):
         """Not in the contract's text, but domain/retry_policy: a Retry-After longer than the
@@ -832,6 +866,37 @@ class HealthCheckTest(OutboundCase):
         self.wait_status(ch, m["id"], "sent")
 
 
+class TlsTest(OutboundCase):
+    """The Graph API over https: the fake's self-signed CA is trusted through
+    whatsapp.graph_ca_file (PARLEY_WHATSAPP_GRAPH_CA_FILE), and only through it."""
+
+    tls = True
+
+    def test_sends_over_tls_with_the_configured_ca(self):
+        self.assertTrue(self.fake.url.startswith("https://"))
+        ch = self.tenant()[0]
+        tags = [new_tag("tls") for _ in range(3)]
+        for tag in tags:
+            m = self.template_to(ch, new_wa_id(), tag)
+            done = self.wait_status(ch, m["id"], "sent")
+            self.assertEqual(done["wa_message_id"], self.fake.tagged(tag, ch.pnid)[0]["wamid"])
+        self.assertEqual(self.fake.sent_messages(ch.pnid)[0]["authorization"],
+                         f"Bearer {ch.token}")
+
+    def test_a_certificate_nobody_trusts_is_never_used(self):
+        stranger = FakeGraph(tls=True).start()  # another self-signed CA, not configured
+        self.addCleanup(stranger.stop)
+        ch = self.tenant(graph_base_url=stranger.url)[0]
+        stranger.set_token(ch.pnid, ch.token)
+        m = self.template_to(ch, new_wa_id(), new_tag("mitm"))
+        done = self.wait_status(ch, m["id"], "failed")
+        self.assertEqual(done["attempts"], MAX_ATTEMPTS, done)
+        atts = self.attempts(ch, m["id"])
+        self.assertAttempts(atts, ["retry"] * (MAX_ATTEMPTS - 1) + ["failed"], "untrusted")
+        self.assertTrue(all(a["http_status"] is None for a in atts), atts)
+        self.assertEqual(stranger.requests(), [], "a request went to an untrusted server")
+
+
 class OutboundCrashTest(ParleyTestCase):
     """SIGKILL in the middle of a concurrent burst of 300 messages, then a restart on the same
     database: every accepted message is sent (at least once); duplicates are possible only for
@@ -885,8 +950,8 @@ class OutboundCrashTest(ParleyTestCase):
                 try:
                     r = http_request(srv.port, "POST", "/v1/messages", msg, token=ch.key,
                                      timeout=10)
-                except OSError:
-                    return  # the server is gone
+                except (OSError, http.client.HTTPException):
+                    return  # the server is gone (or went while answering)
                 with lock:
                     if r.status == 202:
                         accepted[tags[n]] = r.body["id"]
