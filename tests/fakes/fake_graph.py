@@ -25,7 +25,6 @@ prints {"url": ..., "ca_file": ...} on one line, then serves a control API under
 """
 import argparse
 import base64
-import copy
 import http.server
 import json
 import os
@@ -563,16 +562,24 @@ class FakeGraph:
         ("sent"|"read"|"health"|"error"|"fault"|"dropped"|"dropped_after_send"), wamid, answered
         (False when the client was gone before the answer was written)."""
         with self._lock:
-            recs = [r for r in self._records
+            # Shallow copies: cheap enough to poll; the fake never changes a stored body.
+            return [dict(r) for r in self._records
                     if (pnid is None or r["pnid"] == str(pnid))
                     and (endpoint is None or r["endpoint"] == endpoint)]
-            return copy.deepcopy(recs)
 
     def sent_messages(self, pnid: Optional[str] = None) -> List[dict]:
         """Requests Meta turned into a message (a wamid was issued): answered 200, plus dropped
         ones marked processed. Read receipts are not messages (see read_receipts)."""
         return [r for r in self.requests(pnid, "messages")
                 if r.get("wamid") and r["outcome"] in ("sent", "dropped_after_send")]
+
+    def sent_count(self, pnid: Optional[str] = None) -> int:
+        """len(sent_messages(pnid)) without copying anything (for tight polling loops)."""
+        with self._lock:
+            return sum(1 for r in self._records
+                       if r["endpoint"] == "messages" and r.get("wamid")
+                       and r["outcome"] in ("sent", "dropped_after_send")
+                       and (pnid is None or r["pnid"] == str(pnid)))
 
     def read_receipts(self, pnid: Optional[str] = None) -> List[dict]:
         return [r for r in self.requests(pnid, "messages") if r["outcome"] == "read"]

@@ -110,7 +110,9 @@ class ContractTest(FakeCase):
         self.assertEqual(r["response"], body)
         self.assertEqual([m["wamid"] for m in self.fake.tagged("tag-1")], [wamid])
         self.assertEqual(len(self.fake.sent_messages(PNID)), 2)
+        self.assertEqual(self.fake.sent_count(PNID), 2)
         self.assertEqual(self.fake.sent_messages("999"), [])
+        self.assertEqual(self.fake.sent_count("999"), 0)
 
     def test_every_message_type_is_accepted(self):
         bodies = {

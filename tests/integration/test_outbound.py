@@ -961,18 +961,18 @@ class OutboundCrashTest(ParleyTestCase):
                    for i in range(self.THREADS)]
         for t in threads:
             t.start()
-        mid_burst = wait_until(lambda: len(accepted) >= 100
-                               and len(self.fake.sent_messages(ch.pnid)) >= 20,
-                               timeout=60, interval=0.005)
+        mid_burst = wait_until(
+            lambda: len(accepted) >= 100 and self.fake.sent_count(ch.pnid) >= 20,
+            timeout=60, interval=0.005)
         srv.signal(signal.SIGKILL)
         self.assertIsNotNone(srv.wait_exit(10), "SIGKILL did not end the server")
         for t in threads:
             t.join(30)
         self.assertTrue(mid_burst, f"the burst never got going: {len(accepted)} accepted, "
-                                   f"{len(self.fake.sent_messages(ch.pnid))} sent, {other[:5]}"
+                                   f"{self.fake.sent_count(ch.pnid)} sent, {other[:5]}"
                                    f"{self._logs(srv)}")
         self.assertEqual(other, [], "every answered POST was a 202")
-        sent_at_kill = len(self.fake.sent_messages(ch.pnid))
+        sent_at_kill = self.fake.sent_count(ch.pnid)
 
         srv2 = self.start()
         ids = sorted(accepted.values())
