@@ -72,18 +72,19 @@ void channel_health::on_success(steady_time) {
 void channel_health::on_failure(steady_time now) {
   if (state_ == channel_state::token_invalid)
     return;
-  if (trial_in_flight_) {
-    // The trial failed: back off harder before the next one.
-    trial_in_flight_ = false;
-    open_for_ = std::min(opts_.max_open_for, open_for_ * 2);
-    open_breaker(now);
+  if (breaker_ == breaker::open) {
+    // A failure once the timer has run out is the trial's answer, even if the caller sent the
+    // trial without on_trial_started: back off harder before the next one. Earlier failures are
+    // late answers to calls sent before the breaker opened and do not restart its timer.
+    if (trial_in_flight_ || now >= open_until_) {
+      trial_in_flight_ = false;
+      open_for_ = std::min(opts_.max_open_for, open_for_ * 2);
+      open_breaker(now);
+    }
     return;
   }
   if (failures_ < opts_.open_after)
     ++failures_;
-  // A late failure of a call sent before the breaker opened does not restart its timer.
-  if (breaker_ == breaker::open)
-    return;
   if (failures_ >= opts_.open_after) {
     open_breaker(now);
   } else if (failures_ >= opts_.degrade_after) {

@@ -27,7 +27,9 @@ std::optional<channel_state> parse_channel_state(std::string_view s);
 ///   on_failure: F >= degrade_after -> degraded; F >= open_after -> disconnected, breaker open for
 ///     open_for. Open breaker: allow_send is false until the timer ends; then it is half-open and
 ///     allows ONE trial (on_trial_started claims it). Trial success -> connected, closed; trial
-///     failure -> open again for twice the previous time, capped at max_open_for.
+///     failure -> open again for twice the previous time, capped at max_open_for. Any failure
+///     reported after the timer ran out counts as a failed trial (also when the call was sent
+///     without on_trial_started); failures before that are late answers and change nothing.
 ///   on_success: connected, breaker closed, F = 0, open time back to open_for.
 ///   on_throttled: Meta answered, so the channel is reachable: breaker closed, F = 0, but
 ///     degraded (a connected channel degrades; it never opens the breaker).
@@ -58,8 +60,9 @@ public:
   /// probe / trial request.
   bool should_probe(steady_time now) const;
 
-  /// When the open breaker's timer ends; steady_time::max() when the breaker is not open (nothing
-  /// to schedule).
+  /// When the open breaker's timer ends (already past while a trial is in flight: the trial's
+  /// answer, not a timer, decides what happens next); steady_time::max() when the breaker is not
+  /// open (nothing to schedule: do not add it to a clock).
   steady_time next_probe_at() const;
 
   /// Half-open: the single trial request is in flight (no-op unless should_probe(now)).

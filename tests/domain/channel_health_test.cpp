@@ -270,3 +270,15 @@ TEST(channel_health, nonsensical_options_are_clamped) {
   EXPECT_EQ(h.state(), cs::disconnected);
   EXPECT_TRUE(h.should_probe(t0));
 }
+
+TEST(channel_health, failure_after_the_timer_counts_as_a_failed_trial) {
+  // A caller that sends in the half-open window without on_trial_started still backs off.
+  channel_health h(opts());
+  fail_times(h, 5, t0);
+  ASSERT_TRUE(h.allow_send(t0 + 2s));
+  h.on_failure(t0 + 2500ms);
+  EXPECT_EQ(h.state(), cs::disconnected);
+  EXPECT_EQ(h.open_for(), 4s);
+  EXPECT_EQ(h.next_probe_at(), t0 + 6500ms);
+  EXPECT_FALSE(h.allow_send(t0 + 2500ms));
+}
