@@ -4,25 +4,29 @@
 #include <thread>
 
 #include <caf/actor_pool.hpp>
-#include <pqxx/except>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <pqxx/except>
 
+#include "actors/channel.hpp"
+#include "actors/conversation.hpp"
 #include "actors/edge/context.hpp"
 #include "actors/edge/routes.hpp"
-#include "actors/interfaces.hpp"
-#include "actors/conversation.hpp"
 #include "actors/inbound_store.hpp"
 #include "actors/ingest.hpp"
+#include "actors/interfaces.hpp"
+#include "actors/outbound_store.hpp"
 #include "actors/tenant.hpp"
 #include "domain/crypto.hpp"
+#include "http/client.hpp"
 #include "http/metrics_observer.hpp"
 #include "http/server.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/writer.hpp"
+#include "runtime/ask.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/supervisor.hpp"
 
@@ -61,12 +65,12 @@ runtime::child_spec slot_child(std::string id, std::string kind, runtime::actor_
                                runtime::actor_tree* tree,
                                std::function<caf::actor(caf::actor_system&)> make) {
   return runtime::published_child(
-    id, kind, slot,
-    [tree, id, kind, make = std::move(make)](caf::actor_system& sys, const std::string& parent) {
-      auto a = make(sys);
-      tree->enroll(a, {kind, id, parent});
-      return a;
-    });
+      id, kind, slot,
+      [tree, id, kind, make = std::move(make)](caf::actor_system& sys, const std::string& parent) {
+        auto a = make(sys);
+        tree->enroll(a, {kind, id, parent});
+        return a;
+      });
 }
 
 /// Acknowledged webhooks may still be on their way into conversations: let ingest finish them
@@ -78,13 +82,38 @@ bool wait_for_ingest(caf::actor_system& sys, runtime::actor_slot& ingest,
   while (std::chrono::steady_clock::now() < deadline) {
     int64_t in_flight = 0;
     self->request(ingest.get(), std::chrono::seconds(1), status_atom::value)
-      .receive([&](nlohmann::json& st) { in_flight = st.value("events_in_flight", int64_t{0}); },
-               [&](caf::error&) { in_flight = 0; });
+        .receive([&](nlohmann::json& st) { in_flight = st.value("events_in_flight", int64_t{0}); },
+                 [&](caf::error&) { in_flight = 0; });
     if (in_flight == 0)
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+/// Group-commit kinds of every module that writes through the writers.
+std::map<std::string, persistence::batch_fn> all_batch_handlers() {
+  auto kinds = inbound_store::batch_handlers();
+  kinds.merge(outbound_store::batch_handlers());
+  return kinds;
+}
+
+/// Activates every tenant that has channels, so outboxes left by a crash are re-driven and
+/// sessions are checked without waiting for traffic.
+void activate_channel_tenants(caf::actor_system& sys, runtime::actor_slot& db,
+                              runtime::actor_slot& tenants, caf::timespan timeout,
+                              const log::logger& logger) {
+  runtime::ask<nlohmann::json>(
+      sys, db.get(), timeout,
+      [&tenants](nlohmann::json& ids) {
+        for (const auto& id : ids)
+          caf::anon_send(tenants.get(), tenant_atom::value, id.get<std::string>());
+      },
+      [logger](caf::error& err) {
+        logger.warn("cannot list tenants with channels; their sessions start on first use",
+                    {{"error", message_of(err)}});
+      },
+      persistence::exec_atom::value, outbound_store::tenants_with_channels());
 }
 
 int wait_for_signal() {
@@ -127,6 +156,33 @@ int serve(const config::parley_config& cfg) {
   {
     caf::actor_system sys{sys_cfg};
 
+    // Declared after the actor system so it is destroyed first: its pending callbacks hold actor
+    // handles, which must not outlive the system.
+    http::client_options graph_opts;
+    graph_opts.io_threads = 1;
+    graph_opts.max_connections_per_host = static_cast<size_t>(cfg.outbound.http_connections);
+    graph_opts.default_timeout = std::chrono::milliseconds(cfg.outbound.request_timeout_ms);
+    graph_opts.ca_file = cfg.whatsapp.graph_ca_file;
+    std::unique_ptr<http::client> graph;
+    try {
+      graph = std::make_unique<http::client>(graph_opts);
+    } catch (const std::exception& e) {
+      logger.error("cannot set up the Graph API client", {{"error", e.what()}});
+      return 1;
+    }
+    graph->start();
+    outbound_metrics out_metrics{registry};
+
+    channel_deps chan_deps;
+    chan_deps.writer = &writer_slot;
+    chan_deps.db = &db_slot;
+    chan_deps.graph = graph.get();
+    chan_deps.secrets = &secrets;
+    chan_deps.cfg = &cfg;
+    chan_deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
+    chan_deps.tree = &tree;
+    chan_deps.m = &out_metrics;
+
     conversation_deps conv_deps;
     conv_deps.writer = &writer_slot;
     conv_deps.write_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
@@ -138,6 +194,7 @@ int serve(const config::parley_config& cfg) {
 
     tenant_deps deps;
     deps.conversations = &conv_deps;
+    deps.channels = &chan_deps;
     deps.db = &db_slot;
     deps.tree = &tree;
     deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
@@ -151,34 +208,34 @@ int serve(const config::parley_config& cfg) {
     root_opts.window = std::chrono::seconds(cfg.runtime.supervisor_window_s);
     root_opts.tree = &tree;
     auto root = runtime::spawn_supervisor(
-      sys, root_opts,
-      {
-        slot_child("db_pool", "db_pool", &db_slot, &tree,
-                   [&cfg, &registry](caf::actor_system& s) {
-                     return persistence::spawn_db_pool(s, cfg.db, registry);
-                   }),
-        slot_child("db_writer", "db_writer", &writer_slot, &tree,
-                   [&cfg, &registry](caf::actor_system& s) {
-                     // db.writers connections commit in parallel (PostgreSQL groups their
-                     // WAL flushes); each still batches what reaches it.
-                     auto make = [&cfg, &registry, &s] {
-                       return persistence::spawn_writer(
-                         s, cfg.db,
-                         persistence::make_writer_options(cfg.db, inbound_store::batch_handlers()),
-                         registry);
-                     };
-                     if (cfg.db.writers <= 1)
-                       return make();
-                     return caf::actor_pool::make(s.dummy_execution_unit(),
-                                                  static_cast<size_t>(cfg.db.writers), make,
-                                                  caf::actor_pool::round_robin());
-                   }),
-        tenant_registry_spec(deps, &tenants_slot),
-        ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
-                                std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
-                                std::chrono::seconds(30), 30, 5},
-                    &ingest_slot),
-      });
+        sys, root_opts,
+        {
+            slot_child("db_pool", "db_pool", &db_slot, &tree,
+                       [&cfg, &registry](caf::actor_system& s) {
+                         return persistence::spawn_db_pool(s, cfg.db, registry);
+                       }),
+            slot_child("db_writer", "db_writer", &writer_slot, &tree,
+                       [&cfg, &registry](caf::actor_system& s) {
+                         // db.writers connections commit in parallel (PostgreSQL groups their
+                         // WAL flushes); each still batches what reaches it.
+                         auto make = [&cfg, &registry, &s] {
+                           return persistence::spawn_writer(
+                               s, cfg.db,
+                               persistence::make_writer_options(cfg.db, all_batch_handlers()),
+                               registry);
+                         };
+                         if (cfg.db.writers <= 1)
+                           return make();
+                         return caf::actor_pool::make(s.dummy_execution_unit(),
+                                                      static_cast<size_t>(cfg.db.writers), make,
+                                                      caf::actor_pool::round_robin());
+                       }),
+            tenant_registry_spec(deps, &tenants_slot),
+            ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
+                                    std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
+                                    std::chrono::seconds(30), 30, 5},
+                        &ingest_slot),
+        });
     // The root ending means the node cannot work; watch it so the process exits instead of
     // serving errors forever.
     std::atomic<bool> root_failed{false};
@@ -191,7 +248,9 @@ int serve(const config::parley_config& cfg) {
 
     // The root starts its children on its first run (a worker thread); serve only once every
     // slot holds a live actor.
-    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get() && ingest_slot.get()); ++i)
+    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get() &&
+                                  ingest_slot.get());
+         ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
     auto ctx = std::make_shared<edge::context>();
@@ -212,6 +271,7 @@ int serve(const config::parley_config& cfg) {
     edge::add_ops_routes(*router, ctx);
     edge::add_admin_routes(*router, ctx);
     edge::add_tenant_routes(*router, ctx);
+    edge::add_outbound_routes(*router, ctx);
     edge::add_webhook_routes(*router, ctx);
 
     http::server_options http_opts;
@@ -231,6 +291,7 @@ int serve(const config::parley_config& cfg) {
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
       return 1;
     }
+    activate_channel_tenants(sys, db_slot, tenants_slot, ctx->db_timeout, logger);
     logger.info("listening", {{"address", cfg.http.address}, {"port", server.port()}});
 
     int sig = wait_for_signal();
@@ -241,10 +302,12 @@ int serve(const config::parley_config& cfg) {
     server.stop_accepting();
     bool drained = server.drain(std::chrono::milliseconds(cfg.http.drain_timeout_ms));
     server.stop();
-    drained = wait_for_ingest(sys, ingest_slot, std::chrono::milliseconds(cfg.http.drain_timeout_ms))
-              && drained;
+    drained =
+        wait_for_ingest(sys, ingest_slot, std::chrono::milliseconds(cfg.http.drain_timeout_ms)) &&
+        drained;
     caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
+    graph->stop();
     // Detached actors' threads only end when the last handle is gone, and the actor system's
     // destructor waits for those threads.
     db_slot.set(nullptr);

@@ -24,7 +24,10 @@ namespace {
 
 constexpr const char* channel_select = R"(
   SELECT c.id, c.tenant_id, c.type, c.phone_number_id, c.waba_id, c.display_phone_number,
-         c.graph_base_url, c.throughput_mps, c.state, (c.app_secret_enc IS NOT NULL) AS has_app_secret,
+         c.graph_base_url, c.throughput_mps, c.state, c.state_reason,
+         parley_ts(c.state_changed_at) AS state_changed_at,
+         (SELECT count(*) FROM outbox o WHERE o.channel_id = c.id) AS outbox_depth,
+         (c.app_secret_enc IS NOT NULL) AS has_app_secret,
          parley_ts(c.created_at) AS created_at, parley_ts(c.updated_at) AS updated_at,
          parley_cursor_ts(c.created_at) AS _cursor_time
   FROM channels c)";
@@ -75,6 +78,22 @@ persistence::db_job list(std::string tenant_id, int limit_plus_one,
 
 persistence::db_job get(std::string tenant_id, std::string channel_id) {
   return {tenant_id, true, [tenant_id, channel_id](pqxx::work& tx) {
+            return one_channel(tx, tenant_id, channel_id);
+          }};
+}
+
+persistence::db_job update(std::string tenant_id, std::string channel_id, channel_patch p) {
+  return {tenant_id, false, [tenant_id, channel_id, p](pqxx::work& tx) {
+            auto r = tx.exec_params(
+              "UPDATE channels SET access_token_enc = coalesce($3, access_token_enc), "
+              "app_secret_enc = coalesce($4, app_secret_enc), "
+              "graph_base_url = coalesce($5, graph_base_url), "
+              "throughput_mps = coalesce($6, throughput_mps), updated_at = now() "
+              "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING id",
+              tenant_id, channel_id, p.access_token_sealed, p.app_secret_sealed, p.graph_base_url,
+              p.throughput_mps);
+            if (r.empty())
+              throw app_error(errc::not_found, "channel " + channel_id + " not found");
             return one_channel(tx, tenant_id, channel_id);
           }};
 }

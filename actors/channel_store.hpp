@@ -28,6 +28,16 @@ persistence::db_job list(std::string tenant_id, int limit_plus_one,
 /// One channel of one tenant; another tenant's channel is not_found.
 persistence::db_job get(std::string tenant_id, std::string channel_id);
 
+/// A change to a channel; secrets arrive sealed. Unset fields stay as they are.
+struct channel_patch {
+  std::optional<std::string> access_token_sealed;
+  std::optional<std::string> app_secret_sealed;
+  std::optional<std::string> graph_base_url;
+  std::optional<int> throughput_mps;
+};
+/// Applies `p` to a channel of the tenant (not_found otherwise) and returns the channel.
+persistence::db_job update(std::string tenant_id, std::string channel_id, channel_patch p);
+
 /// Routing for inbound webhooks: {"tenant_id","channel_id"} of a phone_number_id; not_found.
 persistence::db_job route(std::string phone_number_id);
 /// {"tenant_id","app_secret_enc"|null} of a channel, for per-channel webhook signatures.

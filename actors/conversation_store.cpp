@@ -25,7 +25,8 @@ constexpr const char* message_json = R"(
     'direction', m.direction, 'type', m.type, 'wa_message_id', m.wamid,
     'from', CASE WHEN m.direction = 'inbound' THEN m.from_wa ELSE ch.display_phone_number END,
     'to', CASE WHEN m.direction = 'inbound' THEN ch.display_phone_number ELSE m.to_wa END,
-    'content', m.content, 'context', m.context, 'status', m.status,
+    'content', m.content, 'context', m.context, 'status', m.status, 'attempts', m.attempts,
+    'client_message_id', m.client_message_id,
     'error', CASE WHEN m.error_code IS NULL THEN NULL
                   ELSE json_build_object('code', m.error_code, 'title', m.error_title) END,
     'timestamp', parley_ts(m.meta_timestamp), 'created_at', parley_ts(m.created_at),

@@ -6,39 +6,11 @@
 #include <pqxx/pqxx>
 
 #include "domain/crypto.hpp"
+#include "persistence/json_rows.hpp"
 
 namespace parley::inbound_store {
 
 namespace {
-
-/// PostgreSQL's text and jsonb cannot hold U+0000; Meta can send it. Each escaped NUL in the
-/// serialised JSON becomes U+FFFD so the message is stored instead of failing forever (the raw
-/// webhook bytes keep the original).
-void replace_escaped_nul(std::string& json) {
-  constexpr std::string_view nul = "\\u0000";
-  size_t pos = 0;
-  while ((pos = json.find(nul, pos)) != std::string::npos) {
-    size_t backslashes = 0;
-    for (size_t i = pos; i > 0 && json[i - 1] == '\\'; --i)
-      ++backslashes;
-    if (backslashes % 2 == 0)
-      json.replace(pos, nul.size(), "\\ufffd");
-    pos += nul.size();
-  }
-}
-
-std::string as_json_array(const std::vector<nlohmann::json>& rows) {
-  std::string out = "[";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (i)
-      out += ',';
-    out += rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  out += ']';
-  if (out.find("\\u0000") != std::string::npos)
-    replace_escaped_nul(out);
-  return out;
-}
 
 std::vector<nlohmann::json> store_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
   // Ids are drawn first so each row's id is known without relying on RETURNING order.
@@ -58,7 +30,7 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx, const std::vector<n
     INSERT INTO raw_webhook_events (id, channel_id, request_id, body)
     SELECT r.id, r.channel_id, r.request_id, decode(r.body_b64, 'base64')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, channel_id uuid, request_id text, body_b64 text))",
-                 as_json_array(batch));
+                 persistence::json_rows(batch));
   return results;
 }
 
@@ -74,7 +46,7 @@ std::string project(const std::vector<nlohmann::json>& rows, std::initializer_li
         p[k] = *it;
     out.push_back(std::move(p));
   }
-  return as_json_array(out);
+  return persistence::json_rows(out);
 }
 
 std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
@@ -129,7 +101,7 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       FROM counts WHERE c.id = counts.conversation_id
     )
     SELECT channel_id::text, wamid FROM ins)",
-                                 as_json_array(rows));
+                                 persistence::json_rows(rows));
   std::set<std::pair<std::string, std::string>> fresh;
   for (const auto& row : inserted)
     fresh.emplace(row[0].c_str(), row[1].c_str());
@@ -198,7 +170,7 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlo
         error_title = coalesce(m.error_title, f.error_title)
     FROM folded f
     WHERE m.channel_id = f.channel_id AND m.wamid = f.wamid AND m.direction = 'outbound')",
-                 as_json_array(rows));
+                 persistence::json_rows(rows));
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
 }
 
@@ -208,7 +180,7 @@ std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann
     SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
     WHERE e.id = r.id)",
-                 as_json_array(rows));
+                 persistence::json_rows(rows));
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json::object());
 }
 

@@ -16,6 +16,16 @@
 //       -> nlohmann::json {"message_id","conversation_id","duplicate"}   routed to the conversation
 //   (status_event_atom, std::string channel_id, domain::status_event) -> nlohmann::json
 //                                                          routed to the recipient's conversation
+//   (send_atom, std::string channel_id, domain::outbound_request) -> nlohmann::json
+//       {"status":202|200,"body":message}                  routed to the channel actor
+//   (channel_atom, std::string channel_id) -> caf::actor   the channel's actor (activated)
+//   (reload_atom, std::string channel_id) -> bool          the channel's row changed (PATCH)
+// channel (one per WhatsApp number of an active tenant, supervised by the tenant's "channels"
+// supervisor; all of a tenant's channels are activated with the tenant):
+//   (send_atom, domain::outbound_request) -> nlohmann::json {"status","body"}   after COMMIT
+//   (reload_atom) -> bool                                  re-reads credentials, URL, throughput
+//   (status_atom) -> nlohmann::json
+//   internal: pump, probe, requeue, rerecord, load, tick, graph/probe replies (see channel.cpp)
 // conversation (one per active (channel, contact); virtual: activated by the tenant on the first
 // message, passivated after runtime.conversation_idle_timeout_s, state rebuilt from each commit):
 //   (inbound_atom, domain::inbound_message, int64_t raw_event_id) -> nlohmann::json  (after COMMIT)
@@ -30,6 +40,7 @@
 
 #include <caf/atom.hpp>
 
+#include "domain/outbound_request.hpp"
 #include "domain/webhook.hpp"
 #include "runtime/atoms.hpp"
 
@@ -42,9 +53,12 @@ using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
 using status_event_atom = caf::atom_constant<caf::atom("statusevt")>;
 using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
+using send_atom = caf::atom_constant<caf::atom("send")>;
+using channel_atom = caf::atom_constant<caf::atom("channel")>;
 
 } // namespace parley
 
 // Parsed webhook parts travel only between actors of the node that parsed them.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::domain::inbound_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::domain::status_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::domain::outbound_request)

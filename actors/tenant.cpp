@@ -6,8 +6,10 @@
 #include <caf/skip.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/channel.hpp"
 #include "actors/conversation.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/outbound_store.hpp"
 #include "actors/tenant_store.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/logging.hpp"
@@ -27,6 +29,10 @@ struct tenant_state {
   /// Active conversation actors by "channel_id|wa_id", and back, for their exit messages.
   std::unordered_map<std::string, caf::actor> conversations;
   std::unordered_map<caf::actor_addr, std::string> conversation_keys;
+  /// Supervisor of the tenant's channel actors (restarted on crashes, re-driving their outbox).
+  caf::actor channel_sup;
+  /// Live channel actors by channel id (forgotten when they go down; the supervisor has the truth).
+  std::unordered_map<std::string, caf::actor> channels;
   log::logger logger{"tenant"};
   static inline const char* name = "tenant";
 };
@@ -49,12 +55,12 @@ caf::behavior gone(tenant_ptr self, caf::error reason) {
   self->state.phase = "gone";
   self->send(self, stop_atom::value);
   self->set_default_handler(
-    [reason](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return reason;
-    });
+      [reason](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+        return reason;
+      });
   return {
-    [self](stop_atom) { self->quit(); },
-    [self](status_atom) { return status_of(self); },
+      [self](stop_atom) { self->quit(); },
+      [self](status_atom) { return status_of(self); },
   };
 }
 
@@ -65,86 +71,169 @@ void load(tenant_ptr self) {
   auto db = self->state.deps.db->get();
   self->request(db, self->state.deps.db_timeout, persistence::exec_atom::value,
                 tenant_store::load(self->state.tenant_id))
-    .then(
-      [self](nlohmann::json& tenant) {
-        self->state.tenant = std::move(tenant);
-        self->set_default_handler(caf::print_and_drop);
-        self->become(running(self));
-      },
-      [self](caf::error& err) {
-        self->become(gone(self, err));
-      });
+      .then(
+          [self](nlohmann::json& tenant) {
+            self->state.tenant = std::move(tenant);
+            self->set_default_handler(caf::print_and_drop);
+            self->become(running(self));
+          },
+          [self](caf::error& err) { self->become(gone(self, err)); });
 }
 
 /// The conversation actor of (channel, contact), activated on first use. Linked: it ends with
 /// the tenant, and the tenant hears when it passivates or crashes.
-caf::actor conversation_for(tenant_ptr self, const std::string& channel_id, const std::string& wa_id) {
+caf::actor conversation_for(tenant_ptr self, const std::string& channel_id,
+                            const std::string& wa_id) {
   auto& st = self->state;
   auto key = channel_id + "|" + wa_id;
   if (auto it = st.conversations.find(key); it != st.conversations.end())
     return it->second;
-  auto conv = spawn_conversation(self->system(), *st.deps.conversations, st.tenant_id, channel_id, wa_id);
+  auto conv =
+      spawn_conversation(self->system(), *st.deps.conversations, st.tenant_id, channel_id, wa_id);
   self->link_to(conv);
   st.conversation_keys.emplace(conv.address(), key);
   st.conversations.emplace(std::move(key), conv);
   return conv;
 }
 
+/// Calls `then` with the live actor of `channel_id`, starting it under the channels supervisor
+/// when needed (a channel that is not the tenant's ends at once and answers not_found).
+template <class Then, class Fail>
+void with_channel(tenant_ptr self, const std::string& channel_id, Then then, Fail fail) {
+  auto& st = self->state;
+  if (auto it = st.channels.find(channel_id); it != st.channels.end()) {
+    then(it->second);
+    return;
+  }
+  runtime::child_spec spec;
+  spec.id = channel_id;
+  spec.kind = "channel";
+  spec.restart = runtime::restart_policy::transient;
+  spec.start = [deps = st.deps.channels, tenant_id = st.tenant_id,
+                channel_id](caf::actor_system& sys, const std::string& parent) {
+    return spawn_channel(sys, deps, tenant_id, channel_id, parent);
+  };
+  self->request(st.channel_sup, st.deps.db_timeout, start_child_atom::value, std::move(spec))
+      .then(
+          [self, channel_id, then](caf::actor& ch) mutable {
+            auto [it, fresh] = self->state.channels.emplace(channel_id, ch);
+            if (fresh)
+              self->monitor(ch);
+            then(it->second);
+          },
+          [fail](caf::error& err) mutable { fail(err); });
+}
+
+/// Every channel of the tenant gets its actor: outboxes are re-driven and sessions checked
+/// without waiting for the next send.
+void activate_channels(tenant_ptr self) {
+  auto& st = self->state;
+  if (!st.deps.channels)
+    return;
+  self->request(st.deps.db->get(), st.deps.db_timeout, persistence::exec_atom::value,
+                outbound_store::channel_ids(st.tenant_id))
+      .then(
+          [self](nlohmann::json& ids) {
+            for (const auto& id : ids)
+              with_channel(
+                  self, id.get<std::string>(), [](const caf::actor&) {},
+                  [self](const caf::error& err) {
+                    self->state.logger.warn("cannot activate channel",
+                                            {{"tenant_id", self->state.tenant_id},
+                                             {"error", self->system().render(err)}});
+                  });
+          },
+          [self](caf::error& err) {
+            self->state.logger.warn(
+                "cannot list channels",
+                {{"tenant_id", self->state.tenant_id}, {"error", self->system().render(err)}});
+          });
+}
+
 caf::behavior running(tenant_ptr self) {
   self->state.phase = "running";
+  activate_channels(self);
   return {
-    [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
-           int64_t raw_event_id) {
-      self->state.last_active = self->clock().now();
-      auto conv = conversation_for(self, channel_id, msg.wa_id);
-      return self->delegate(conv, inbound_atom::value, std::move(msg), raw_event_id);
-    },
-    [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
-      self->state.last_active = self->clock().now();
-      auto conv = conversation_for(self, channel_id, ev.recipient_id);
-      return self->delegate(conv, status_event_atom::value, std::move(ev));
-    },
-    [self](get_atom) -> caf::result<nlohmann::json> {
-      // Usage counts change behind the actor (keys, channels): read them fresh.
-      self->state.last_active = self->clock().now();
-      auto rp = self->make_response_promise<nlohmann::json>();
-      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
-                    persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
-        .then(
-          [self, rp](nlohmann::json& tenant) mutable {
-            self->state.tenant = tenant;
-            rp.deliver(std::move(tenant));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](update_atom, nlohmann::json& patch) -> caf::result<nlohmann::json> {
-      self->state.last_active = self->clock().now();
-      auto rp = self->make_response_promise<nlohmann::json>();
-      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
-                    persistence::exec_atom::value,
-                    tenant_store::update(self->state.tenant_id, std::move(patch)))
-        .then(
-          [self, rp](nlohmann::json& updated) mutable {
-            self->state.tenant = updated;
-            rp.deliver(std::move(updated));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](reload_atom) -> caf::result<bool> {
-      auto rp = self->make_response_promise<bool>();
-      self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
-                    persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
-        .then(
-          [self, rp](nlohmann::json& tenant) mutable {
-            self->state.tenant = std::move(tenant);
-            rp.deliver(true);
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](status_atom) { return status_of(self); },
+      [self](send_atom, std::string& channel_id,
+             domain::outbound_request& req) -> caf::result<nlohmann::json> {
+        self->state.last_active = self->clock().now();
+        auto rp = self->make_response_promise<nlohmann::json>();
+        with_channel(
+            self, channel_id,
+            [rp, req = std::move(req)](const caf::actor& ch) mutable {
+              rp.delegate(ch, send_atom::value, std::move(req));
+            },
+            [rp](const caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
+      [self](channel_atom, std::string& channel_id) -> caf::result<caf::actor> {
+        auto rp = self->make_response_promise<caf::actor>();
+        with_channel(
+            self, channel_id, [rp](const caf::actor& ch) mutable { rp.deliver(ch); },
+            [rp](const caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
+      [self](reload_atom, std::string& channel_id) -> caf::result<bool> {
+        auto rp = self->make_response_promise<bool>();
+        with_channel(
+            self, channel_id,
+            [rp](const caf::actor& ch) mutable { rp.delegate(ch, reload_atom::value); },
+            [rp](const caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
+      [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
+             int64_t raw_event_id) {
+        self->state.last_active = self->clock().now();
+        auto conv = conversation_for(self, channel_id, msg.wa_id);
+        return self->delegate(conv, inbound_atom::value, std::move(msg), raw_event_id);
+      },
+      [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
+        self->state.last_active = self->clock().now();
+        auto conv = conversation_for(self, channel_id, ev.recipient_id);
+        return self->delegate(conv, status_event_atom::value, std::move(ev));
+      },
+      [self](get_atom) -> caf::result<nlohmann::json> {
+        // Usage counts change behind the actor (keys, channels): read them fresh.
+        self->state.last_active = self->clock().now();
+        auto rp = self->make_response_promise<nlohmann::json>();
+        self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                      persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
+            .then(
+                [self, rp](nlohmann::json& tenant) mutable {
+                  self->state.tenant = tenant;
+                  rp.deliver(std::move(tenant));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](update_atom, nlohmann::json& patch) -> caf::result<nlohmann::json> {
+        self->state.last_active = self->clock().now();
+        auto rp = self->make_response_promise<nlohmann::json>();
+        self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                      persistence::exec_atom::value,
+                      tenant_store::update(self->state.tenant_id, std::move(patch)))
+            .then(
+                [self, rp](nlohmann::json& updated) mutable {
+                  self->state.tenant = updated;
+                  rp.deliver(std::move(updated));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](reload_atom) -> caf::result<bool> {
+        auto rp = self->make_response_promise<bool>();
+        self->request(self->state.deps.db->get(), self->state.deps.db_timeout,
+                      persistence::exec_atom::value, tenant_store::load(self->state.tenant_id))
+            .then(
+                [self, rp](nlohmann::json& tenant) mutable {
+                  self->state.tenant = std::move(tenant);
+                  activate_channels(self);
+                  rp.deliver(true);
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](status_atom) { return status_of(self); },
   };
 }
 
@@ -153,17 +242,35 @@ void tenant_impl(tenant_ptr self, tenant_deps deps, std::string tenant_id,
   self->state.deps = deps;
   self->state.tenant_id = tenant_id;
   self->state.last_active = self->clock().now();
+  runtime::actor_info me{"tenant", tenant_id, parent_path};
   if (deps.tree)
-    deps.tree->enroll(self, {"tenant", tenant_id, parent_path});
+    deps.tree->enroll(self, me);
+  runtime::supervisor_options sup;
+  sup.id = "channels";
+  sup.parent_path = me.path();
+  sup.max_restarts = deps.max_restarts;
+  sup.window = deps.restart_window;
+  sup.tree = deps.tree;
+  self->state.channel_sup = runtime::spawn_supervisor(self->system(), sup, {});
+  self->link_to(self->state.channel_sup);
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& chans = self->state.channels;
+    for (auto it = chans.begin(); it != chans.end(); ++it)
+      if (it->second.address() == msg.source) {
+        chans.erase(it);
+        return;
+      }
+  });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& st = self->state;
     if (auto it = st.conversation_keys.find(msg.source); it != st.conversation_keys.end()) {
       // Passivated (normal) or crashed: either way the next message activates it afresh from
       // PostgreSQL; the sender of a lost request retries (ingest) or gets the error.
       if (msg.reason)
-        st.logger.warn("conversation actor crashed", {{"tenant_id", st.tenant_id},
-                                                      {"conversation", it->second},
-                                                      {"reason", self->system().render(msg.reason)}});
+        st.logger.warn("conversation actor crashed",
+                       {{"tenant_id", st.tenant_id},
+                        {"conversation", it->second},
+                        {"reason", self->system().render(msg.reason)}});
       st.conversations.erase(it->second);
       st.conversation_keys.erase(it);
       return;
@@ -197,22 +304,22 @@ caf::behavior registry_impl(registry_ptr self, tenant_deps deps, std::string par
   self->state.tenants = runtime::spawn_supervisor(self->system(), opts, {});
   self->link_to(self->state.tenants);
   return {
-    [self, deps](tenant_atom, std::string& tenant_id) {
-      runtime::child_spec spec;
-      spec.id = tenant_id;
-      spec.kind = "tenant";
-      spec.restart = runtime::restart_policy::transient;
-      spec.start = [deps, tenant_id](caf::actor_system& sys, const std::string& parent) {
-        return spawn_tenant(sys, deps, tenant_id, parent);
-      };
-      return self->delegate(self->state.tenants, start_child_atom::value, std::move(spec));
-    },
-    [self](evict_atom, std::string& tenant_id) {
-      return self->delegate(self->state.tenants, stop_child_atom::value, std::move(tenant_id));
-    },
-    [self](status_atom) {
-      return nlohmann::json{{"state", "running"}, {"mailbox", self->mailbox().size()}};
-    },
+      [self, deps](tenant_atom, std::string& tenant_id) {
+        runtime::child_spec spec;
+        spec.id = tenant_id;
+        spec.kind = "tenant";
+        spec.restart = runtime::restart_policy::transient;
+        spec.start = [deps, tenant_id](caf::actor_system& sys, const std::string& parent) {
+          return spawn_tenant(sys, deps, tenant_id, parent);
+        };
+        return self->delegate(self->state.tenants, start_child_atom::value, std::move(spec));
+      },
+      [self](evict_atom, std::string& tenant_id) {
+        return self->delegate(self->state.tenants, stop_child_atom::value, std::move(tenant_id));
+      },
+      [self](status_atom) {
+        return nlohmann::json{{"state", "running"}, {"mailbox", self->mailbox().size()}};
+      },
   };
 }
 

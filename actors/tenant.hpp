@@ -11,9 +11,11 @@
 namespace parley {
 
 struct conversation_deps;
+struct channel_deps;
 
 struct tenant_deps {
   const conversation_deps* conversations = nullptr; ///< for the conversation actors it activates
+  const channel_deps* channels = nullptr;           ///< for its channel actors (WhatsApp sessions)
   runtime::actor_slot* db = nullptr; ///< db_pool, reached through its slot (survives restarts)
   runtime::actor_tree* tree = nullptr;
   caf::timespan db_timeout = std::chrono::seconds(5);

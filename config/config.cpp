@@ -72,6 +72,7 @@ constexpr std::array field_table = {
   PARLEY_FIELD(whatsapp, verify_token, any_string, any_string, secrecy::secret),
   PARLEY_FIELD(whatsapp, graph_base_url, any_string, any_string, secrecy::none),
   PARLEY_FIELD(whatsapp, graph_version, any_string, any_string, secrecy::none),
+  PARLEY_FIELD(whatsapp, graph_ca_file, any_string, any_string, secrecy::none),
   PARLEY_FIELD(security, master_key, any_string, any_string, secrecy::secret),
   PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
   PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
@@ -79,6 +80,16 @@ constexpr std::array field_table = {
   PARLEY_FIELD(runtime, supervisor_max_restarts, 0, 10000, secrecy::none),
   PARLEY_FIELD(runtime, supervisor_window_s, 1, 86400, secrecy::none),
   PARLEY_FIELD(runtime, conversation_idle_timeout_s, 1, 7 * 86400, secrecy::none),
+  PARLEY_FIELD(outbound, max_attempts, 1, 100, secrecy::none),
+  PARLEY_FIELD(outbound, backoff_base_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(outbound, backoff_max_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(outbound, request_timeout_ms, 1, 600000, secrecy::none),
+  PARLEY_FIELD(outbound, max_in_flight, 1, 1024, secrecy::none),
+  PARLEY_FIELD(outbound, pair_burst, 1, 10000, secrecy::none),
+  PARLEY_FIELD(outbound, pair_interval_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(outbound, health_interval_s, 1, 86400, secrecy::none),
+  PARLEY_FIELD(outbound, breaker_open_ms, 1, 600000, secrecy::none),
+  PARLEY_FIELD(outbound, http_connections, 1, 4096, secrecy::none),
 };
 
 #undef PARLEY_FIELD

@@ -48,6 +48,23 @@ struct whatsapp_config {
   std::string verify_token;           ///< whatsapp.verify_token / PARLEY_WHATSAPP_VERIFY_TOKEN (secret)
   std::string graph_base_url = "https://graph.facebook.com"; ///< whatsapp.graph_base_url
   std::string graph_version = "v21.0";                      ///< whatsapp.graph_version
+  /// whatsapp.graph_ca_file: extra PEM CA bundle trusted for the Graph API besides the system's
+  /// (sandboxes, TLS-inspecting proxies, tests); certificates are always verified.
+  std::string graph_ca_file;
+};
+
+/// Sending to Meta: retries, concurrency and the health of each WhatsApp session.
+struct outbound_config {
+  int max_attempts = 8;               ///< outbound.max_attempts: calls per message before it fails (retryable errors)
+  int backoff_base_ms = 500;          ///< outbound.backoff_base_ms: first retry delay (doubles, with jitter)
+  int backoff_max_ms = 60000;         ///< outbound.backoff_max_ms: cap of the retry delay
+  int request_timeout_ms = 10000;     ///< outbound.request_timeout_ms: one Graph API call, connect to answer
+  int max_in_flight = 16;             ///< outbound.max_in_flight: concurrent Graph calls per channel
+  int pair_burst = 10;                ///< outbound.pair_burst: messages to one recipient in a burst...
+  int pair_interval_ms = 6000;        ///< outbound.pair_interval_ms: ...then one per this interval (Meta's pair rate limit)
+  int health_interval_s = 60;         ///< outbound.health_interval_s: session health check against the Graph API
+  int breaker_open_ms = 2000;         ///< outbound.breaker_open_ms: first pause after the circuit breaker opens (doubles, max 60 s)
+  int http_connections = 64;          ///< outbound.http_connections: keep-alive connections per Graph API host
 };
 
 struct security_config {
@@ -75,6 +92,7 @@ struct parley_config {
   security_config security;
   log_config log;
   runtime_config runtime;
+  outbound_config outbound;
 };
 
 /// Thrown for any configuration problem; `key` is the dotted key (e.g. "http.port").

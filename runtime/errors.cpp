@@ -55,6 +55,7 @@ int http_status(errc code) {
     case errc::payload_too_large: return 413;
     case errc::unsupported_media: return 415;
     case errc::unprocessable: return 422;
+    case errc::outside_window: return 422;
     case errc::rate_limited: return 429;
     case errc::internal: return 500;
     case errc::storage_unavailable: return 503;
@@ -76,6 +77,7 @@ std::string_view api_code(errc code) {
     case errc::payload_too_large: return "payload_too_large";
     case errc::unsupported_media: return "unsupported_media_type";
     case errc::unprocessable: return "unprocessable";
+    case errc::outside_window: return "outside_window";
     case errc::rate_limited: return "rate_limited";
     case errc::internal: return "internal_error";
     case errc::storage_unavailable: return "storage_unavailable";

@@ -20,6 +20,7 @@ enum class errc : uint8_t {
   payload_too_large,     ///< 413
   unsupported_media,     ///< 415: body is not JSON
   unprocessable,         ///< 422: valid JSON, not acceptable now
+  outside_window,        ///< 422: free-form message outside the 24-hour customer service window
   rate_limited,          ///< 429
   internal,              ///< 500: a bug; never for client input
   storage_unavailable,   ///< 503: PostgreSQL (or Redis) unreachable; retry later

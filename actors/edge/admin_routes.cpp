@@ -18,16 +18,6 @@ const std::regex& slug_pattern() {
   return re;
 }
 
-/// Asks the tenant's actor (activating it) and answers with its reply.
-void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
-                std::function<void(const caf::actor& tenant)> then) {
-  runtime::ask<caf::actor>(
-    *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
-    [then](caf::actor& tenant) { then(tenant); },
-    [respond](caf::error& err) { reply_error(respond, err); }, tenant_atom::value,
-    std::move(tenant_id));
-}
-
 void create_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
   require_admin(*ctx, req);
   auto body = json_body(req);
@@ -157,18 +147,16 @@ void create_channel(const context_ptr& ctx, http::request&& req, http::responder
   c.access_token_sealed = ctx->secrets->seal(token);
   if (auto secret = optional_string(body, "app_secret", 512))
     c.app_secret_sealed = ctx->secrets->seal(*secret);
-  if (auto url = optional_string(body, "graph_base_url", 512)) {
-    if (url->rfind("https://", 0) != 0 && url->rfind("http://", 0) != 0)
-      throw app_error(errc::invalid_argument,
-                      "field 'graph_base_url' must be an http:// or https:// URL");
-    c.graph_base_url = *url;
-  }
+  c.graph_base_url = optional_http_url(body, "graph_base_url");
   c.throughput_mps = static_cast<int>(optional_int(body, "throughput_mps", 1, 1000).value_or(80));
   runtime::ask<nlohmann::json>(
     *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [ctx, respond](nlohmann::json& channel) {
-      // A number that was unknown a moment ago must route from the next webhook on.
+    [ctx, respond, tenant_id](nlohmann::json& channel) {
+      // A number that was unknown a moment ago must route from the next webhook on, and its
+      // session starts at once (the tenant activates its channels on reload).
       caf::anon_send(ctx->ingest->get(), reload_atom::value);
+      ask_tenant(ctx, tenant_id, http::responder{[](http::response) {}},
+                 [ctx](const caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); });
       respond(http::response::json(201, channel));
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,

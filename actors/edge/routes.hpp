@@ -10,6 +10,8 @@ namespace parley::edge {
 void add_admin_routes(http::router& r, const context_ptr& ctx);
 /// Tenant API with API keys: channels (more with the inbound/outbound issues).
 void add_tenant_routes(http::router& r, const context_ptr& ctx);
+/// The send API: POST /v1/messages, attempts, channel changes (tenant API keys).
+void add_outbound_routes(http::router& r, const context_ptr& ctx);
 /// Meta's webhooks: verification and signed, persist-first delivery.
 void add_webhook_routes(http::router& r, const context_ptr& ctx);
 /// /health/live, /health/ready, /metrics.

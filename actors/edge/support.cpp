@@ -3,7 +3,9 @@
 #include <charconv>
 
 #include "actors/channel_store.hpp"
+#include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
+#include "domain/ids.hpp"
 #include "runtime/ask.hpp"
 
 namespace parley::edge {
@@ -92,6 +94,14 @@ std::optional<int64_t> optional_int(const nlohmann::json& body, std::string_view
   return v;
 }
 
+std::optional<std::string> optional_http_url(const nlohmann::json& body, std::string_view field) {
+  auto url = optional_string(body, field, 512);
+  if (url && url->rfind("https://", 0) != 0 && url->rfind("http://", 0) != 0)
+    throw app_error(errc::invalid_argument,
+                    "field '" + std::string{field} + "' must be an http:// or https:// URL");
+  return url;
+}
+
 void only_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
   for (auto it = body.begin(); it != body.end(); ++it) {
     bool known = false;
@@ -108,18 +118,7 @@ void only_fields(const nlohmann::json& body, std::initializer_list<std::string_v
 }
 
 bool is_uuid(std::string_view s) {
-  if (s.size() != 36)
-    return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-')
-        return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return true;
+  return domain::is_uuid(s);
 }
 
 std::string uuid_param(const http::request& req, const std::string& name, std::string_view what) {
@@ -207,6 +206,15 @@ void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
     std::move(job));
+}
+
+void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
+                std::function<void(const caf::actor& tenant)> then) {
+  runtime::ask<caf::actor>(
+    *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+    [then](caf::actor& tenant) { then(tenant); },
+    [respond](caf::error& err) { reply_error(respond, err); }, tenant_atom::value,
+    std::move(tenant_id));
 }
 
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond, int status) {

@@ -36,6 +36,8 @@ std::optional<std::string> optional_string(const nlohmann::json& body, std::stri
                                            size_t max_len = 2000);
 std::optional<int64_t> optional_int(const nlohmann::json& body, std::string_view field, int64_t min,
                                     int64_t max);
+/// An optional http:// or https:// URL (at most 512 characters).
+std::optional<std::string> optional_http_url(const nlohmann::json& body, std::string_view field);
 /// Rejects fields not in `allowed` (typos must not be silently ignored).
 void only_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed);
 
@@ -68,6 +70,10 @@ nlohmann::json page_response(nlohmann::json rows, int limit);
 
 /// Runs a job returning up to limit+1 rows and answers with page_response().
 void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond);
+
+/// Asks the tenant registry for the tenant's actor (activating it); errors are answered.
+void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
+                std::function<void(const caf::actor& tenant)> then);
 
 /// Runs a database job on the pool and answers `status` with its JSON (or the error).
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond,

@@ -1,0 +1,455 @@
+#include "actors/outbound_store.hpp"
+
+#include <map>
+#include <set>
+
+#include <pqxx/pqxx>
+
+#include "persistence/json_rows.hpp"
+#include "runtime/errors.hpp"
+
+namespace parley::outbound_store {
+
+namespace {
+
+using json = nlohmann::json;
+
+json reject(std::string_view code, std::string message) {
+  return {{"reject", {{"code", code}, {"message", std::move(message)}}}};
+}
+
+std::string text_or_empty(const json& row, const char* key) {
+  auto it = row.find(key);
+  return it != row.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+/// Known client_message_ids of the batch's tenants: index -> existing message id.
+std::map<size_t, std::string> known_client_ids(pqxx::work& tx, const std::vector<json>& rows,
+                                               const std::vector<size_t>& todo) {
+  std::vector<json> probe;
+  for (auto i : todo)
+    if (!text_or_empty(rows[i], "client_message_id").empty())
+      probe.push_back(
+          {{"i", i}, {"tenant_id", rows[i]["tenant_id"]}, {"cmid", rows[i]["client_message_id"]}});
+  std::map<size_t, std::string> found;
+  if (probe.empty())
+    return found;
+  auto r = tx.exec_params(R"(
+    SELECT r.i, m.id::text
+    FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, cmid text)
+    JOIN messages m ON m.tenant_id = r.tenant_id AND m.client_message_id = r.cmid)",
+                          persistence::json_rows(probe));
+  for (const auto& row : r)
+    found[row[0].as<size_t>()] = row[1].c_str();
+  return found;
+}
+
+/// Templates may open a conversation with a contact who never wrote.
+void open_template_conversations(pqxx::work& tx, const std::vector<json>& rows,
+                                 const std::vector<size_t>& todo) {
+  std::vector<json> people;
+  for (auto i : todo)
+    if (rows[i]["type"] == "template")
+      people.push_back({{"tenant_id", rows[i]["tenant_id"]},
+                        {"channel_id", rows[i]["channel_id"]},
+                        {"wa_id", rows[i]["to"]}});
+  if (people.empty())
+    return;
+  auto param = persistence::json_rows(people);
+  tx.exec_params(R"(
+    INSERT INTO contacts (tenant_id, wa_id)
+    SELECT DISTINCT r.tenant_id, r.wa_id FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text)
+    ORDER BY 1, 2
+    ON CONFLICT (tenant_id, wa_id) DO NOTHING)",
+                 param);
+  tx.exec_params(R"(
+    INSERT INTO conversations (tenant_id, channel_id, wa_id)
+    SELECT DISTINCT r.tenant_id, r.channel_id, r.wa_id
+    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, channel_id uuid, wa_id text)
+    ORDER BY 2, 3
+    ON CONFLICT (channel_id, wa_id) DO NOTHING)",
+                 param);
+}
+
+struct context_row {
+  std::string conversation_id;
+  bool window_open = false;
+  std::string ref_id, ref_wamid, ref_direction, ref_from, ref_conversation;
+};
+
+/// Each row's conversation (by channel and recipient), whether its window is open, and the
+/// message a reaction or read receipt refers to (by Parley id or wamid, same tenant and channel).
+std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& rows,
+                                       const std::vector<size_t>& todo) {
+  std::vector<json> probe;
+  for (auto i : todo)
+    probe.push_back({{"i", i},
+                     {"tenant_id", rows[i]["tenant_id"]},
+                     {"channel_id", rows[i]["channel_id"]},
+                     {"to_wa", rows[i]["to"]},
+                     {"ref_id", rows[i].value("ref_id", json(nullptr))},
+                     {"ref_wamid", rows[i].value("ref_wamid", json(nullptr))}});
+  auto r = tx.exec_params(R"(
+    SELECT r.i, c.id::text, coalesce(c.window_expires_at > now(), false),
+           ref.id::text, ref.wamid, ref.direction, ref.from_wa, ref.conversation_id::text
+    FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, channel_id uuid, to_wa text,
+                                            ref_id uuid, ref_wamid text)
+    LEFT JOIN conversations c ON c.channel_id = r.channel_id AND c.wa_id = r.to_wa
+    LEFT JOIN LATERAL (
+      SELECT m.id, m.wamid, m.direction, m.from_wa, m.conversation_id FROM messages m
+      WHERE m.tenant_id = r.tenant_id AND m.channel_id = r.channel_id
+        AND ((r.ref_id IS NOT NULL AND m.id = r.ref_id)
+             OR (r.ref_wamid IS NOT NULL AND m.wamid = r.ref_wamid))
+      LIMIT 1) ref ON true)",
+                          persistence::json_rows(probe));
+  std::map<size_t, context_row> out;
+  for (const auto& row : r) {
+    context_row c;
+    auto text = [&row](int col) {
+      return row[col].is_null() ? std::string{} : std::string{row[col].c_str()};
+    };
+    c.conversation_id = text(1);
+    c.window_open = row[2].as<bool>();
+    c.ref_id = text(3);
+    c.ref_wamid = text(4);
+    c.ref_direction = text(5);
+    c.ref_from = text(6);
+    c.ref_conversation = text(7);
+    out[row[0].as<size_t>()] = std::move(c);
+  }
+  return out;
+}
+
+std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
+  std::vector<json> results(rows.size());
+  std::vector<size_t> todo;
+  // A key repeated inside one batch: the first occurrence is the message, the rest its duplicates.
+  std::map<std::pair<std::string, std::string>, size_t> first_of_key;
+  std::map<size_t, size_t> same_as;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto cmid = text_or_empty(rows[i], "client_message_id");
+    if (!cmid.empty()) {
+      auto [it, fresh] =
+          first_of_key.emplace(std::pair{rows[i]["tenant_id"].get<std::string>(), cmid}, i);
+      if (!fresh) {
+        same_as[i] = it->second;
+        continue;
+      }
+    }
+    todo.push_back(i);
+  }
+
+  auto known = known_client_ids(tx, rows, todo);
+  std::vector<size_t> fresh;
+  for (auto i : todo) {
+    if (auto it = known.find(i); it != known.end())
+      results[i] = {{"message_id", it->second}, {"duplicate", true}};
+    else
+      fresh.push_back(i);
+  }
+
+  std::vector<json> inserts;
+  std::map<size_t, json> payload_of; // with references resolved, for the channel's queue
+  if (!fresh.empty()) {
+    open_template_conversations(tx, rows, fresh);
+    auto ctx = contexts(tx, rows, fresh);
+    for (auto i : fresh) {
+      const auto& row = rows[i];
+      const auto& c = ctx[i];
+      bool is_read = row["kind"] == "read";
+      bool has_ref = !row.value("ref_id", json(nullptr)).is_null() ||
+                     !row.value("ref_wamid", json(nullptr)).is_null();
+      json payload = row["payload"];
+      std::string to = text_or_empty(row, "to");
+      std::string conversation = c.conversation_id;
+      if (has_ref) {
+        if (c.ref_id.empty()) {
+          results[i] = reject("not_found", "message " + text_or_empty(row, "ref_id") +
+                                               text_or_empty(row, "ref_wamid") +
+                                               " not found on this channel");
+          continue;
+        }
+        if (c.ref_wamid.empty()) {
+          results[i] = reject("unprocessable", "message " + c.ref_id +
+                                                   " has no WhatsApp id yet (it was not sent); "
+                                                   "retry once it is sent");
+          continue;
+        }
+        if (is_read) {
+          if (c.ref_direction != "inbound") {
+            results[i] = reject("unprocessable", "only inbound messages can be marked as read");
+            continue;
+          }
+          to = c.ref_from;
+          conversation = c.ref_conversation;
+          payload["message_id"] = c.ref_wamid;
+        } else {
+          payload["reaction"]["message_id"] = c.ref_wamid;
+        }
+      }
+      if (row.value("needs_window", true) && !c.window_open) {
+        results[i] = reject("outside_window",
+                            "the 24-hour customer service window with " + to +
+                                " is closed (the customer has not written in the last 24 hours): "
+                                "send a template message (\"type\":\"template\") instead");
+        continue;
+      }
+      if (conversation.empty()) {
+        // Only a template reaches here without a conversation, and it created one above.
+        results[i] = reject("unprocessable", "no conversation with " + to + " on this channel");
+        continue;
+      }
+      payload_of[i] = payload;
+      inserts.push_back({{"i", i},
+                         {"tenant_id", row["tenant_id"]},
+                         {"channel_id", row["channel_id"]},
+                         {"conversation_id", conversation},
+                         {"to_wa", to},
+                         {"type", row["type"]},
+                         {"content", row["content"]},
+                         {"payload", std::move(payload)},
+                         {"cmid", row.value("client_message_id", json(nullptr))},
+                         {"kind", row["kind"]},
+                         {"ref_id", is_read ? json(c.ref_id) : json(nullptr)}});
+    }
+  }
+
+  std::set<size_t> raced;
+  if (!inserts.empty()) {
+    // Ids are drawn in one materialised step so both inserts and the answer agree on them. A
+    // client_message_id committed meanwhile by another writer skips its row (no outbox either).
+    auto r = tx.exec_params(R"(
+      WITH r AS (
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+          i int, tenant_id uuid, channel_id uuid, conversation_id uuid, to_wa text, type text,
+          content jsonb, payload jsonb, cmid text, kind text, ref_id uuid)
+      ), ids AS MATERIALIZED (
+        SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE gen_random_uuid() END AS mid,
+               nextval('outbox_id_seq') AS oid
+        FROM r
+      ), msg AS (
+        INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, type, content,
+                              to_wa, status, client_message_id)
+        SELECT mid, tenant_id, conversation_id, channel_id, 'outbound', type, content, to_wa,
+               'pending', cmid
+        FROM ids WHERE kind = 'message'
+        ON CONFLICT (tenant_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+        RETURNING id
+      ), box AS (
+        INSERT INTO outbox (id, tenant_id, channel_id, message_id, kind, to_wa, payload)
+        SELECT oid, tenant_id, channel_id, mid, kind, to_wa, payload FROM ids
+        WHERE kind = 'read' OR mid IN (SELECT id FROM msg)
+        RETURNING id
+      ), conv AS (
+        UPDATE conversations c
+        SET last_message_at = now(), updated_at = now(),
+            unread_count = CASE WHEN x.reads THEN 0 ELSE c.unread_count END
+        FROM (SELECT conversation_id, bool_or(kind = 'read') AS reads FROM ids
+              WHERE oid IN (SELECT id FROM box) GROUP BY conversation_id) x
+        WHERE c.id = x.conversation_id
+      )
+      SELECT i, mid::text, conversation_id::text, oid, to_wa, oid IN (SELECT id FROM box),
+             parley_ts(now())
+      FROM ids)",
+                            persistence::json_rows(inserts));
+    for (const auto& row : r) {
+      auto i = row[0].as<size_t>();
+      if (!row[5].as<bool>()) {
+        raced.insert(i);
+        continue;
+      }
+      results[i] = {{"message_id", row[1].c_str()},
+                    {"conversation_id", row[2].c_str()},
+                    {"outbox_id", row[3].as<int64_t>()},
+                    {"to", row[4].c_str()},
+                    {"created_at", row[6].c_str()},
+                    {"payload", payload_of[i]},
+                    {"duplicate", false}};
+    }
+  }
+  if (!raced.empty()) {
+    auto again = known_client_ids(tx, rows, std::vector<size_t>(raced.begin(), raced.end()));
+    for (auto i : raced) {
+      if (auto it = again.find(i); it != again.end())
+        results[i] = {{"message_id", it->second}, {"duplicate", true}};
+      else
+        throw std::runtime_error("outbound message vanished after a client_message_id conflict");
+    }
+  }
+  for (auto [dup, first] : same_as) {
+    const auto& r = results[first];
+    if (r.contains("message_id"))
+      results[dup] = {{"message_id", r["message_id"]}, {"duplicate", true}};
+    else
+      results[dup] = r;
+  }
+  return results;
+}
+
+std::vector<json> mark_dispatched(pqxx::work& tx, const std::vector<json>& rows) {
+  tx.exec_params(R"(
+    UPDATE outbox o SET dispatched_attempt = greatest(o.dispatched_attempt, r.attempt)
+    FROM jsonb_to_recordset($1::jsonb) AS r(outbox_id bigint, attempt int)
+    WHERE o.id = r.outbox_id)",
+                 persistence::json_rows(rows));
+  return std::vector<json>(rows.size(), json::object());
+}
+
+std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) {
+  auto param = persistence::json_rows(rows);
+  // Forward-only: a message leaves pending once (sent or failed); status webhooks may already
+  // have moved it further, which the CASE keeps.
+  tx.exec_params(R"(
+    WITH r AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        outbox_id bigint, attempt int, tenant_id uuid, channel_id uuid, message_id uuid, kind text,
+        outcome text, http_status int, error_code int, error_title text, wamid text,
+        started_ms bigint, latency_ms int, final bool, failures int, next_in_ms bigint)
+    ), att AS (
+      INSERT INTO delivery_attempts (outbox_id, attempt, tenant_id, channel_id, message_id, kind,
+        outcome, http_status, error_code, error_title, wamid, started_at, latency_ms)
+      SELECT outbox_id, attempt, tenant_id, channel_id, message_id, kind, outcome, http_status,
+             error_code, error_title, wamid, to_timestamp(started_ms / 1000.0), latency_ms
+      FROM r
+      ON CONFLICT (outbox_id, attempt) DO NOTHING
+    ), msg AS (
+      UPDATE messages m
+      SET status = CASE WHEN m.status = 'pending' AND r.outcome = 'sent' THEN 'sent'
+                        WHEN m.status = 'pending' AND r.outcome = 'failed' AND r.final THEN 'failed'
+                        ELSE m.status END,
+          wamid = coalesce(m.wamid, r.wamid),
+          sent_at = CASE WHEN r.outcome = 'sent' THEN coalesce(m.sent_at, now()) ELSE m.sent_at END,
+          failed_at = CASE WHEN r.outcome = 'failed' AND r.final THEN coalesce(m.failed_at, now())
+                           ELSE m.failed_at END,
+          error_code = CASE WHEN r.outcome = 'failed' AND r.final THEN r.error_code ELSE m.error_code END,
+          error_title = CASE WHEN r.outcome = 'failed' AND r.final THEN r.error_title ELSE m.error_title END,
+          attempts = greatest(m.attempts, r.attempt)
+      FROM r WHERE m.id = r.message_id AND r.kind = 'message'
+    ), done AS (
+      DELETE FROM outbox o USING r WHERE o.id = r.outbox_id AND r.final
+    )
+    UPDATE outbox o
+    SET attempts = greatest(o.attempts, r.attempt), failures = greatest(o.failures, r.failures),
+        next_attempt_at = now() + make_interval(secs => coalesce(r.next_in_ms, 0) / 1000.0)
+    FROM r WHERE o.id = r.outbox_id AND NOT r.final)",
+                 param);
+  // Status webhooks that overtook this commit were stored but matched no wamid yet.
+  tx.exec_params(R"(
+    SELECT parley_fold_statuses(r.channel_id, r.wamid)
+    FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text, kind text, outcome text)
+    WHERE r.kind = 'message' AND r.outcome = 'sent' AND r.wamid IS NOT NULL
+      AND EXISTS (SELECT 1 FROM message_status_events e
+                  WHERE e.channel_id = r.channel_id AND e.wamid = r.wamid))",
+                 param);
+  return std::vector<json>(rows.size(), json::object());
+}
+
+json parse_first(const pqxx::result& r) {
+  return json::parse(r[0][0].c_str());
+}
+
+} // namespace
+
+std::map<std::string, persistence::batch_fn> batch_handlers() {
+  return {
+      {accept_kind, accept},
+      {dispatch_kind, mark_dispatched},
+      {result_kind, record_results},
+  };
+}
+
+persistence::db_job load_channel(std::string tenant_id, std::string channel_id) {
+  return {tenant_id, true, [tenant_id, channel_id](pqxx::work& tx) {
+            auto r = tx.exec_params(R"(
+              SELECT json_build_object('tenant_id', tenant_id, 'id', id,
+                'phone_number_id', phone_number_id, 'display_phone_number', display_phone_number,
+                'access_token_enc', access_token_enc, 'graph_base_url', graph_base_url,
+                'throughput_mps', throughput_mps, 'state', state)::text
+              FROM channels WHERE tenant_id = $1::uuid AND id = $2::uuid)",
+                                    tenant_id, channel_id);
+            if (r.empty())
+              throw app_error(errc::not_found, "channel " + channel_id + " not found");
+            return parse_first(r);
+          }};
+}
+
+persistence::db_job load_outbox(std::string tenant_id, std::string channel_id, int64_t after_id,
+                                int limit) {
+  return {tenant_id, true, [=](pqxx::work& tx) {
+            auto r = tx.exec_params(R"(
+              SELECT coalesce(json_agg(json_build_object(
+                'id', id, 'message_id', message_id, 'kind', kind, 'to', to_wa, 'payload', payload,
+                'attempts', attempts, 'failures', failures, 'dispatched_attempt', dispatched_attempt,
+                'due_in_ms', greatest(0, coalesce(
+                  (extract(epoch FROM next_attempt_at - now()) * 1000)::bigint, 0)))
+                ORDER BY id), '[]')::text
+              FROM (SELECT * FROM outbox WHERE channel_id = $1::uuid AND id > $2
+                    ORDER BY id LIMIT $3) o)",
+                                    channel_id, after_id, limit);
+            return parse_first(r);
+          }};
+}
+
+persistence::db_job set_channel_state(std::string tenant_id, std::string channel_id,
+                                      std::string state, std::string reason) {
+  return {tenant_id, false, [=](pqxx::work& tx) {
+            tx.exec_params("UPDATE channels SET state = $3, state_reason = nullif($4, ''), "
+                           "state_changed_at = now(), updated_at = now() "
+                           "WHERE tenant_id = $1::uuid AND id = $2::uuid",
+                           tenant_id, channel_id, state, reason);
+            return json{{"state", state}};
+          }};
+}
+
+persistence::db_job channel_ids(std::string tenant_id) {
+  return {tenant_id, true, [tenant_id](pqxx::work& tx) {
+            auto r = tx.exec_params("SELECT coalesce(json_agg(id::text ORDER BY created_at), "
+                                    "'[]')::text FROM channels WHERE tenant_id = $1::uuid",
+                                    tenant_id);
+            return parse_first(r);
+          }};
+}
+
+persistence::db_job tenants_with_channels() {
+  return {"", true, [](pqxx::work& tx) {
+            auto r = tx.exec(
+                "SELECT coalesce(json_agg(DISTINCT c.tenant_id::text), '[]')::text FROM channels c "
+                "JOIN tenants t ON t.id = c.tenant_id WHERE t.status = 'active'");
+            return parse_first(r);
+          }};
+}
+
+persistence::db_job sole_channel(std::string tenant_id) {
+  return {tenant_id, true, [tenant_id](pqxx::work& tx) {
+            auto r = tx.exec_params(
+                "SELECT id::text FROM channels WHERE tenant_id = $1::uuid LIMIT 2", tenant_id);
+            if (r.empty())
+              throw app_error(errc::invalid_argument,
+                              "this tenant has no channel yet: connect a WhatsApp number first");
+            if (r.size() > 1)
+              throw app_error(errc::invalid_argument,
+                              "field 'channel_id' is required: this tenant has several channels");
+            return json{{"channel_id", r[0][0].c_str()}};
+          }};
+}
+
+persistence::db_job attempts(std::string tenant_id, std::string message_id) {
+  return {tenant_id, true, [tenant_id, message_id](pqxx::work& tx) {
+            auto m = tx.exec_params(
+                "SELECT 1 FROM messages WHERE tenant_id = $1::uuid AND id = $2::uuid", tenant_id,
+                message_id);
+            if (m.empty())
+              throw app_error(errc::not_found, "message " + message_id + " not found");
+            auto r = tx.exec_params(R"(
+              SELECT coalesce(json_agg(json_build_object(
+                'attempt', attempt, 'kind', kind, 'outcome', outcome, 'http_status', http_status,
+                'error_code', error_code, 'error_title', error_title, 'wamid', wamid,
+                'started_at', parley_ts(started_at), 'latency_ms', latency_ms)
+                ORDER BY started_at, attempt), '[]')::text
+              FROM delivery_attempts WHERE tenant_id = $1::uuid AND message_id = $2::uuid)",
+                                    tenant_id, message_id);
+            return json{{"data", parse_first(r)}, {"next_cursor", nullptr}};
+          }};
+}
+
+} // namespace parley::outbound_store
