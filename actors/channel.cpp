@@ -290,9 +290,9 @@ bool apply_channel_row(channel_ptr self, const json& row) {
   st.messages_url = st.health_url + "/messages";
   st.throughput = row["throughput_mps"].get<int>();
   auto now = self->clock().now();
-  // A burst of a tenth of a second keeps the rate exact over any second while letting a tick's
-  // worth of messages leave together.
-  double burst = std::max(1.0, st.throughput / 10.0);
+  // A burst of 1/100 s of the rate (at least 2 tokens, so a late timer loses no fraction of a
+  // token) keeps every second within a token or two of throughput_mps: Meta counts per second.
+  double burst = std::max(2.0, st.throughput / 100.0);
   if (st.bucket)
     st.bucket->reconfigure(st.throughput, burst, now);
   else
@@ -844,9 +844,17 @@ void start_running(channel_ptr self) {
                 [self, rp](json& row) mutable {
                   bool ok = apply_channel_row(self, row);
                   pump(self);
-                  if (self->state.health.state() != domain::channel_state::connected)
+                  auto& st = self->state;
+                  if (st.health.state() != domain::channel_state::connected)
                     probe(self);
-                  rp.deliver(ok);
+                  // Answer once the state is stored, so the caller reads what the session is now.
+                  self->request(
+                          st.deps->db->get(), st.deps->db_timeout, persistence::exec_atom::value,
+                          outbound_store::set_channel_state(
+                              st.tenant_id, st.channel_id,
+                              std::string{domain::to_string(st.health.state())}, st.state_reason))
+                      .then([rp, ok](json&) mutable { rp.deliver(ok); },
+                            [rp, ok](caf::error&) mutable { rp.deliver(ok); });
                 },
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;

@@ -27,7 +27,7 @@ constexpr const char* message_json = R"(
     'to', CASE WHEN m.direction = 'inbound' THEN ch.display_phone_number ELSE m.to_wa END,
     'content', m.content, 'context', m.context, 'status', m.status, 'attempts', m.attempts,
     'client_message_id', m.client_message_id,
-    'error', CASE WHEN m.error_code IS NULL THEN NULL
+    'error', CASE WHEN m.error_code IS NULL AND m.error_title IS NULL THEN NULL
                   ELSE json_build_object('code', m.error_code, 'title', m.error_title) END,
     'timestamp', parley_ts(m.meta_timestamp), 'created_at', parley_ts(m.created_at),
     'sent_at', parley_ts(m.sent_at), 'delivered_at', parley_ts(m.delivered_at),

@@ -82,16 +82,19 @@ void patch_channel(const context_ptr& ctx, http::request&& req, http::responder 
           // Webhook secrets are cached by ingest; the session re-reads its token (and resumes
           // sending when the old one was refused) before the answer, so the state shown is current.
           caf::anon_send(ctx->ingest->get(), reload_atom::value);
-          ask_tenant(
-              ctx, tenant_id, respond, [ctx, respond, id, channel](const caf::actor& tenant) {
-                runtime::ask<bool>(
-                    *ctx->sys, tenant, ctx->actor_timeout,
-                    [respond, channel](bool) { respond(http::response::json(200, channel)); },
-                    [respond, channel](caf::error&) {
-                      respond(http::response::json(200, channel));
-                    },
-                    reload_atom::value, id);
-              });
+          ask_tenant(ctx, tenant_id, respond,
+                     [ctx, respond, tenant_id, id, channel](const caf::actor& tenant) {
+                       runtime::ask<bool>(
+                           *ctx->sys, tenant, ctx->actor_timeout,
+                           [ctx, respond, tenant_id, id](bool) {
+                             run_job(ctx, channel_store::get(tenant_id, id), respond);
+                           },
+                           // Stored; the session picks the change up on its next (re)start.
+                           [respond, channel](caf::error&) {
+                             respond(http::response::json(200, channel));
+                           },
+                           reload_atom::value, id);
+                     });
         },
         [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
         channel_store::update(tenant_id, id, p));

@@ -22,6 +22,8 @@ READY_TIMEOUT=30
 DEMO_PHONE_NUMBER_ID=100000000000001
 DEMO_WABA_ID=200000000000001
 DEMO_DISPLAY_PHONE=+15550000001
+FAKE_GRAPH_LOG="$LOG_DIR/fake-graph.log"
+FAKE_GRAPH_OUT="$RUN_DIR/fake-graph.json"
 
 check_port_number PARLEY_HTTP_PORT "$HTTP_PORT"
 case "$HTTP_ADDRESS" in
@@ -58,6 +60,7 @@ fi
 
 parley_pid=""
 tail_pid=""
+fake_pid=""
 shut_down=0
 
 stop_parley() {
@@ -74,10 +77,12 @@ shut_down_all() {
   [ "$shut_down" = 0 ] || return 0
   shut_down=1
   stop_parley
-  if [ -n "$tail_pid" ]; then
-    kill "$tail_pid" 2>/dev/null || true
-    wait "$tail_pid" 2>/dev/null || true
-  fi
+  for pid in "$tail_pid" "$fake_pid"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   bash "$DEPLOY_DIR/redis.sh" stop || true
   bash "$DEPLOY_DIR/pg.sh" stop || true
 }
@@ -270,6 +275,25 @@ if [ ! -f "$DEMO" ]; then
   load_demo || die "could not read back var/demo.json"
 fi
 
+# The demo number is not a real WhatsApp number: its channel sends to the fake Graph API of the
+# test suite (tests/fakes/fake_graph.py, Meta's contract on loopback), so replies can be tried
+# end to end. PARLEY_DEMO_FAKE_GRAPH=0 leaves the channel's Graph URL alone.
+FAKE_GRAPH_URL=""
+if [ "${PARLEY_DEMO_FAKE_GRAPH:-1}" != 0 ]; then
+  rm -f "$FAKE_GRAPH_OUT"
+  python3 "$PARLEY_ROOT/tests/fakes/fake_graph.py" --port 0 >"$FAKE_GRAPH_OUT" 2>>"$FAKE_GRAPH_LOG" </dev/null &
+  fake_pid=$!
+  for _ in $(seq 1 100); do
+    [ -s "$FAKE_GRAPH_OUT" ] && break
+    alive "$fake_pid" || break
+    sleep 0.1
+  done
+  FAKE_GRAPH_URL=$(json_get "$(head -n 1 "$FAKE_GRAPH_OUT" 2>/dev/null || true)" url)
+  [ -n "$FAKE_GRAPH_URL" ] || die "the fake Graph API did not start (log: var/log/fake-graph.log)"
+  api PATCH "/v1/channels/$DEMO_CHANNEL_ID" "{\"graph_base_url\":\"$FAKE_GRAPH_URL\"}" "$DEMO_API_KEY"
+  [ "$API_STATUS" = 200 ] || demo_fail "PATCH /v1/channels/$DEMO_CHANNEL_ID"
+fi
+
 # A fresh sample webhook each run: a new wamid (Parley dedupes by wamid, so re-posting the same
 # file shows idempotency) and a current timestamp (it opens the 24-hour window).
 now=$(date +%s)
@@ -341,6 +365,19 @@ Try it from another terminal:
 
   # 2. read it back with the demo tenant's API key (then .../v1/conversations/<id>/messages)
   curl -sS $BASE/v1/conversations -H 'Authorization: Bearer $DEMO_API_KEY'
+
+  # 3. reply (the customer wrote within 24 hours, so free-form text is allowed); 202 = durable,
+  #    then GET /v1/messages/<id> shows it sent, and /attempts every call to the Graph API
+  curl -sS -X POST $BASE/v1/messages -H 'Authorization: Bearer $DEMO_API_KEY' -H 'Content-Type: application/json' --data '{"to":"15550001234","type":"text","text":{"body":"Thanks, we are on it!"},"client_message_id":"demo-reply-1"}'
+EOF
+if [ -n "$FAKE_GRAPH_URL" ]; then
+  cat <<EOF
+
+  # what the (fake) Graph API at $FAKE_GRAPH_URL received
+  curl -sS $FAKE_GRAPH_URL/_fake/requests
+EOF
+fi
+cat <<EOF
 
   # health, metrics, the live actor tree (admin token), Meta's subscription handshake
   curl -sS -i $BASE/health/ready

@@ -252,7 +252,7 @@ class BadInputTest(ParleyTestCase):
             f"/v1/tenants/{tid}/channels": {"GET", "POST"},
             "/v1/admin/actors": {"GET"},
             "/v1/channels": {"GET"},
-            f"/v1/channels/{cid}": {"GET"},
+            f"/v1/channels/{cid}": {"GET", "PATCH"},
             "/health/live": {"GET"},
             "/health/ready": {"GET"},
             "/metrics": {"GET"},
