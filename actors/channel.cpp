@@ -63,6 +63,13 @@ outbound_metrics::outbound_metrics(metrics::registry& r)
                                                {{"state", std::string{domain::to_string(s)}}});
 }
 
+metrics::gauge& outbound_metrics::channel_depth(const std::string& channel_id) const {
+  return registry->get_gauge(
+      "parley_outbound_channel_outbox_depth",
+      "Outbound work accepted and not final, per channel active on this node",
+      {{"channel_id", channel_id}});
+}
+
 metrics::counter& outbound_metrics::failed(int code) const {
   return registry->get_counter("parley_outbound_messages_total",
                                "Outbound messages that reached a final outcome, by Meta error code",
@@ -131,6 +138,7 @@ struct channel_state {
   /// What the exit functor must take back from the gauges.
   std::shared_ptr<std::pair<int, int64_t>> gauges =
       std::make_shared<std::pair<int, int64_t>>(-1, 0);
+  metrics::gauge* depth = nullptr; ///< parley_outbound_channel_outbox_depth of this channel
   log::logger logger{"channel"};
   static inline const char* name = "channel";
 };
@@ -155,8 +163,12 @@ void pump(channel_ptr self);
 void probe(channel_ptr self);
 
 void track_depth(channel_ptr self, int64_t delta) {
-  self->state.deps->m->outbox_depth->inc(static_cast<double>(delta));
-  self->state.gauges->second += delta;
+  auto& st = self->state;
+  st.deps->m->outbox_depth->inc(static_cast<double>(delta));
+  st.gauges->second += delta;
+  if (!st.depth)
+    st.depth = &st.deps->m->channel_depth(st.channel_id);
+  st.depth->set(static_cast<double>(st.gauges->second));
 }
 
 /// Publishes a health change: gauges, log, the channels row (GET /v1/channels shows it).
@@ -879,10 +891,12 @@ caf::behavior channel_impl(channel_ptr self, const channel_deps* deps, std::stri
   st.channel_id = std::move(channel_id);
   if (deps->tree)
     deps->tree->enroll(self, {"channel", st.channel_id, parent_path});
-  self->attach_functor([m = deps->m, gauges = st.gauges] {
+  self->attach_functor([m = deps->m, gauges = st.gauges, id = st.channel_id] {
     if (gauges->first >= 0)
       m->states[gauges->first]->dec();
     m->outbox_depth->dec(static_cast<double>(gauges->second));
+    if (gauges->second != 0)
+      m->channel_depth(id).set(0); // the next incarnation counts what it reloads
   });
   self->set_default_handler(caf::skip);
   load(self);

@@ -40,6 +40,8 @@ struct outbound_metrics {
   metrics::gauge* states[4];         ///< parley_channels{state=...}, by domain::channel_state
   /// parley_outbound_messages_total{outcome="failed",code=...}
   metrics::counter& failed(int code) const;
+  /// parley_outbound_channel_outbox_depth{channel_id=...}
+  metrics::gauge& channel_depth(const std::string& channel_id) const;
 };
 
 struct channel_deps {
