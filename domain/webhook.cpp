@@ -1,5 +1,7 @@
 #include "domain/webhook.hpp"
 
+#include "domain/json_depth.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -114,61 +116,6 @@ std::optional<int> int_value(const json* v) {
   return std::nullopt;
 }
 
-// Bracket depth of a JSON text, ignoring brackets inside strings. A linear byte scan run before
-// parsing, so hostile nesting is refused before any recursive work happens on it.
-bool text_nests_deeper_than(std::string_view text, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char ch : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (ch == '\\')
-        escaped = true;
-      else if (ch == '"')
-        in_string = false;
-      continue;
-    }
-    switch (ch) {
-    case '"':
-      in_string = true;
-      break;
-    case '[':
-    case '{':
-      if (++depth > limit)
-        return true;
-      break;
-    case ']':
-    case '}':
-      if (depth > 0)
-        --depth;
-      break;
-    default:
-      break;
-    }
-  }
-  return false;
-}
-
-// The same limit for a document someone else parsed; iterative, so the check itself is safe.
-bool tree_nests_deeper_than(const json& root, size_t limit) {
-  std::vector<std::pair<const json*, size_t>> stack;
-  stack.emplace_back(&root, 1);
-  while (!stack.empty()) {
-    auto [node, depth] = stack.back();
-    stack.pop_back();
-    if (!node->is_structured())
-      continue;
-    if (depth > limit)
-      return true;
-    for (const auto& child : *node)
-      if (child.is_structured())
-        stack.emplace_back(&child, depth + 1);
-  }
-  return false;
-}
-
 // ---- content model ----------------------------------------------------------------------------
 
 bool is_media_type(std::string_view type) {
@@ -208,7 +155,7 @@ json flow_response(const json* response) {
     return nullptr;
   if (response->is_string()) {
     const auto& text = response->get_ref<const std::string&>();
-    if (!text_nests_deeper_than(text, max_webhook_depth)) {
+    if (!json_text_nests_deeper_than(text, max_webhook_depth)) {
       json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (parsed.is_object())
         return parsed;
@@ -667,7 +614,7 @@ webhook_error too_deep() {
 
 webhook_result parse_webhook(std::string_view body) {
   try {
-    if (text_nests_deeper_than(body, max_webhook_depth))
+    if (json_text_nests_deeper_than(body, max_webhook_depth))
       return too_deep();
     json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded())
@@ -682,7 +629,7 @@ namespace detail {
 
 webhook_result parse_webhook_doc(const nlohmann::json& doc) {
   try {
-    if (tree_nests_deeper_than(doc, max_webhook_depth))
+    if (json_tree_nests_deeper_than(doc, max_webhook_depth))
       return too_deep();
     // Almost every subtree ends up in the batch anyway (raw messages, others' values), so one
     // copy up front costs about what selective copies would, and keeps a single walk.
@@ -695,7 +642,7 @@ webhook_result parse_webhook_doc(const nlohmann::json& doc) {
 
 webhook_result parse_webhook_doc(nlohmann::json&& doc) {
   try {
-    if (tree_nests_deeper_than(doc, max_webhook_depth))
+    if (json_tree_nests_deeper_than(doc, max_webhook_depth))
       return too_deep();
     return parse_owned(std::move(doc));
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
+#include "domain/json_depth.hpp"
 #include "runtime/ask.hpp"
 
 namespace parley::edge {
@@ -42,6 +43,11 @@ nlohmann::json json_body(const http::request& req) {
   if (base != "application/json")
     throw app_error(errc::unsupported_media,
                     "send the body as JSON with the header 'Content-Type: application/json'");
+  // Copies and dumps of nlohmann documents recurse: hostile nesting must not reach them.
+  constexpr size_t max_depth = 64;
+  if (domain::json_text_nests_deeper_than(req.body, max_depth))
+    throw app_error(errc::invalid_argument,
+                    "the body nests deeper than " + std::to_string(max_depth) + " levels");
   nlohmann::json body;
   try {
     body = nlohmann::json::parse(req.body);
@@ -171,7 +177,7 @@ page_request page_params(const http::request& req) {
   if (auto it = req.query.find("cursor"); it != req.query.end() && !it->second.empty()) {
     auto raw = crypto::base64url_decode(it->second);
     nlohmann::json c;
-    if (raw)
+    if (raw && !domain::json_text_nests_deeper_than(*raw, 4)) // cursors are flat objects
       c = nlohmann::json::parse(*raw, nullptr, false);
     if (!raw || !c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id")
         || !c["id"].is_string() || !is_uuid(c["id"].get<std::string>()))

@@ -335,3 +335,42 @@ class BadInputTest(ParleyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeepNestingTest(ParleyTestCase):
+    """Regression: a JSON body nested 200,000 levels deep (well under the default 1 MiB limit)
+    parsed fine and then crashed the server when it was copied (nlohmann recurses). Every JSON
+    body is now measured before parsing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server()
+        srv = cls.server
+        cls.tenant = srv.create_tenant()
+        cls.key = srv.create_api_key(cls.tenant["id"])
+        cls.channel = srv.create_channel(cls.tenant["id"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_deep_bodies_are_refused(self):
+        depth = 200_000
+        deep = "[" * depth + "]" * depth
+        deep_objects = '{"a":' * (depth // 2) + "1" + "}" * (depth // 2)  # under 1 MiB
+        key, admin = self.key["key"], self.server.admin_token
+        cases = [
+            ("POST", "/v1/messages", key,
+             '{"to":"15550001234","type":"text","text":{"body":"x","extra":' + deep + "}}"),
+            ("POST", "/v1/messages", key, deep),
+            ("POST", "/v1/messages", key, deep_objects),
+            ("POST", "/v1/tenants", admin, '{"name":' + deep + ',"slug":"x"}'),
+            ("PATCH", f"/v1/channels/{self.channel['id']}", key, '{"access_token":' + deep + "}"),
+        ]
+        for method, path, token, body in cases:
+            with self.subTest(method=method, path=path, body=body[:40]):
+                r = self.server.request(method, path, raw=body.encode(), token=token)
+                self.assertError(r, 400, BAD, mentions="deeper", what=f"{method} {path}")
+                self.assertTrue(self.server.alive(), f"parley died\n{self.server.logs()}")
+        r = self.server.request("GET", "/health/live")
+        self.assertStatus(r, 200, "GET /health/live after deep bodies")
