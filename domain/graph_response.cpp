@@ -1,5 +1,7 @@
 #include "domain/graph_response.hpp"
 
+#include "domain/json_depth.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -156,7 +158,11 @@ graph_result classify_error(int status, const json& error) {
 graph_result classify_graph_response(int http_status, std::string_view body) {
   // The parser is iterative in nlohmann/json 3.11 and exceptions are off, so no body can throw
   // or exhaust the stack here; only top-level members are looked at.
-  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // A Graph URL is set per channel, so the answering server may be anyone's: hostile nesting is
+  // treated like any other body that is not a Graph answer.
+  const json parsed = json_text_nests_deeper_than(body, 64)
+                        ? json(json::value_t::discarded)
+                        : json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (const json* error = member(parsed, "error"); error != nullptr && error->is_object())
     return classify_error(http_status, *error);
 
