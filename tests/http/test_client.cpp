@@ -455,26 +455,31 @@ TEST_F(client_test, many_parallel_requests_share_a_bounded_pool) {
   auto o = quick_options();
   o.max_connections_per_host = 8;
   o.io_threads = 2;
-  client c(o);
-  c.start();
   constexpr int total = 200;
   std::mutex mtx;
   std::vector<client_result> results;
   std::atomic<size_t> max_open{0};
   std::promise<void> all_done;
+  client c(o); // declared last: destroyed (and joined) before what its callbacks touch
+  c.start();
   for (int i = 0; i < total; ++i) {
     c.send(get(url("/connections")), [&](client_result r) {
       auto open = c.current_stats().open_connections;
       auto seen = max_open.load();
       while (open > seen && !max_open.compare_exchange_weak(seen, open)) {
       }
-      std::lock_guard lk(mtx);
-      results.push_back(std::move(r));
-      if (results.size() == total)
+      bool last = false;
+      {
+        std::lock_guard lk(mtx);
+        results.push_back(std::move(r));
+        last = results.size() == total;
+      }
+      if (last)
         all_done.set_value();
     });
   }
   ASSERT_EQ(all_done.get_future().wait_for(30s), std::future_status::ready);
+  std::lock_guard lk(mtx);
   for (const auto& r : results)
     EXPECT_RESPONSE(r, 200);
   EXPECT_LE(max_open.load(), 8u);
