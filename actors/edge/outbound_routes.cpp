@@ -60,45 +60,71 @@ void message_attempts(const context_ptr& ctx, http::request&& req, http::respond
   });
 }
 
-void patch_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  auto id = req.params["id"];
-  bearer_token(req);
+/// The fields of a channel PATCH. graph_base_url decides where the node sends the channel's
+/// access token and requests, so only the platform administrator may set it (a tenant could
+/// otherwise point the node at internal addresses).
+channel_store::channel_patch channel_patch_of(const context& ctx, const http::request& req,
+                                              bool admin) {
   auto body = json_body(req);
   only_fields(body, {"access_token", "app_secret", "graph_base_url", "throughput_mps"});
   channel_store::channel_patch p;
   if (auto token = optional_string(body, "access_token", 4096))
-    p.access_token_sealed = ctx->secrets->seal(*token);
+    p.access_token_sealed = ctx.secrets->seal(*token);
   if (auto secret = optional_string(body, "app_secret", 512))
-    p.app_secret_sealed = ctx->secrets->seal(*secret);
+    p.app_secret_sealed = ctx.secrets->seal(*secret);
+  if (body.contains("graph_base_url") && !admin)
+    throw app_error(errc::forbidden,
+                    "field 'graph_base_url' can only be changed by the platform administrator "
+                    "(PATCH /v1/tenants/{tenant_id}/channels/{channel_id} with the admin token)");
   p.graph_base_url = optional_http_url(body, "graph_base_url");
   if (auto mps = optional_int(body, "throughput_mps", 1, 1000))
     p.throughput_mps = static_cast<int>(*mps);
+  return p;
+}
+
+/// Stores the change, then lets the session re-read it (a new token resumes a token_invalid
+/// channel) and answers with the channel as stored afterwards. Ingest forgets cached webhook
+/// secrets.
+void apply_channel_patch(const context_ptr& ctx, const std::string& tenant_id,
+                         const std::string& id, const channel_store::channel_patch& p,
+                         http::responder respond) {
+  runtime::ask<nlohmann::json>(
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [ctx, respond, tenant_id, id](nlohmann::json& channel) {
+        caf::anon_send(ctx->ingest->get(), reload_atom::value);
+        ask_tenant(
+            ctx, tenant_id, respond,
+            [ctx, respond, tenant_id, id, channel](const caf::actor& tenant) {
+              runtime::ask<bool>(
+                  *ctx->sys, tenant, ctx->actor_timeout,
+                  [ctx, respond, tenant_id, id](bool) {
+                    run_job(ctx, channel_store::get(tenant_id, id), respond);
+                  },
+                  // Stored; the session picks the change up on its next (re)start.
+                  [respond, channel](caf::error&) { respond(http::response::json(200, channel)); },
+                  reload_atom::value, id);
+            });
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      channel_store::update(tenant_id, id, p));
+}
+
+void patch_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
+  auto id = req.params["id"];
+  bearer_token(req);
+  auto p = channel_patch_of(*ctx, req, false);
   with_tenant(ctx, req, respond, [ctx, respond, id, p](const std::string& tenant_id) {
     if (!is_uuid(id))
       return respond(http::response::from_error(errc::not_found, "channel not found"));
-    runtime::ask<nlohmann::json>(
-        *ctx->sys, ctx->db->get(), ctx->db_timeout,
-        [ctx, respond, tenant_id, id](nlohmann::json& channel) {
-          // Webhook secrets are cached by ingest; the session re-reads its token (and resumes
-          // sending when the old one was refused) before the answer, so the state shown is current.
-          caf::anon_send(ctx->ingest->get(), reload_atom::value);
-          ask_tenant(ctx, tenant_id, respond,
-                     [ctx, respond, tenant_id, id, channel](const caf::actor& tenant) {
-                       runtime::ask<bool>(
-                           *ctx->sys, tenant, ctx->actor_timeout,
-                           [ctx, respond, tenant_id, id](bool) {
-                             run_job(ctx, channel_store::get(tenant_id, id), respond);
-                           },
-                           // Stored; the session picks the change up on its next (re)start.
-                           [respond, channel](caf::error&) {
-                             respond(http::response::json(200, channel));
-                           },
-                           reload_atom::value, id);
-                     });
-        },
-        [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-        channel_store::update(tenant_id, id, p));
+    apply_channel_patch(ctx, tenant_id, id, p, respond);
   });
+}
+
+void admin_patch_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
+  require_admin(*ctx, req);
+  auto tenant_id = uuid_param(req, "id", "tenant");
+  auto id = uuid_param(req, "channel_id", "channel");
+  apply_channel_patch(ctx, tenant_id, id, channel_patch_of(*ctx, req, true), respond);
 }
 
 } // namespace
@@ -108,6 +134,7 @@ void add_outbound_routes(http::router& r, const context_ptr& ctx) {
   r.add("POST", "/v1/messages", bind(send_message));
   r.add("GET", "/v1/messages/{id}/attempts", bind(message_attempts));
   r.add("PATCH", "/v1/channels/{id}", bind(patch_channel));
+  r.add("PATCH", "/v1/tenants/{id}/channels/{channel_id}", bind(admin_patch_channel));
 }
 
 } // namespace parley::edge

@@ -290,8 +290,8 @@ if [ "${PARLEY_DEMO_FAKE_GRAPH:-1}" != 0 ]; then
   done
   FAKE_GRAPH_URL=$(json_get "$(head -n 1 "$FAKE_GRAPH_OUT" 2>/dev/null || true)" url)
   [ -n "$FAKE_GRAPH_URL" ] || die "the fake Graph API did not start (log: var/log/fake-graph.log)"
-  api PATCH "/v1/channels/$DEMO_CHANNEL_ID" "{\"graph_base_url\":\"$FAKE_GRAPH_URL\"}" "$DEMO_API_KEY"
-  [ "$API_STATUS" = 200 ] || demo_fail "PATCH /v1/channels/$DEMO_CHANNEL_ID"
+  api PATCH "/v1/tenants/$DEMO_TENANT_ID/channels/$DEMO_CHANNEL_ID" "{\"graph_base_url\":\"$FAKE_GRAPH_URL\"}"
+  [ "$API_STATUS" = 200 ] || demo_fail "PATCH /v1/tenants/$DEMO_TENANT_ID/channels/$DEMO_CHANNEL_ID"
 fi
 
 # A fresh sample webhook each run: a new wamid (Parley dedupes by wamid, so re-posting the same

@@ -712,8 +712,17 @@ class SendTest(OutboundCase):
         self.assertStatus(r, 200, "PATCH throughput_mps")
         self.assertEqual(r.body["throughput_mps"], 7)
         self.assertEqual(self.channel(ch)["throughput_mps"], 7)
-        r = self.patch_channel(ch, {"graph_base_url": "ftp://example.com"})
+        # Where the token goes is the platform administrator's decision (SSRF otherwise).
+        r = self.patch_channel(ch, {"graph_base_url": self.fake.url})
+        self.assertError(r, 403, "forbidden", mentions="graph_base_url")
+        admin_path = f"/v1/tenants/{ch.tenant_id}/channels/{ch.channel_id}"
+        r = self.server.admin("PATCH", admin_path, {"graph_base_url": "ftp://example.com"})
         self.assertError(r, 400, "invalid_request", mentions="graph_base_url")
+        r = self.server.admin("PATCH", admin_path, {"graph_base_url": self.fake.url + "/"})
+        self.assertStatus(r, 200, "admin PATCH graph_base_url")
+        self.assertEqual(r.body["graph_base_url"], self.fake.url + "/")
+        r = self.server.request("PATCH", admin_path, {"throughput_mps": 5}, token=ch.key)
+        self.assertError(r, 401, "unauthorized", what="tenant key on the admin route")
         r = self.patch_channel(ch, {"throughput_mps": 0})
         self.assertError(r, 400, "invalid_request", mentions="throughput_mps")
         r = self.patch_channel(ch, {"access_token": "x"}, key=other.key)
