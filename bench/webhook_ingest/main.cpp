@@ -26,11 +26,11 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "bench/webhook_ingest/load.hpp"
+#include "bench/common/harness.hpp"
+#include "bench/common/load.hpp"
+#include "bench/common/process.hpp"
 #include "bench/webhook_ingest/payload.hpp"
-#include "bench/webhook_ingest/process.hpp"
 #include "domain/crypto.hpp"
-#include "persistence/connection.hpp"
 
 using namespace std::chrono_literals;
 
@@ -111,175 +111,7 @@ options parse_args(int argc, char** argv) {
   return o;
 }
 
-std::string env_or(const char* name, std::string fallback = {}) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-/// build/bench/webhook_ingest/bench_webhook_ingest -> build/parley, unless told otherwise.
-std::string locate_parley(const options& o) {
-  std::string bin = o.parley_bin.empty() ? env_or("PARLEY_BIN") : o.parley_bin;
-  if (bin.empty()) {
-    auto self = std::filesystem::canonical("/proc/self/exe");
-    bin = (self.parent_path().parent_path().parent_path() / "parley").string();
-  }
-  if (access(bin.c_str(), X_OK) != 0)
-    throw std::runtime_error("parley binary not found at " + bin +
-                             " (build it, or pass --parley PATH / set PARLEY_BIN)");
-  return bin;
-}
-
-// ---- database ------------------------------------------------------------------------------
-
-/// CREATE DATABASE on start, DROP ... WITH (FORCE) at the end (unless kept).
-class scratch_database {
-public:
-  explicit scratch_database(std::string admin_url, bool keep)
-      : admin_url_(std::move(admin_url))
-      , keep_(keep) {
-    name_ = "bench_ingest_" + crypto::random_hex(6);
-    url_ = persistence::with_database(admin_url_, name_);
-    exec_admin("CREATE DATABASE \"" + name_ + "\"");
-  }
-  ~scratch_database() {
-    if (keep_) {
-      std::printf("scratch database kept: %s\n", name_.c_str());
-      return;
-    }
-    try {
-      exec_admin("DROP DATABASE IF EXISTS \"" + name_ + "\" WITH (FORCE)");
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "could not drop %s: %s\n", name_.c_str(), e.what());
-    }
-  }
-  const std::string& url() const { return url_; }
-  const std::string& name() const { return name_; }
-
-private:
-  void exec_admin(const std::string& sql) {
-    pqxx::connection c{admin_url_};
-    pqxx::nontransaction tx{c};
-    tx.exec(sql);
-  }
-  std::string admin_url_, name_, url_;
-  bool keep_;
-};
-
-/// The bench's own queries on the scratch database (one connection, reused).
-class bench_db {
-public:
-  explicit bench_db(const std::string& url)
-      : conn_(url) {}
-
-  pqxx::result query(const std::string& sql) {
-    pqxx::nontransaction tx{conn_};
-    return tx.exec(sql);
-  }
-  int64_t scalar(const std::string& sql) {
-    auto r = query(sql);
-    return r[0][0].is_null() ? 0 : r[0][0].as<int64_t>();
-  }
-
-private:
-  pqxx::connection conn_;
-};
-
-// ---- CPU accounting --------------------------------------------------------------------------
-
-/// CPU seconds so far of parley, the PostgreSQL processes serving it, this process and the machine.
-struct cpu_sample {
-  double parley = 0;
-  std::map<int, double> postgres; ///< pid -> seconds
-  double self = 0;
-  machine_cpu machine;
-};
-
-cpu_sample sample_cpu(bench_db& db, const std::string& dbname, pid_t parley_pid) {
-  cpu_sample s;
-  s.parley = process_cpu_seconds(parley_pid);
-  // Backends of our database plus the WAL writer, checkpointer and background writer (shared with
-  // whatever else uses the cluster, but they work for our commits during a run).
-  auto rows = db.query("SELECT pid FROM pg_stat_activity WHERE datname = '" + dbname +
-                       "' OR backend_type IN ('walwriter', 'checkpointer', 'background writer')");
-  for (const auto& r : rows) {
-    auto pid = r[0].as<int>();
-    s.postgres[pid] = process_cpu_seconds(pid);
-  }
-  s.self = process_cpu_seconds(getpid());
-  s.machine = machine_cpu_seconds();
-  return s;
-}
-
-struct cpu_share { ///< cores used on average over an interval
-  double parley = 0, postgres = 0, loadgen = 0, other = 0, machine = 0;
-};
-
-cpu_share cpu_between(const cpu_sample& a, const cpu_sample& b, double seconds) {
-  cpu_share c;
-  c.parley = (b.parley - a.parley) / seconds;
-  double pg = 0;
-  for (const auto& [pid, t] : b.postgres) {
-    auto it = a.postgres.find(pid);
-    pg += t - (it == a.postgres.end() ? 0 : it->second);
-  }
-  c.postgres = pg / seconds;
-  c.loadgen = (b.self - a.self) / seconds;
-  c.machine = (b.machine.busy - a.machine.busy) / seconds;
-  c.other = std::max(0.0, c.machine - c.parley - c.postgres - c.loadgen);
-  return c;
-}
-
-// ---- Prometheus scrape ----------------------------------------------------------------------
-
-using scrape = std::map<std::string, double>; ///< series (name + labels) -> value
-
-scrape scrape_metrics(uint16_t port) {
-  scrape out;
-  auto reply = http_call("127.0.0.1", port, "GET", "/metrics", "");
-  std::istringstream in{reply.body};
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#')
-      continue;
-    auto sp = line.rfind(' ');
-    if (sp == std::string::npos)
-      continue;
-    try {
-      out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-    } catch (const std::exception&) {
-    }
-  }
-  return out;
-}
-
-double delta(const scrape& a, const scrape& b, const std::string& series) {
-  auto get = [&](const scrape& s) {
-    auto it = s.find(series);
-    return it == s.end() ? 0.0 : it->second;
-  };
-  return get(b) - get(a);
-}
-
-/// A quantile of an unlabelled histogram between two scrapes, from its buckets (upper bound of the
-/// bucket holding it, so an over-estimate by at most one bucket).
-double histogram_quantile(const scrape& a, const scrape& b, const std::string& family, double q) {
-  std::vector<std::pair<double, double>> buckets; // le -> cumulative count in the interval
-  std::string prefix = family + "_bucket{le=\"";
-  for (const auto& [series, value] : b) {
-    if (series.rfind(prefix, 0) != 0)
-      continue;
-    auto le_text = series.substr(prefix.size(), series.size() - prefix.size() - 2);
-    double le = le_text == "+Inf" ? INFINITY : std::stod(le_text);
-    buckets.emplace_back(le, value - (a.count(series) ? a.at(series) : 0.0));
-  }
-  std::sort(buckets.begin(), buckets.end());
-  if (buckets.empty() || buckets.back().second <= 0)
-    return NAN;
-  double want = q * buckets.back().second;
-  for (const auto& [le, n] : buckets)
-    if (n >= want)
-      return le;
-  return INFINITY;
-}
+// ---- server metrics -----------------------------------------------------------------------
 
 struct server_stats {
   double batches = 0, rows_per_batch = 0, commit_mean_ms = 0, commit_p99_ms = 0;
@@ -352,15 +184,6 @@ struct run_report {
   server_stats server;
   double load_avg = 0;
 };
-
-double percentile_ms(std::vector<uint32_t>& v, double q) {
-  if (v.empty())
-    return NAN;
-  auto k = static_cast<size_t>(std::min<double>(static_cast<double>(v.size()) - 1,
-                                                std::ceil(q * static_cast<double>(v.size())) - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k] / 1000.0;
-}
 
 /// Waits until every stored raw event is processed (or the wait is over); returns seconds waited.
 std::optional<double> wait_drained(bench_db& db, double max_s) {
@@ -460,21 +283,6 @@ run_report run_phase(bench_env& env, const std::string& name, double rate, int c
 }
 
 // ---- report ---------------------------------------------------------------------------------
-
-std::string fmt(const char* f, double v) {
-  if (std::isnan(v))
-    return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string thousands(double v) {
-  auto s = std::to_string(static_cast<long long>(std::llround(v)));
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
-    s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
 
 std::string others(const load_result& l) {
   std::string s;
@@ -580,16 +388,12 @@ void print_report(const std::vector<run_report>& runs) {
 }
 
 int run(const options& opt) {
-  auto admin_url = env_or("PARLEY_BENCH_PG_URL", env_or("PARLEY_TEST_PG_URL"));
-  if (admin_url.empty())
-    throw std::runtime_error(
-        "PARLEY_BENCH_PG_URL is not set: run through `make bench`, or export a "
-        "superuser URL such as postgresql://postgres@127.0.0.1:55432/postgres");
-  auto bin = locate_parley(opt);
+  auto admin_url = admin_database_url();
+  auto bin = locate_parley(opt.parley_bin);
   std::printf("machine: %u cores, load average %.2f at start; parley: %s\n",
               std::thread::hardware_concurrency(), load_average(), bin.c_str());
 
-  scratch_database scratch{admin_url, opt.keep_db};
+  scratch_database scratch{admin_url, "bench_ingest_", opt.keep_db};
   auto admin_token = crypto::random_hex(24);
   auto app_secret = crypto::random_hex(16);
   std::map<std::string, std::string> env{

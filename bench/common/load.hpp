@@ -1,5 +1,5 @@
 #pragma once
-// An HTTP/1.1 load generator on one Asio thread (the only Beast translation unit of the bench),
+// An HTTP/1.1 load generator on one Asio thread (the only Beast translation unit of the benches),
 // and a tiny blocking client for set-up calls.
 //
 // Two modes, like wrk and wrk2:
@@ -28,16 +28,20 @@ struct load_options {
   uint64_t first_seq = 0;                         ///< make_request(first_seq), (first_seq + 1), ...
   uint64_t max_requests = UINT64_MAX;
   std::function<std::string(uint64_t seq)> make_request;
+  unsigned success_status = 200; ///< the answer counted in `ok` (202 for accepted sends)
+  /// Called on the load thread for every answer (any status), e.g. to remember which sequence
+  /// numbers succeeded. Optional.
+  std::function<void(uint64_t seq, unsigned status)> on_answer;
 };
 
 struct load_result {
   uint64_t planned = 0; ///< open loop: rate x duration
   uint64_t sent = 0;
-  uint64_t ok = 0;                           ///< answered 200
-  std::map<unsigned, uint64_t> other_status; ///< status -> count (not 200)
+  uint64_t ok = 0;                           ///< answered success_status
+  std::map<unsigned, uint64_t> other_status; ///< status -> count (not success_status)
   uint64_t transport_errors = 0;             ///< connect/read/write failures, unanswered at the end
   uint64_t next_seq = 0;                     ///< first sequence number not used
-  std::vector<uint32_t> latency_us;          ///< per 200 answer
+  std::vector<uint32_t> latency_us;          ///< per success_status answer
   double wall_start = 0;                     ///< system clock (epoch seconds) of the first send
   double elapsed_s = 0;                      ///< first send to last answer
   double send_window_s = 0;                  ///< first send to last send

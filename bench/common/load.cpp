@@ -1,4 +1,4 @@
-#include "bench/webhook_ingest/load.hpp"
+#include "bench/common/load.hpp"
 
 #include <memory>
 #include <stdexcept>
@@ -44,6 +44,7 @@ struct connection : std::enable_shared_from_this<connection> {
   beast::flat_buffer buf;
   bhttp::response<bhttp::string_body> res;
   std::string req;
+  uint64_t seq = 0;   ///< of the request in flight
   clk::time_point t0; ///< when the request was due (open loop) or written (closed loop)
   bool busy = false;  ///< a request is written and not yet answered
   bool done = false;
@@ -88,12 +89,14 @@ void connection::next() {
     return finish();
   auto seq = d.next_seq++;
   if (!d.open_loop()) {
+    this->seq = seq;
     req = d.o.make_request(seq);
     t0 = clk::now();
     return send();
   }
   auto due = d.due(seq);
   auto go = [self = shared_from_this(), seq, due] {
+    self->seq = seq;
     self->req = self->d.o.make_request(seq);
     self->t0 = due;
     self->send();
@@ -124,7 +127,9 @@ void connection::send() {
           self->busy = false;
           self->d.last_answer = now;
           auto status = self->res.result_int();
-          if (status == 200) {
+          if (self->d.o.on_answer)
+            self->d.o.on_answer(self->seq, status);
+          if (status == self->d.o.success_status) {
             ++self->d.res.ok;
             auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - self->t0).count();
             self->d.res.latency_us.push_back(

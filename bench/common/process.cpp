@@ -1,4 +1,4 @@
-#include "bench/webhook_ingest/process.hpp"
+#include "bench/common/process.hpp"
 
 #include <cerrno>
 #include <csignal>
