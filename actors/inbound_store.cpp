@@ -133,44 +133,32 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
 }
 
 std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  tx.exec_params(R"(
-    WITH r AS (
-      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
-        tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text, ts bigint,
-        error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
-    ), ins AS (
-      INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
-        meta_timestamp, error_code, error_title, errors, conversation, pricing)
-      SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
-             CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END,
-             r.error_code, r.error_title, r.errors, r.conversation, r.pricing
-      FROM r
-      ON CONFLICT DO NOTHING
-      RETURNING channel_id, wamid, status, meta_timestamp, error_code, error_title
-    ), folded AS (
-      SELECT channel_id, wamid,
-             (array_agg(status ORDER BY parley_status_rank(status) DESC))[1] AS top,
-             min(meta_timestamp) FILTER (WHERE status = 'sent') AS sent_at,
-             min(meta_timestamp) FILTER (WHERE status = 'delivered') AS delivered_at,
-             min(meta_timestamp) FILTER (WHERE status = 'read') AS read_at,
-             min(meta_timestamp) FILTER (WHERE status = 'failed') AS failed_at,
-             max(error_code) FILTER (WHERE status = 'failed') AS error_code,
-             max(error_title) FILTER (WHERE status = 'failed') AS error_title
-      FROM ins GROUP BY channel_id, wamid
-    )
-    UPDATE messages m
-    SET status = CASE WHEN m.status <> 'failed'
-                       AND parley_status_rank(f.top) > parley_status_rank(m.status)
-                      THEN f.top ELSE m.status END,
-        sent_at = coalesce(m.sent_at, f.sent_at),
-        delivered_at = coalesce(m.delivered_at, f.delivered_at),
-        read_at = coalesce(m.read_at, f.read_at),
-        failed_at = coalesce(m.failed_at, f.failed_at),
-        error_code = coalesce(m.error_code, f.error_code),
-        error_title = coalesce(m.error_title, f.error_title)
-    FROM folded f
-    WHERE m.channel_id = f.channel_id AND m.wamid = f.wamid AND m.direction = 'outbound')",
-                 persistence::json_rows(rows));
+  // Each report is stored once; the messages it concerns are then folded again from everything
+  // stored for them (parley_fold_statuses: forward-only, failed terminal), the same fold the
+  // outbound path applies when a send's wamid becomes known after its reports arrived.
+  auto fresh = tx.exec_params(R"(
+    INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
+      meta_timestamp, error_code, error_title, errors, conversation, pricing)
+    SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
+           CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END,
+           r.error_code, r.error_title, r.errors, r.conversation, r.pricing
+    FROM jsonb_to_recordset($1::jsonb) AS r(
+      tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text, ts bigint,
+      error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
+    ON CONFLICT DO NOTHING
+    RETURNING channel_id::text, wamid)",
+                              persistence::json_rows(rows));
+  if (!fresh.empty()) {
+    std::set<std::pair<std::string, std::string>> touched;
+    for (const auto& row : fresh)
+      touched.emplace(row[0].c_str(), row[1].c_str());
+    std::vector<nlohmann::json> keys;
+    for (const auto& [channel, wamid] : touched)
+      keys.push_back({{"channel_id", channel}, {"wamid", wamid}});
+    tx.exec_params("SELECT parley_fold_statuses(r.channel_id, r.wamid) "
+                   "FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)",
+                   persistence::json_rows(keys));
+  }
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
 }
 

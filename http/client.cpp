@@ -7,6 +7,7 @@
 // An exchange completes exactly once, through whichever of {connection, deadline, stop()} flips
 // its `finished` flag first; the others then only clean up.
 #include "http/client.hpp"
+#include "http/io_loop.hpp"
 
 #include <utility> // before Asio: g++ 12 in C++20 mode needs it (see PLATFORM.md)
 
@@ -931,16 +932,7 @@ struct client::impl {
                        [&](const std::thread& t) { return t.get_id() == me; });
   }
 
-  void run_loop() {
-    for (;;) {
-      try {
-        ioc.run();
-        return;
-      } catch (const std::exception& e) {
-        st->log.error("exception escaped an HTTP client I/O handler", {{"error", e.what()}});
-      }
-    }
-  }
+  void run_loop() { run_io_loop(ioc, st->log, "exception escaped an HTTP client I/O handler"); }
 
   // Declared first so it is destroyed last: sockets and timers of connections refer to it.
   asio::io_context ioc;

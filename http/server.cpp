@@ -2,6 +2,7 @@
 // runs on its own strand; one deadline timer per session enforces whichever timeout applies to
 // the session's current phase.
 #include "http/server.hpp"
+#include "http/io_loop.hpp"
 
 #include <utility> // before Asio: g++ 12 in C++20 mode needs it (see PLATFORM.md)
 
@@ -588,16 +589,7 @@ struct server::impl {
     return std::any_of(threads.begin(), threads.end(), [&](const std::thread& t) { return t.get_id() == me; });
   }
 
-  void run_loop() {
-    for (;;) {
-      try {
-        ioc.run();
-        return;
-      } catch (const std::exception& e) {
-        st->log.error("exception escaped an HTTP I/O handler", {{"error", e.what()}});
-      }
-    }
-  }
+  void run_loop() { run_io_loop(ioc, st->log, "exception escaped an HTTP I/O handler"); }
 
   // Declared first so it is destroyed last: sockets, timers and the acceptor refer to it.
   asio::io_context ioc;
