@@ -202,21 +202,26 @@ bool reset_statements(bench_db& db) {
   }
 }
 
+/// The statements of `dbname` by total execution time. Planning time shows only when the
+/// cluster sets pg_stat_statements.track_planning (the batch statements are not prepared, so
+/// every batch plans them again).
 void print_statements(bench_db& db, const std::string& dbname) {
-  auto rows = db.query("SELECT s.calls, s.total_exec_time, s.mean_exec_time, s.rows,"
+  auto rows = db.query("SELECT s.calls, s.total_exec_time, s.mean_exec_time,"
+                       " s.total_plan_time / greatest(s.calls, 1), s.rows,"
                        " regexp_replace(left(s.query, 400), '\\s+', ' ', 'g')"
                        " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
                        " WHERE d.datname = '" +
                        dbname + "' ORDER BY s.total_exec_time DESC LIMIT 10");
-  std::printf("\nPostgreSQL statements of the throughput run by total time (pg_stat_statements):\n"
-              "%10s %10s %9s %10s  %s\n",
-              "calls", "total s", "mean ms", "rows", "statement");
+  std::printf("\nPostgreSQL statements of the throughput run by total execution time "
+              "(pg_stat_statements):\n%9s %9s %9s %9s %9s  %s\n",
+              "calls", "exec s", "exec ms", "plan ms", "rows", "statement");
   for (const auto& r : rows) {
-    std::string q = r[4].c_str();
-    if (q.size() > 110)
-      q = q.substr(0, 110) + "...";
-    std::printf("%10lld %10.2f %9.3f %10lld  %s\n", r[0].as<long long>(),
-                r[1].as<double>() / 1000.0, r[2].as<double>(), r[3].as<long long>(), q.c_str());
+    std::string q = r[5].c_str();
+    if (q.size() > 100)
+      q = q.substr(0, 100) + "...";
+    std::printf("%9lld %9.2f %9.3f %9.3f %9lld  %s\n", r[0].as<long long>(),
+                r[1].as<double>() / 1000.0, r[2].as<double>(), r[3].as<double>(),
+                r[4].as<long long>(), q.c_str());
   }
 }
 
@@ -437,9 +442,11 @@ void print_throughput(const throughput_report& r) {
 struct rate_report {
   uint64_t accepted = 0, received = 0;
   double enqueue_s = 0;
-  double window_rate = 0;        ///< arrivals in [first, first + window) / window
-  double max_1s = 0;             ///< max arrivals in any sliding 1-second window
-  double max_1s_after_first = 0; ///< the same, windows starting 1 s after the first arrival
+  uint64_t in_window = 0;            ///< arrivals in [first, first + window)
+  double window_rate = 0;            ///< arrivals in [first, first + window) / window
+  double max_1s = 0;                 ///< max arrivals in any sliding 1-second window
+  double max_1s_after_first = 0;     ///< the same, windows starting 1 s after the first arrival
+  uint64_t min_bin = 0, max_bin = 0; ///< fewest / most arrivals in the window's whole seconds
   bool within = false, never_above = false;
 };
 
@@ -491,9 +498,16 @@ rate_report run_rate(bench_env& env, const channel_ref& ch) {
   auto window = std::chrono::seconds(env.opt.rate_seconds);
   auto in_window = std::count_if(arrivals.begin(), arrivals.end(),
                                  [&](auto t) { return t < arrivals.front() + window; });
+  r.in_window = static_cast<uint64_t>(in_window);
   r.window_rate = static_cast<double>(in_window) / env.opt.rate_seconds;
   r.max_1s = max_per_second(arrivals, arrivals.front());
   r.max_1s_after_first = max_per_second(arrivals, arrivals.front() + 1s);
+  std::vector<uint64_t> bins(static_cast<size_t>(env.opt.rate_seconds), 0);
+  for (auto t : arrivals)
+    if (auto k = static_cast<size_t>((t - arrivals.front()) / 1s); k < bins.size())
+      ++bins[k];
+  r.min_bin = *std::min_element(bins.begin(), bins.end());
+  r.max_bin = *std::max_element(bins.begin(), bins.end());
   double target = env.opt.rate_mps;
   r.within = std::abs(r.window_rate - target) <= rate_tolerance * target;
   r.never_above = r.window_rate <= target;
@@ -509,11 +523,13 @@ void print_rate(const rate_report& r, const options& o) {
       std::to_string(r.accepted) + " / " + std::to_string(r.received), "equal");
   row("enqueue time (s)", fmt("%.2f", r.enqueue_s), "");
   row("messages/s over " + std::to_string(o.rate_seconds) + " s after the first arrival",
-      fmt("%.2f", r.window_rate),
+      fmt("%.2f", r.window_rate) + " (" + std::to_string(r.in_window) + " msgs)",
       fmt("%.0f", o.rate_mps * (1 - rate_tolerance)) + " .. " + std::to_string(o.rate_mps));
   row("max messages in any sliding 1 s window", fmt("%.0f", r.max_1s),
       "<= " + std::to_string(o.rate_mps) + " + burst");
   row("  the same from 1 s after the first arrival", fmt("%.0f", r.max_1s_after_first), "");
+  row("fewest / most in one of the window's whole seconds",
+      std::to_string(r.min_bin) + " / " + std::to_string(r.max_bin), "");
   row("check: within +-5% / never above on average",
       std::string(r.within ? "PASS" : "FAIL") + " / " + (r.never_above ? "PASS" : "FAIL"), "");
 }
