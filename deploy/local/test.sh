@@ -104,7 +104,7 @@ if [ "${PARLEY_FUZZ_PASS:-1}" != 0 ]; then
       cmake -S "$PARLEY_ROOT" -B "$FUZZ_DIR" -DCMAKE_CXX_COMPILER=clang++ -DPARLEY_FUZZ=ON \
         -DPARLEY_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || fuzz_ok=0
     fi
-    fuzzers=(fuzz_webhook fuzz_router_query)
+    fuzzers=(fuzz_webhook fuzz_router_query fuzz_outbound)
     if [ "$fuzz_ok" = 1 ]; then
       cmake --build "$FUZZ_DIR" --target "${fuzzers[@]}" -j "$BUILD_JOBS" || fuzz_ok=0
     fi
@@ -115,6 +115,7 @@ if [ "${PARLEY_FUZZ_PASS:-1}" != 0 ]; then
         mkdir -p "$corpus"
         seeds=()
         [ "$f" = fuzz_webhook ] && seeds=("$PARLEY_ROOT/tests/fixtures/pywa")
+        [ "$f" = fuzz_outbound ] && seeds=("$PARLEY_ROOT/tests/fixtures/outbound")
         if "$bin" -max_total_time="$seconds" -max_len=65536 -print_final_stats=0 \
           "$corpus" "${seeds[@]}" >"$FUZZ_DIR/$f.log" 2>&1; then
           passed_total=$((passed_total + 1))
