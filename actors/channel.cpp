@@ -86,6 +86,7 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using rerecord_atom = caf::atom_constant<caf::atom("rerecord")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
+using call_atom = caf::atom_constant<caf::atom("call")>;
 
 /// One unit of work the channel owes Meta (a row of the outbox).
 struct outbox_item {
@@ -127,7 +128,8 @@ struct channel_state {
   bool loading_page = false;
   bool pump_scheduled = false;
   bool probe_in_flight = false;
-  bool probe_timer = false; ///< a breaker probe timer is armed
+  bool probe_timer = false;                    ///< a breaker probe timer is armed
+  caf::actor_clock::time_point next_call_at{}; ///< earliest time the next Graph call may leave
   std::optional<domain::token_bucket> bucket;
   std::optional<domain::keyed_token_buckets> pairs;
   domain::channel_health health{domain::channel_health::options{}};
@@ -307,8 +309,12 @@ bool apply_channel_row(channel_ptr self, const json& row) {
   double burst = std::max(2.0, st.throughput / 100.0);
   if (st.bucket)
     st.bucket->reconfigure(st.throughput, burst, now);
-  else
+  else {
     st.bucket.emplace(st.throughput, burst, now);
+    // Empty at the start: a restarted session must not add a burst to the second before it.
+    while (st.bucket->try_take(now)) {
+    }
+  }
   if (token_changed && st.health.state() == domain::channel_state::token_invalid) {
     st.health.on_token_updated(now);
     sync_state(self, "access token replaced");
@@ -501,7 +507,7 @@ http::client_request graph_request(channel_ptr self, std::string method, std::st
   return req;
 }
 
-void call_graph(channel_ptr self, int64_t id, int attempt) {
+void send_graph(channel_ptr self, int64_t id, int attempt) {
   auto& st = self->state;
   auto it = st.flying.find(id);
   if (it == st.flying.end())
@@ -511,6 +517,24 @@ void call_graph(channel_ptr self, int64_t id, int attempt) {
   base.attempt = attempt;
   http_call<graph_reply_atom>(
       self, graph_request(self, "POST", st.messages_url, it->second.payload), std::move(base));
+}
+
+/// Calls leave at least 1/throughput_mps apart. The token bucket decides when work is started
+/// (dispatch marks commit in batches, so several finish together); this spacing keeps the calls
+/// themselves within throughput_mps over any second, as Meta counts them.
+void call_graph(channel_ptr self, int64_t id, int attempt) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto interval = std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>(1.0 / std::max(1, st.throughput)));
+  if (st.next_call_at > now) {
+    auto at = st.next_call_at;
+    st.next_call_at += interval;
+    self->delayed_send(self, at - now, call_atom::value, id, attempt);
+    return;
+  }
+  st.next_call_at = now + interval;
+  send_graph(self, id, attempt);
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& v) {
@@ -832,6 +856,7 @@ void start_running(channel_ptr self) {
         pump(self);
       },
       [self](rerecord_atom, int64_t id) { record(self, id); },
+      [self](call_atom, int64_t id, int attempt) { send_graph(self, id, attempt); },
       [self](load_atom) { load_page(self); },
       [self](probe_atom) {
         auto& st = self->state;

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include <pqxx/pqxx>
 
@@ -13,6 +14,21 @@ namespace parley::outbound_store {
 namespace {
 
 using json = nlohmann::json;
+
+/// A PostgreSQL array literal of ids or numbers (no quoting needed for those).
+template <class Range>
+std::string pg_array(const Range& items) {
+  std::string out = "{";
+  for (const auto& x : items) {
+    if (out.size() > 1)
+      out += ',';
+    if constexpr (std::is_arithmetic_v<std::decay_t<decltype(x)>>)
+      out += std::to_string(x);
+    else
+      out += x;
+  }
+  return out + "}";
+}
 
 json reject(std::string_view code, std::string message) {
   return {{"reject", {{"code", code}, {"message", std::move(message)}}}};
@@ -89,17 +105,24 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
                      {"to_wa", rows[i]["to"]},
                      {"ref_id", rows[i].value("ref_id", json(nullptr))},
                      {"ref_wamid", rows[i].value("ref_wamid", json(nullptr))}});
+  // Every look-up goes through a unique index (LATERAL): the batch's size is unknown to the
+  // planner, and a hash join would scan every conversation or message of the node.
   auto r = tx.exec_params(R"(
     SELECT r.i, c.id::text, coalesce(c.window_expires_at > now(), false),
            ref.id::text, ref.wamid, ref.direction, ref.from_wa, ref.conversation_id::text
     FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, channel_id uuid, to_wa text,
                                             ref_id uuid, ref_wamid text)
-    LEFT JOIN conversations c ON c.channel_id = r.channel_id AND c.wa_id = r.to_wa
+    LEFT JOIN LATERAL (
+      SELECT id, window_expires_at FROM conversations c
+      WHERE c.channel_id = r.channel_id AND c.wa_id = r.to_wa) c ON true
     LEFT JOIN LATERAL (
       SELECT m.id, m.wamid, m.direction, m.from_wa, m.conversation_id FROM messages m
-      WHERE m.tenant_id = r.tenant_id AND m.channel_id = r.channel_id
-        AND ((r.ref_id IS NOT NULL AND m.id = r.ref_id)
-             OR (r.ref_wamid IS NOT NULL AND m.wamid = r.ref_wamid))
+      WHERE r.ref_id IS NOT NULL AND m.id = r.ref_id
+        AND m.tenant_id = r.tenant_id AND m.channel_id = r.channel_id
+      UNION ALL
+      SELECT m.id, m.wamid, m.direction, m.from_wa, m.conversation_id FROM messages m
+      WHERE r.ref_wamid IS NOT NULL AND m.channel_id = r.channel_id AND m.wamid = r.ref_wamid
+        AND m.tenant_id = r.tenant_id
       LIMIT 1) ref ON true)",
                           persistence::json_rows(probe));
   std::map<size_t, context_row> out;
@@ -215,6 +238,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   }
 
   std::set<size_t> raced;
+  std::set<std::string> touched, read;
   if (!inserts.empty()) {
     // Ids are drawn in one materialised step so both inserts and the answer agree on them. A
     // client_message_id committed meanwhile by another writer skips its row (no outbox either).
@@ -240,13 +264,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         SELECT oid, tenant_id, channel_id, mid, kind, to_wa, payload FROM ids
         WHERE kind = 'read' OR mid IN (SELECT id FROM msg)
         RETURNING id
-      ), conv AS (
-        UPDATE conversations c
-        SET last_message_at = now(), updated_at = now(),
-            unread_count = CASE WHEN x.reads THEN 0 ELSE c.unread_count END
-        FROM (SELECT conversation_id, bool_or(kind = 'read') AS reads FROM ids
-              WHERE oid IN (SELECT id FROM box) GROUP BY conversation_id) x
-        WHERE c.id = x.conversation_id
       )
       SELECT i, mid::text, conversation_id::text, oid, to_wa, oid IN (SELECT id FROM box),
              parley_ts(now())
@@ -258,6 +275,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         raced.insert(i);
         continue;
       }
+      (rows[i]["kind"] == "read" ? read : touched).insert(row[2].c_str());
       results[i] = {{"message_id", row[1].c_str()},
                     {"conversation_id", row[2].c_str()},
                     {"outbox_id", row[3].as<int64_t>()},
@@ -267,6 +285,14 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                     {"duplicate", false}};
     }
   }
+  // Conversations by primary key (an array parameter, so the planner uses the index): a reply
+  // moves last_message_at, a read receipt clears the unread count.
+  if (!touched.empty() || !read.empty())
+    tx.exec_params("UPDATE conversations SET last_message_at = CASE WHEN id = ANY($1::uuid[]) "
+                   "THEN now() ELSE last_message_at END, unread_count = CASE WHEN id = "
+                   "ANY($2::uuid[]) THEN 0 ELSE unread_count END, updated_at = now() "
+                   "WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[])",
+                   pg_array(touched), pg_array(read));
   if (!raced.empty()) {
     auto again = known_client_ids(tx, rows, std::vector<size_t>(raced.begin(), raced.end()));
     for (auto i : raced) {
@@ -287,16 +313,27 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
 }
 
 std::vector<json> mark_dispatched(pqxx::work& tx, const std::vector<json>& rows) {
+  std::vector<int64_t> ids;
+  for (const auto& r : rows)
+    ids.push_back(r["outbox_id"].get<int64_t>());
   tx.exec_params(R"(
     UPDATE outbox o SET dispatched_attempt = greatest(o.dispatched_attempt, r.attempt)
     FROM jsonb_to_recordset($1::jsonb) AS r(outbox_id bigint, attempt int)
-    WHERE o.id = r.outbox_id)",
-                 persistence::json_rows(rows));
+    WHERE o.id = r.outbox_id AND o.id = ANY($2::bigint[]))",
+                 persistence::json_rows(rows), pg_array(ids));
   return std::vector<json>(rows.size(), json::object());
 }
 
 std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) {
   auto param = persistence::json_rows(rows);
+  // Id arrays give the planner index conditions (see contexts()).
+  std::vector<int64_t> outbox_ids;
+  std::set<std::string> message_ids;
+  for (const auto& r : rows) {
+    outbox_ids.push_back(r["outbox_id"].get<int64_t>());
+    if (r["kind"] == "message")
+      message_ids.insert(r["message_id"].get<std::string>());
+  }
   // Forward-only: a message leaves pending once (sent or failed); status webhooks may already
   // have moved it further, which the CASE keeps.
   tx.exec_params(R"(
@@ -324,15 +361,16 @@ std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) 
           error_code = CASE WHEN r.outcome = 'failed' AND r.final THEN r.error_code ELSE m.error_code END,
           error_title = CASE WHEN r.outcome = 'failed' AND r.final THEN r.error_title ELSE m.error_title END,
           attempts = greatest(m.attempts, r.attempt)
-      FROM r WHERE m.id = r.message_id AND r.kind = 'message'
+      FROM r WHERE m.id = r.message_id AND r.kind = 'message' AND m.id = ANY($3::uuid[])
     ), done AS (
-      DELETE FROM outbox o USING r WHERE o.id = r.outbox_id AND r.final
+      DELETE FROM outbox o USING r
+      WHERE o.id = r.outbox_id AND r.final AND o.id = ANY($2::bigint[])
     )
     UPDATE outbox o
     SET attempts = greatest(o.attempts, r.attempt), failures = greatest(o.failures, r.failures),
         next_attempt_at = now() + make_interval(secs => coalesce(r.next_in_ms, 0) / 1000.0)
-    FROM r WHERE o.id = r.outbox_id AND NOT r.final)",
-                 param);
+    FROM r WHERE o.id = r.outbox_id AND NOT r.final AND o.id = ANY($2::bigint[]))",
+                 param, pg_array(outbox_ids), pg_array(message_ids));
   // Status webhooks that overtook this commit were stored but matched no wamid yet.
   tx.exec_params(R"(
     SELECT parley_fold_statuses(r.channel_id, r.wamid)

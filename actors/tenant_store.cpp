@@ -79,6 +79,8 @@ persistence::db_job update(std::string tenant_id, nlohmann::json patch) {
 
 persistence::db_job remove(std::string tenant_id) {
   return {"", false, [id = std::move(tenant_id)](pqxx::work& tx) {
+            // Tables without a foreign key to tenants (hot, insert-only) first.
+            tx.exec_params("DELETE FROM delivery_attempts WHERE tenant_id = $1::uuid", id);
             auto r = tx.exec_params("DELETE FROM tenants WHERE id = $1::uuid RETURNING id", id);
             if (r.empty())
               throw app_error(errc::not_found, "tenant " + id + " not found");
