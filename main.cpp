@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "actors/bootstrap.hpp"
+#include "actors/key_rotation.hpp"
 #include "config/config.hpp"
 
 int main(int argc, char** argv) {
@@ -26,6 +27,10 @@ int main(int argc, char** argv) {
                   "print the effective configuration (secrets redacted) and exit");
   auto* migrate = app.add_subcommand("migrate", "apply pending database migrations and exit");
   migrate->add_option("--config", config_file, "JSON configuration file");
+  auto* rotate = app.add_subcommand(
+    "rotate-keys", "re-encrypt every stored channel secret under the current master key and exit "
+                   "(needs security.master_key, its version and the previous keys)");
+  rotate->add_option("--config", config_file, "JSON configuration file");
   app.footer("Configuration keys and environment variables: docs/operations.md");
   CLI11_PARSE(app, argc, argv);
 
@@ -35,8 +40,12 @@ int main(int argc, char** argv) {
     if (!config_file.empty())
       file = config_file;
     cfg = parley::config::load(file, parley::config::environment(),
-                               *migrate ? parley::config::purpose::migrate
-                                        : parley::config::purpose::serve);
+                               *serve ? parley::config::purpose::serve
+                                      : parley::config::purpose::migrate);
+    if (*rotate && cfg.security.master_key.empty())
+      throw parley::config::config_error(
+        "security.master_key", "required: rotate-keys re-encrypts under the current master key; "
+                               "set PARLEY_MASTER_KEY");
   } catch (const parley::config::config_error& e) {
     std::cerr << "parley: invalid configuration: " << e.what() << "\n";
     return 2;
@@ -47,5 +56,7 @@ int main(int argc, char** argv) {
   }
   if (*serve)
     return parley::serve(cfg);
+  if (*rotate)
+    return parley::rotate_keys(cfg);
   return parley::migrate(cfg);
 }

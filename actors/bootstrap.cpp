@@ -18,6 +18,7 @@
 #include "actors/ingest.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/outbound_store.hpp"
+#include "actors/key_rotation.hpp"
 #include "actors/tenant.hpp"
 #include "domain/crypto.hpp"
 #include "http/client.hpp"
@@ -140,8 +141,8 @@ int serve(const config::parley_config& cfg) {
   if (migrate_with_retry(cfg, logger) != 0)
     return 1;
 
-  auto key = crypto::hex_decode(cfg.security.master_key);
-  crypto::secret_box secrets{*key}; // validated as 64 hex chars by the config
+  // Validated by the config: 64 hex chars per key, distinct versions.
+  const crypto::secret_box secrets = make_secret_box(cfg.security);
 
   // Objects that outlive every actor: actors hold raw pointers to them.
   metrics::registry registry;
@@ -263,6 +264,7 @@ int serve(const config::parley_config& cfg) {
     ctx->tree = &tree;
     ctx->metrics = &registry;
     ctx->secrets = &secrets;
+    ctx->jwt_secret = jwt_secret_of(cfg.security);
     ctx->draining = &draining;
     ctx->db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     ctx->actor_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
@@ -272,6 +274,7 @@ int serve(const config::parley_config& cfg) {
     edge::add_admin_routes(*router, ctx);
     edge::add_tenant_routes(*router, ctx);
     edge::add_outbound_routes(*router, ctx);
+    edge::add_user_routes(*router, ctx);
     edge::add_webhook_routes(*router, ctx);
 
     http::server_options http_opts;

@@ -13,4 +13,6 @@ int serve(const config::parley_config& cfg);
 /// `parley migrate`: applies pending migrations and returns the exit code.
 int migrate(const config::parley_config& cfg);
 
+/// `parley rotate-keys` lives in actors/key_rotation.hpp.
+
 } // namespace parley

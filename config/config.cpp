@@ -74,6 +74,16 @@ constexpr std::array field_table = {
   PARLEY_FIELD(whatsapp, graph_version, any_string, any_string, secrecy::none),
   PARLEY_FIELD(whatsapp, graph_ca_file, any_string, any_string, secrecy::none),
   PARLEY_FIELD(security, master_key, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(security, master_key_version, 1, 1000000, secrecy::none),
+  PARLEY_FIELD(security, previous_master_keys, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(security, jwt_secret, any_string, any_string, secrecy::secret),
+  PARLEY_FIELD(security, access_token_ttl_s, 60, 86400, secrecy::none),
+  PARLEY_FIELD(security, refresh_token_ttl_s, 300, 365 * 86400, secrecy::none),
+  PARLEY_FIELD(security, login_max_failures, 1, 1000, secrecy::none),
+  PARLEY_FIELD(security, login_lockout_base_s, 1, 86400, secrecy::none),
+  PARLEY_FIELD(security, login_lockout_max_s, 1, 30 * 86400, secrecy::none),
+  // 10 (1 MiB) is for tests; production keeps 15 (32 MiB) or more.
+  PARLEY_FIELD(security, password_scrypt_log_n, 10, 20, secrecy::none),
   PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
   PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
   // 0 restarts means "escalate on the first failure", a legitimate strict setting.
@@ -381,6 +391,16 @@ void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
            + " characters" + (is_hex(key) ? "" : " including non-hex ones")
            + " (generate one with `openssl rand -hex 32`)");
 
+  // Parsing validates every entry (format, versions) and names the key on failure.
+  previous_master_keys(cfg.security);
+  if (!cfg.security.jwt_secret.empty() && cfg.security.jwt_secret.size() < 32)
+    fail("security", "jwt_secret",
+         "must be at least 32 characters, got " + std::to_string(cfg.security.jwt_secret.size())
+           + " (generate one with `openssl rand -hex 32`, or leave it empty to derive it from "
+             "the master key)");
+  if (cfg.security.login_lockout_max_s < cfg.security.login_lockout_base_s)
+    fail("security", "login_lockout_max_s", "must be at least security.login_lockout_base_s");
+
   if (std::find(log_levels.begin(), log_levels.end(), cfg.log.level) == log_levels.end())
     fail("log", "level",
          "expected one of trace|debug|info|warn|error|off, got " + shown(json(cfg.log.level)));
@@ -465,7 +485,46 @@ parley_config load(const std::optional<std::string>& file, const env_map& env, p
   text << in.rdbuf();
   if (in.bad())
     throw config_error("--config", "cannot read " + *file);
-  return parse(text.str(), env);
+  return parse(text.str(), env, p);
+}
+
+std::map<int, std::string> previous_master_keys(const security_config& sec) {
+  std::map<int, std::string> out;
+  std::string_view rest = sec.previous_master_keys;
+  const std::string key = "security.previous_master_keys";
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    while (!entry.empty() && entry.front() == ' ')
+      entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ')
+      entry.remove_suffix(1);
+    if (entry.empty())
+      continue;
+    // Only positions are reported: the entries are secrets.
+    auto colon = entry.find(':');
+    auto number = entry.substr(0, colon);
+    if (!number.empty() && number.front() == 'v')
+      number.remove_prefix(1);
+    int version = 0;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), version);
+    if (colon == std::string_view::npos || number.empty() || ec != std::errc{}
+        || end != number.data() + number.size() || version < 1)
+      throw config_error(key, "expected comma-separated entries 'v<version>:<64 hex chars>' "
+                              "(e.g. v1:<old key>), entry " + std::to_string(out.size() + 1)
+                                + " is malformed");
+    auto hex = entry.substr(colon + 1);
+    if (hex.size() != 64 || !is_hex(hex))
+      throw config_error(key, "the key of version " + std::to_string(version)
+                                + " must be exactly 64 hex characters (32 bytes)");
+    if (version == sec.master_key_version)
+      throw config_error(key, "version " + std::to_string(version)
+                                + " is the current security.master_key_version; list only older keys");
+    if (!out.emplace(version, std::string(hex)).second)
+      throw config_error(key, "version " + std::to_string(version) + " is listed twice");
+  }
+  return out;
 }
 
 std::string redacted_json(const parley_config& cfg) {

@@ -72,6 +72,21 @@ struct outbound_config {
 struct security_config {
   /// security.master_key / PARLEY_MASTER_KEY: 32 bytes as 64 hex chars; encrypts channel secrets.
   std::string master_key;
+  /// security.master_key_version: the version number of master_key; sealed values carry it
+  /// ("v<N>:..."), so a rotation bumps it (see docs/security.md, key rotation).
+  int master_key_version = 1;
+  /// security.previous_master_keys / PARLEY_SECURITY_PREVIOUS_MASTER_KEYS (secret): older keys
+  /// that can still open stored secrets, "v1:<64 hex>,v2:<64 hex>"; empty when never rotated.
+  std::string previous_master_keys;
+  /// security.jwt_secret / PARLEY_SECURITY_JWT_SECRET (secret, >= 32 chars): HS256 key of access
+  /// tokens. Empty: derived from master_key (HMAC-SHA256, see docs/security.md).
+  std::string jwt_secret;
+  int access_token_ttl_s = 900;          ///< security.access_token_ttl_s: access JWT lifetime
+  int refresh_token_ttl_s = 30 * 86400;  ///< security.refresh_token_ttl_s: refresh token lifetime
+  int login_max_failures = 5;            ///< security.login_max_failures: failures before a lock
+  int login_lockout_base_s = 30;         ///< security.login_lockout_base_s: first lock, then doubling
+  int login_lockout_max_s = 3600;        ///< security.login_lockout_max_s: longest lock
+  int password_scrypt_log_n = 15;        ///< security.password_scrypt_log_n: scrypt N = 2^value
 };
 
 struct log_config {
@@ -119,6 +134,10 @@ parley_config parse(const std::string& json_text, const env_map& env, purpose p 
 /// Reads `file` if given (config_error naming "--config" when unreadable) and calls parse().
 parley_config load(const std::optional<std::string>& file, const env_map& env,
                    purpose p = purpose::serve);
+
+/// security.previous_master_keys parsed: version -> 64 hex chars. Throws config_error naming the
+/// key for a malformed entry, a duplicate version or the current version.
+std::map<int, std::string> previous_master_keys(const security_config& sec);
 
 /// The configuration as JSON with every secret replaced by "***" (for logs and `serve --print-config`).
 std::string redacted_json(const parley_config& cfg);

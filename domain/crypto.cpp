@@ -20,7 +20,6 @@ namespace {
 constexpr size_t nonce_size = 12;
 constexpr size_t tag_size = 16;
 constexpr size_t key_size = 32;
-constexpr std::string_view sealed_prefix = "v1:";
 // Binds the ciphertext to its format version, so a future v2 box cannot be fed v1 data.
 constexpr std::string_view sealed_aad = "parley.secret_box.v1";
 constexpr std::string_view meta_prefix = "sha256=";
@@ -189,6 +188,11 @@ std::optional<std::string> b64_decode(std::string_view in, std::string_view alph
 
 } // namespace
 
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  auto raw = hmac_sha256_raw(key, data);
+  return as_string(raw.data(), raw.size());
+}
+
 std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   auto raw = hmac_sha256_raw(key, data);
   return hex_encode(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
@@ -285,22 +289,51 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   return b64_decode(text, b64_url, false);
 }
 
-secret_box::secret_box(std::string key32) : key_(std::move(key32)) {
-  if (key_.size() != key_size) {
-    OPENSSL_cleanse(key_.data(), key_.size());
-    throw std::invalid_argument("secret_box: key must be 32 bytes, got "
-                                + std::to_string(key_.size()));
-  }
+secret_box::secret_box(std::string key32) : secret_box(1, std::move(key32), {}) {}
+
+secret_box::secret_box(int version, std::string key32, const std::map<int, std::string>& previous)
+  : version_(version) {
+  auto add = [this](int v, std::string key) {
+    if (key.size() != key_size) {
+      auto n = key.size();
+      OPENSSL_cleanse(key.data(), key.size());
+      for (auto& [_, k] : keys_)
+        OPENSSL_cleanse(k.data(), k.size());
+      throw std::invalid_argument("secret_box: key version " + std::to_string(v)
+                                  + " must be 32 bytes, got " + std::to_string(n));
+    }
+    if (v < 1 || !keys_.emplace(v, std::move(key)).second)
+      throw std::invalid_argument("secret_box: key version " + std::to_string(v)
+                                  + " is invalid or given twice");
+  };
+  add(version, std::move(key32));
+  for (const auto& [v, key] : previous)
+    add(v, key);
 }
 
 secret_box::~secret_box() {
-  if (!key_.empty())
-    OPENSSL_cleanse(key_.data(), key_.size());
+  for (auto& [_, key] : keys_)
+    if (!key.empty())
+      OPENSSL_cleanse(key.data(), key.size());
+}
+
+std::optional<int> secret_box::version_of(std::string_view sealed) {
+  if (sealed.size() < 3 || sealed[0] != 'v')
+    return std::nullopt;
+  int v = 0;
+  size_t i = 1;
+  for (; i < sealed.size() && i < 8 && sealed[i] >= '0' && sealed[i] <= '9'; ++i)
+    v = v * 10 + (sealed[i] - '0');
+  if (i == 1 || i >= sealed.size() || sealed[i] != ':' || v < 1 || (sealed[1] == '0'))
+    return std::nullopt;
+  return v;
 }
 
 std::string secret_box::seal(std::string_view plaintext) const {
-  if (key_.size() != key_size)
+  auto current = keys_.find(version_);
+  if (current == keys_.end() || current->second.size() != key_size)
     fail("secret_box used after move");
+  const std::string& key = current->second;
   std::string nonce = random_bytes(nonce_size);
   cipher_ctx_ptr ctx(EVP_CIPHER_CTX_new());
   if (!ctx)
@@ -310,7 +343,7 @@ std::string secret_box::seal(std::string_view plaintext) const {
   std::copy(nonce.begin(), nonce.end(), blob.begin());
   unsigned char* ct = bytes(blob) + nonce_size;
   int len = 0;
-  if (EVP_EncryptInit_ex2(ctx.get(), aes_gcm(), bytes(key_), bytes(nonce), nullptr) != 1
+  if (EVP_EncryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), bytes(nonce), nullptr) != 1
       || EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
                            static_cast<int>(sealed_aad.size())) != 1)
     fail("AES-GCM init failed");
@@ -333,15 +366,20 @@ std::string secret_box::seal(std::string_view plaintext) const {
   };
   if (EVP_CIPHER_CTX_get_params(ctx.get(), params) != 1)
     fail("AES-GCM tag failed");
-  return std::string(sealed_prefix) + base64_encode(blob);
+  return "v" + std::to_string(version_) + ":" + base64_encode(blob);
 }
 
 std::optional<std::string> secret_box::open(std::string_view sealed) const {
-  if (sealed.substr(0, sealed_prefix.size()) != sealed_prefix)
+  auto version = version_of(sealed);
+  if (!version)
     return std::nullopt;
-  if (key_.size() != key_size)
+  auto known = keys_.find(*version);
+  if (known == keys_.end())
+    return std::nullopt;
+  if (known->second.size() != key_size)
     fail("secret_box used after move");
-  auto blob = base64_decode(sealed.substr(sealed_prefix.size()));
+  const std::string& key = known->second;
+  auto blob = base64_decode(sealed.substr(sealed.find(':') + 1));
   if (!blob || blob->size() < nonce_size + tag_size || blob->size() - nonce_size - tag_size > INT_MAX)
     return std::nullopt;
   const size_t ct_size = blob->size() - nonce_size - tag_size;
@@ -354,7 +392,7 @@ std::optional<std::string> secret_box::open(std::string_view sealed) const {
     fail("EVP_CIPHER_CTX_new failed");
   std::string plain(ct_size, '\0');
   int len = 0;
-  if (EVP_DecryptInit_ex2(ctx.get(), aes_gcm(), bytes(key_), nonce, nullptr) != 1
+  if (EVP_DecryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), nonce, nullptr) != 1
       || EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
                            static_cast<int>(sealed_aad.size())) != 1)
     return std::nullopt;

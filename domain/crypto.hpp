@@ -3,6 +3,7 @@
 // SHA-256 hashes) and encryption of stored channel secrets (AES-256-GCM). Thin wrappers over
 // OpenSSL 3 EVP so no other module touches OpenSSL directly. All functions are thread-safe.
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,9 @@ namespace parley::crypto {
 
 /// HMAC-SHA256 of `data` under `key`, as 64 lowercase hex characters.
 std::string hmac_sha256_hex(std::string_view key, std::string_view data);
+
+/// HMAC-SHA256 of `data` under `key`, the raw 32 bytes (JWT signatures, key derivation).
+std::string hmac_sha256(std::string_view key, std::string_view data);
 
 /// Compares without data-dependent early exit (CRYPTO_memcmp); only the lengths may leak.
 bool constant_time_equal(std::string_view a, std::string_view b);
@@ -52,28 +56,41 @@ std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 
 /// Authenticated encryption of small secrets (channel access tokens, app secrets) under the
-/// node's master key: AES-256-GCM with a fresh random 96-bit nonce per seal. Sealed form is
-/// "v1:" + base64(nonce[12] | ciphertext | tag[16]); the version prefix leaves room for key
-/// rotation. Immutable after construction, so one instance may be shared between threads.
+/// node's versioned master keys: AES-256-GCM with a fresh random 96-bit nonce per seal. Sealed
+/// form is "v<N>:" + base64(nonce[12] | ciphertext | tag[16]) where N is the version of the master
+/// key that sealed it. seal() always uses the current key; open() accepts every key it was given,
+/// so values sealed before a rotation stay readable until `parley rotate-keys` re-seals them.
+/// Immutable after construction, so one instance may be shared between threads.
 class secret_box {
 public:
-  /// `key32` is the raw 32-byte key (e.g. hex_decode(config.security.master_key));
+  /// `key32` is the raw 32-byte key (e.g. hex_decode(config.security.master_key)), version 1;
   /// throws std::invalid_argument for any other length.
   explicit secret_box(std::string key32);
+  /// Current key `key32` with version `version` (>= 1), plus older keys by version that open()
+  /// still accepts. Throws std::invalid_argument for a wrong key length or a duplicate version.
+  secret_box(int version, std::string key32, const std::map<int, std::string>& previous);
   secret_box(const secret_box&) = default;
   secret_box& operator=(const secret_box&) = default;
   secret_box(secret_box&&) = default;
   secret_box& operator=(secret_box&&) = default;
   ~secret_box();
 
-  /// Encrypts `plaintext`; never returns the same output twice for the same input.
+  /// Encrypts `plaintext` under the current key; never returns the same output twice.
   std::string seal(std::string_view plaintext) const;
 
-  /// Decrypts a value from seal(); nullopt on a bad format, a wrong key or any tampering.
+  /// Decrypts a value from seal() under whichever known key its version names; nullopt on a bad
+  /// format, an unknown version, a wrong key or any tampering.
   std::optional<std::string> open(std::string_view sealed) const;
 
+  /// Version of the key seal() uses.
+  int current_version() const { return version_; }
+
+  /// The key version a sealed value names ("v7:..." -> 7); nullopt when the prefix is malformed.
+  static std::optional<int> version_of(std::string_view sealed);
+
 private:
-  std::string key_;
+  int version_ = 1;
+  std::map<int, std::string> keys_;  ///< version -> raw 32-byte key, the current one included
 };
 
 /// A new tenant API key: "pk_live_" + random_token(24). Shown once, stored only as api_key_hash.

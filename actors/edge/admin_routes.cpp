@@ -1,6 +1,8 @@
 #include <regex>
 
+#include "actors/audit_store.hpp"
 #include "actors/channel_store.hpp"
+#include "actors/edge/auth.hpp"
 #include "actors/edge/actor_status.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
@@ -18,8 +20,8 @@ const std::regex& slug_pattern() {
   return re;
 }
 
-void create_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void create_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
+                   http::responder respond) {
   auto body = json_body(req);
   only_fields(body, {"name", "slug"});
   auto name = required_string(body, "name", 200);
@@ -27,19 +29,23 @@ void create_tenant(const context_ptr& ctx, http::request&& req, http::responder 
   if (!std::regex_match(slug, slug_pattern()))
     throw app_error(errc::invalid_argument, "field 'slug' must be 1-63 characters of a-z, 0-9 and "
                                             "'-', starting with a letter or digit");
-  run_job(ctx, tenant_store::create(std::move(name), std::move(slug)), respond, 201);
+  run_job(ctx,
+          audit_store::audited(tenant_store::create(std::move(name), std::move(slug)),
+                               audit_event(p, req, "tenant.create", "tenant", "")),
+          respond, 201);
 }
 
-void list_tenants(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void list_tenants(const context_ptr& ctx, const principal&, http::request&& req,
+                  http::responder respond) {
   auto page = page_params(req);
   run_page(ctx, tenant_store::list(page.limit + 1, page.after_time, page.after_id), page.limit,
            respond);
 }
 
-void get_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void get_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
+                http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
+  require_tenant_access(p, id);
   ask_tenant(ctx, id, respond, [ctx, respond](const caf::actor& tenant) {
     runtime::ask<nlohmann::json>(
       *ctx->sys, tenant, ctx->actor_timeout,
@@ -48,8 +54,8 @@ void get_tenant(const context_ptr& ctx, http::request&& req, http::responder res
   });
 }
 
-void patch_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
+                  http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
   auto body = json_body(req);
   only_fields(body, {"name", "status"});
@@ -61,19 +67,26 @@ void patch_tenant(const context_ptr& ctx, http::request&& req, http::responder r
       throw app_error(errc::invalid_argument, "field 'status' must be 'active' or 'suspended'");
     patch["status"] = *status;
   }
-  ask_tenant(ctx, id, respond, [ctx, respond, patch](const caf::actor& tenant) {
-    runtime::ask<nlohmann::json>(
-      *ctx->sys, tenant, ctx->actor_timeout,
-      [ctx, respond](nlohmann::json& t) {
-        caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
-        respond(http::response::json(200, t));
-      },
-      [respond](caf::error& err) { reply_error(respond, err); }, update_atom::value, patch);
-  });
+  // Written here rather than through the tenant actor, so the change and its audit entry share
+  // one transaction; the actor then reloads its copy.
+  runtime::ask<nlohmann::json>(
+    *ctx->sys, ctx->db->get(), ctx->db_timeout,
+    [ctx, respond, id](nlohmann::json& t) {
+      caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
+      runtime::ask<caf::actor>(
+        *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+        [](caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); }, [](caf::error&) {},
+        tenant_atom::value, id);
+      respond(http::response::json(200, t));
+    },
+    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+    audit_store::audited(tenant_store::update(id, patch),
+                         audit_event(p, req, "tenant.update", "tenant", id, id),
+                         [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); }));
 }
 
-void delete_tenant(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void delete_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
+                   http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
   runtime::ask<nlohmann::json>(
     *ctx->sys, ctx->db->get(), ctx->db_timeout,
@@ -85,12 +98,16 @@ void delete_tenant(const context_ptr& ctx, http::request&& req, http::responder 
       respond(http::response{204, "application/json", "", {}});
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    tenant_store::remove(id));
+    audit_store::audited(tenant_store::remove(id),
+                         audit_event(p, req, "tenant.delete", "tenant", id, id),
+                         [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); },
+                         [](const nlohmann::json&) { return nlohmann::json(nullptr); }));
 }
 
-void create_api_key(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void create_api_key(const context_ptr& ctx, const principal& p, http::request&& req,
+                    http::responder respond) {
   auto tenant_id = uuid_param(req, "id", "tenant");
+  require_tenant_access(p, tenant_id);
   auto body = json_body(req);
   only_fields(body, {"name"});
   auto name = required_string(body, "name", 200);
@@ -104,19 +121,33 @@ void create_api_key(const context_ptr& ctx, http::request&& req, http::responder
       respond(http::response::json(201, created));
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    api_key_store::create(tenant_id, name, prefix, crypto::api_key_hash(key)));
+    audit_store::audited(api_key_store::create(tenant_id, name, prefix, crypto::api_key_hash(key)),
+                         audit_event(p, req, "api_key.create", "api_key", tenant_id)));
 }
 
-void list_api_keys(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
-  run_job(ctx, api_key_store::list(uuid_param(req, "id", "tenant")), respond);
+void list_api_keys(const context_ptr& ctx, const principal& p, http::request&& req,
+                   http::responder respond) {
+  auto tenant_id = uuid_param(req, "id", "tenant");
+  require_tenant_access(p, tenant_id);
+  run_job(ctx, api_key_store::list(tenant_id), respond);
 }
 
-void revoke_api_key(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void revoke_api_key(const context_ptr& ctx, const principal& p, http::request&& req,
+                    http::responder respond) {
+  auto tenant_id = uuid_param(req, "id", "tenant");
+  auto key_id = uuid_param(req, "key_id", "api key");
+  require_tenant_access(p, tenant_id);
+  auto before = [tenant_id, key_id](pqxx::work& tx) {
+    for (auto& k : api_key_store::list(tenant_id).fn(tx)["data"])
+      if (k["id"] == key_id)
+        return k;
+    return nlohmann::json(nullptr);
+  };
   run_job(ctx,
-          api_key_store::revoke(uuid_param(req, "id", "tenant"),
-                                uuid_param(req, "key_id", "api key")),
+          audit_store::audited(api_key_store::revoke(tenant_id, key_id),
+                               audit_event(p, req, "api_key.revoke", "api_key", tenant_id, key_id),
+                               before,
+                               [](const nlohmann::json&) { return nlohmann::json(nullptr); }),
           respond, 204);
 }
 
@@ -127,9 +158,10 @@ void require_numeric_id(const std::string& value, std::string_view field) {
                     "field '" + std::string{field} + "' must be the numeric id Meta shows (digits only)");
 }
 
-void create_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void create_channel(const context_ptr& ctx, const principal& p, http::request&& req,
+                    http::responder respond) {
   auto tenant_id = uuid_param(req, "id", "tenant");
+  require_tenant_access(p, tenant_id);
   auto body = json_body(req);
   only_fields(body, {"type", "phone_number_id", "waba_id", "display_phone_number", "access_token",
                      "app_secret", "graph_base_url", "throughput_mps"});
@@ -160,19 +192,21 @@ void create_channel(const context_ptr& ctx, http::request&& req, http::responder
       respond(http::response::json(201, channel));
     },
     [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    channel_store::create(std::move(c)));
+    audit_store::audited(channel_store::create(std::move(c)),
+                         audit_event(p, req, "channel.create", "channel", tenant_id)));
 }
 
-void list_tenant_channels(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void list_tenant_channels(const context_ptr& ctx, const principal& p, http::request&& req,
+                          http::responder respond) {
   auto tenant_id = uuid_param(req, "id", "tenant");
+  require_tenant_access(p, tenant_id);
   auto page = page_params(req);
   run_page(ctx, channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
            page.limit, respond);
 }
 
-void actor_tree_route(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void actor_tree_route(const context_ptr& ctx, const principal&, http::request&&,
+                      http::responder respond) {
   collect_actor_status(ctx, [respond](nlohmann::json tree) {
     respond(http::response::json(200, tree));
   });
@@ -181,18 +215,18 @@ void actor_tree_route(const context_ptr& ctx, http::request&& req, http::respond
 } // namespace
 
 void add_admin_routes(http::router& r, const context_ptr& ctx) {
-  auto bind = [ctx](route_fn fn) { return bind_route(ctx, fn); };
-  r.add("POST", "/v1/tenants", bind(create_tenant));
-  r.add("GET", "/v1/tenants", bind(list_tenants));
-  r.add("GET", "/v1/tenants/{id}", bind(get_tenant));
-  r.add("PATCH", "/v1/tenants/{id}", bind(patch_tenant));
-  r.add("DELETE", "/v1/tenants/{id}", bind(delete_tenant));
-  r.add("POST", "/v1/tenants/{id}/api-keys", bind(create_api_key));
-  r.add("GET", "/v1/tenants/{id}/api-keys", bind(list_api_keys));
-  r.add("DELETE", "/v1/tenants/{id}/api-keys/{key_id}", bind(revoke_api_key));
-  r.add("POST", "/v1/tenants/{id}/channels", bind(create_channel));
-  r.add("GET", "/v1/tenants/{id}/channels", bind(list_tenant_channels));
-  r.add("GET", "/v1/admin/actors", bind(actor_tree_route));
+  auto secured = [ctx](roles allowed, secured_fn fn) { return bind_secured(ctx, allowed, fn); };
+  r.add("POST", "/v1/tenants", secured(platform_roles, create_tenant));
+  r.add("GET", "/v1/tenants", secured(platform_roles, list_tenants));
+  r.add("GET", "/v1/tenants/{id}", secured(tenant_admin_roles, get_tenant));
+  r.add("PATCH", "/v1/tenants/{id}", secured(platform_roles, patch_tenant));
+  r.add("DELETE", "/v1/tenants/{id}", secured(platform_roles, delete_tenant));
+  r.add("POST", "/v1/tenants/{id}/api-keys", secured(tenant_admin_roles, create_api_key));
+  r.add("GET", "/v1/tenants/{id}/api-keys", secured(tenant_admin_roles, list_api_keys));
+  r.add("DELETE", "/v1/tenants/{id}/api-keys/{key_id}", secured(tenant_admin_roles, revoke_api_key));
+  r.add("POST", "/v1/tenants/{id}/channels", secured(tenant_admin_roles, create_channel));
+  r.add("GET", "/v1/tenants/{id}/channels", secured(tenant_admin_roles, list_tenant_channels));
+  r.add("GET", "/v1/admin/actors", secured(platform_roles, actor_tree_route));
 }
 
 } // namespace parley::edge

@@ -4,6 +4,7 @@
 // read-only between I/O threads.
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include <caf/actor_system.hpp>
 
@@ -25,6 +26,7 @@ struct context {
   runtime::actor_tree* tree = nullptr;
   metrics::registry* metrics = nullptr;
   const crypto::secret_box* secrets = nullptr;
+  std::string jwt_secret;                  ///< HS256 key of access tokens (never logged)
   std::atomic<bool>* draining = nullptr;   ///< set on SIGTERM: /health/ready turns 503
   caf::timespan db_timeout = std::chrono::seconds(5);
   caf::timespan actor_timeout = std::chrono::seconds(5);

@@ -1,6 +1,8 @@
 // The send API: POST /v1/messages, delivery attempts of a message, and channel changes that the
 // channel's session must pick up (new token, throughput, Graph URL).
+#include "actors/audit_store.hpp"
 #include "actors/channel_store.hpp"
+#include "actors/edge/auth.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/interfaces.hpp"
@@ -87,7 +89,7 @@ channel_store::channel_patch channel_patch_of(const context& ctx, const http::re
 /// secrets.
 void apply_channel_patch(const context_ptr& ctx, const std::string& tenant_id,
                          const std::string& id, const channel_store::channel_patch& p,
-                         http::responder respond) {
+                         audit_store::event ev, http::responder respond) {
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, tenant_id, id](nlohmann::json& channel) {
@@ -106,25 +108,32 @@ void apply_channel_patch(const context_ptr& ctx, const std::string& tenant_id,
             });
       },
       [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-      channel_store::update(tenant_id, id, p));
+      audit_store::audited(
+          channel_store::update(tenant_id, id, p), std::move(ev),
+          [tenant_id, id](pqxx::work& tx) { return channel_store::get(tenant_id, id).fn(tx); }));
 }
 
 void patch_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
   auto id = req.params["id"];
   bearer_token(req);
   auto p = channel_patch_of(*ctx, req, false);
-  with_tenant(ctx, req, respond, [ctx, respond, id, p](const std::string& tenant_id) {
-    if (!is_uuid(id))
-      return respond(http::response::from_error(errc::not_found, "channel not found"));
-    apply_channel_patch(ctx, tenant_id, id, p, respond);
-  });
+  // Channel credentials are administration: tenant admins and API keys, not agents.
+  authenticate(ctx, req, respond, roles{role::tenant_admin, role::api_key},
+               [ctx, respond, id, p, rid = req.request_id](const principal& who) {
+                 if (!is_uuid(id))
+                   return respond(http::response::from_error(errc::not_found, "channel not found"));
+                 apply_channel_patch(
+                     ctx, who.tenant_id, id, p,
+                     audit_event(who, rid, "channel.update", "channel", who.tenant_id, id), respond);
+               });
 }
 
-void admin_patch_channel(const context_ptr& ctx, http::request&& req, http::responder respond) {
-  require_admin(*ctx, req);
+void admin_patch_channel(const context_ptr& ctx, const principal& who, http::request&& req,
+                         http::responder respond) {
   auto tenant_id = uuid_param(req, "id", "tenant");
   auto id = uuid_param(req, "channel_id", "channel");
-  apply_channel_patch(ctx, tenant_id, id, channel_patch_of(*ctx, req, true), respond);
+  apply_channel_patch(ctx, tenant_id, id, channel_patch_of(*ctx, req, true),
+                      audit_event(who, req, "channel.update", "channel", tenant_id, id), respond);
 }
 
 } // namespace
@@ -134,7 +143,9 @@ void add_outbound_routes(http::router& r, const context_ptr& ctx) {
   r.add("POST", "/v1/messages", bind(send_message));
   r.add("GET", "/v1/messages/{id}/attempts", bind(message_attempts));
   r.add("PATCH", "/v1/channels/{id}", bind(patch_channel));
-  r.add("PATCH", "/v1/tenants/{id}/channels/{channel_id}", bind(admin_patch_channel));
+  // graph_base_url points the node (with the channel's token) somewhere: platform admins only.
+  r.add("PATCH", "/v1/tenants/{id}/channels/{channel_id}",
+        bind_secured(ctx, platform_roles, admin_patch_channel));
 }
 
 } // namespace parley::edge

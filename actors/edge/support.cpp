@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "actors/channel_store.hpp"
+#include "actors/edge/auth.hpp"
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
@@ -157,12 +157,8 @@ void require_admin(const context& ctx, const http::request& req) {
 
 void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,
                  std::function<void(const std::string& tenant_id)> then) {
-  auto key = bearer_token(req);
-  runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [then](nlohmann::json& who) { then(who["tenant_id"].get<std::string>()); },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    api_key_store::resolve(crypto::api_key_hash(key)));
+  authenticate(ctx, req, respond, tenant_api_roles,
+               [then](const principal& p) { then(p.tenant_id); });
 }
 
 page_request page_params(const http::request& req) {

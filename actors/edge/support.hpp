@@ -52,8 +52,9 @@ void require_admin(const context& ctx, const http::request& req);
 /// The bearer token of the request, or app_error(unauthorized) explaining the expected header.
 std::string bearer_token(const http::request& req);
 
-/// Authenticates a tenant API key (hash look-up) and calls `then(tenant_id)`; answers 401 itself
-/// when the key is unknown or revoked. Throws 401 synchronously when no bearer token is sent.
+/// Authenticates a tenant principal (API key or a tenant user's access token; see auth.hpp) and
+/// calls `then(tenant_id)`; answers 401/403 itself. Throws 401 synchronously when no bearer token
+/// is sent. Prefer bind_secured for new routes: it declares the roles where the route is added.
 void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,
                  std::function<void(const std::string& tenant_id)> then);
 

@@ -324,3 +324,51 @@ TEST(config, environment_reads_only_parley_variables) {
   for (const auto& [k, v] : env)
     EXPECT_EQ(k.rfind("PARLEY_", 0), 0u) << k;
 }
+
+TEST(config, security_defaults) {
+  auto cfg = parse("", required_env());
+  EXPECT_EQ(cfg.security.master_key_version, 1);
+  EXPECT_EQ(cfg.security.access_token_ttl_s, 900);
+  EXPECT_EQ(cfg.security.refresh_token_ttl_s, 30 * 86400);
+  EXPECT_EQ(cfg.security.login_max_failures, 5);
+  EXPECT_EQ(cfg.security.password_scrypt_log_n, 15);
+  EXPECT_TRUE(cfg.security.jwt_secret.empty());
+  EXPECT_TRUE(previous_master_keys(cfg.security).empty());
+}
+
+TEST(config, previous_master_keys) {
+  const std::string old1(64, 'a'), old2(64, 'B');
+  auto cfg = parse("", with(required_env(), {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
+                                             {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS",
+                                              "v1:" + old1 + ", 2:" + old2}}));
+  auto prev = previous_master_keys(cfg.security);
+  ASSERT_EQ(prev.size(), 2u);
+  EXPECT_EQ(prev[1], old1);
+  EXPECT_EQ(prev[2], old2);
+  // Bad entries name the key and never echo the secret.
+  for (const std::string& bad : {"v1:" + std::string(63, 'a'), "v1" + old1, "vx:" + old1,
+                                 "v1:" + old1 + ",v1:" + old2, "v3:" + old1})
+    expect_error("", with(required_env(), {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
+                                           {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", bad}}),
+                 "security.previous_master_keys");
+  try {
+    parse("", with(required_env(), {{"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", "v7:" + old1 + "x"}}));
+    ADD_FAILURE() << "expected config_error";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()).find(old1), std::string::npos) << e.what();
+  }
+}
+
+TEST(config, jwt_secret_and_lockout) {
+  expect_error("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", "short"}}),
+               "security.jwt_secret", {"32"});
+  EXPECT_NO_THROW(parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(32, 'j')}})));
+  expect_error("", with(required_env(), {{"PARLEY_SECURITY_LOGIN_LOCKOUT_MAX_S", "10"},
+                                         {"PARLEY_SECURITY_LOGIN_LOCKOUT_BASE_S", "60"}}),
+               "security.login_lockout_max_s");
+  expect_error("", with(required_env(), {{"PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N", "9"}}),
+               "security.password_scrypt_log_n");
+  auto doc = nlohmann::json::parse(redacted_json(
+    parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(40, 'j')}}))));
+  EXPECT_EQ(doc["security"]["jwt_secret"], "***");
+}

@@ -244,3 +244,52 @@ TEST(secret_box, copies_interoperate) {
   secret_box copy = box;
   EXPECT_EQ(copy.open(box.seal("shared")), "shared");
 }
+
+namespace {
+
+using parley::crypto::secret_box;
+
+std::string other_key(char fill) {
+  return std::string(32, fill);
+}
+
+TEST(secret_box_versions, seals_under_the_current_version) {
+  secret_box v2(2, other_key('b'), {{1, other_key('a')}});
+  auto sealed = v2.seal("token");
+  EXPECT_EQ(sealed.rfind("v2:", 0), 0u);
+  EXPECT_EQ(secret_box::version_of(sealed), 2);
+  EXPECT_EQ(v2.current_version(), 2);
+  EXPECT_EQ(v2.open(sealed), "token");
+}
+
+TEST(secret_box_versions, opens_values_of_previous_keys) {
+  secret_box v1(other_key('a'));
+  auto old = v1.seal("sealed before the rotation");
+  secret_box v2(2, other_key('b'), {{1, other_key('a')}});
+  EXPECT_EQ(v2.open(old), "sealed before the rotation");
+  // Without the old key, the old value is unreadable; a v1-only box cannot read v2 values.
+  secret_box v2_only(2, other_key('b'), {});
+  EXPECT_FALSE(v2_only.open(old));
+  EXPECT_FALSE(v1.open(v2.seal("new")));
+}
+
+TEST(secret_box_versions, a_version_prefix_cannot_redirect_to_another_key) {
+  secret_box v2(2, other_key('b'), {{1, other_key('a')}});
+  auto sealed = v2.seal("x");
+  EXPECT_FALSE(v2.open("v1:" + sealed.substr(3)));
+}
+
+TEST(secret_box_versions, version_parsing) {
+  EXPECT_EQ(secret_box::version_of("v1:abc"), 1);
+  EXPECT_EQ(secret_box::version_of("v123:abc"), 123);
+  for (const char* bad : {"", "v", "v:", "1:abc", "v0:abc", "v01:abc", "vx:abc", "v1abc", "V1:abc"})
+    EXPECT_FALSE(secret_box::version_of(bad)) << bad;
+}
+
+TEST(secret_box_versions, bad_key_sets) {
+  EXPECT_THROW(secret_box(2, other_key('b'), {{2, other_key('a')}}), std::invalid_argument);
+  EXPECT_THROW(secret_box(0, other_key('b'), {}), std::invalid_argument);
+  EXPECT_THROW(secret_box(2, other_key('b'), {{1, std::string(31, 'a')}}), std::invalid_argument);
+}
+
+} // namespace

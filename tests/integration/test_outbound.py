@@ -722,7 +722,8 @@ class SendTest(OutboundCase):
         self.assertStatus(r, 200, "admin PATCH graph_base_url")
         self.assertEqual(r.body["graph_base_url"], self.fake.url + "/")
         r = self.server.request("PATCH", admin_path, {"throughput_mps": 5}, token=ch.key)
-        self.assertError(r, 401, "unauthorized", what="tenant key on the admin route")
+        # A valid key whose role may not use the route: 403 (docs/security.md).
+        self.assertError(r, 403, "forbidden", what="tenant key on the admin route")
         r = self.patch_channel(ch, {"throughput_mps": 0})
         self.assertError(r, 400, "invalid_request", mentions="throughput_mps")
         r = self.patch_channel(ch, {"access_token": "x"}, key=other.key)
