@@ -3,7 +3,9 @@
 #include <charconv>
 
 #include "actors/channel_store.hpp"
+#include "actors/edge/rate_limits.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/rate_limiter.hpp"
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
 #include "domain/json_depth.hpp"
@@ -15,6 +17,8 @@ http::handler guarded(http::handler h) {
   return [h = std::move(h)](http::request&& req, http::responder respond) {
     try {
       h(std::move(req), respond);
+    } catch (const retry_later& e) {
+      respond(too_many_requests(e.retry_after, e.message));
     } catch (const app_error& e) {
       respond(http::response::from_error(e.code, e.message));
     }
@@ -151,18 +155,34 @@ std::string bearer_token(const http::request& req) {
 
 void require_admin(const context& ctx, const http::request& req) {
   auto token = bearer_token(req);
-  if (!crypto::constant_time_equal(token, ctx.cfg->admin.token))
+  refuse_blocked_address(ctx, req);
+  if (!crypto::constant_time_equal(token, ctx.cfg->admin.token)) {
+    // Counted without waiting: the 401 below is thrown now; the next attempt sees the count.
+    if (ctx.limiter)
+      ctx.limiter->ip_failed(client_address(ctx, req));
     throw app_error(errc::unauthorized, "invalid admin token");
+  }
 }
 
 void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,
                  std::function<void(const std::string& tenant_id)> then) {
   auto key = bearer_token(req);
+  // A forged-key flood from one address is refused here, before the database look-up.
+  refuse_blocked_address(*ctx, req);
   runtime::ask<nlohmann::json>(
     *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [then](nlohmann::json& who) { then(who["tenant_id"].get<std::string>()); },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    api_key_store::resolve(crypto::api_key_hash(key)));
+    [ctx, respond, then](nlohmann::json& who) {
+      admit_api_request(ctx, who, respond,
+                        [then, tenant_id = who["tenant_id"].get<std::string>()] { then(tenant_id); });
+    },
+    [ctx, respond, ip = client_address(*ctx, req)](caf::error& err) {
+      if (code_of(err) == errc::unauthorized)
+        return authentication_failed(ctx, ip,
+                                     respond, http::response::from_error(errc::unauthorized,
+                                                                         message_of(err)));
+      reply_error(respond, err);
+    },
+    persistence::exec_atom::value, api_key_store::resolve(crypto::api_key_hash(key)));
 }
 
 page_request page_params(const http::request& req) {

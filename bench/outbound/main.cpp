@@ -546,7 +546,8 @@ int run(const options& opt) {
   scratch_database scratch{admin_url, "bench_outbound_", opt.keep_db};
   auto admin_token = crypto::random_hex(24);
   std::map<std::string, std::string> env{
-      {"PARLEY_DB_URL", scratch.url()},
+      {"PARLEY_DB_URL", scratch.app_url()},
+      {"PARLEY_DB_MIGRATE_URL", scratch.url()},
       {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
       {"PARLEY_HTTP_PORT", "0"},
       {"PARLEY_ADMIN_TOKEN", admin_token},
