@@ -98,7 +98,7 @@ std::map<std::string, message_allowance> lock_message_allowances(
       INSERT INTO tenant_usage AS u (tenant_id, month, messages)
       SELECT t.id::uuid, )"} + this_month + R"(, 0
       FROM jsonb_array_elements_text($1::jsonb) AS t(id)
-      JOIN tenants tn ON tn.id = t.id::uuid
+      WHERE EXISTS (SELECT 1 FROM tenants tn WHERE tn.id = t.id::uuid)
       ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages
       RETURNING u.tenant_id, u.messages)
     SELECT u.tenant_id::text, (parley_tenant_limits(tn) ->> 'messages_per_month')::bigint,

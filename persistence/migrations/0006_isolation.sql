@@ -34,7 +34,7 @@ CREATE TABLE plans (
 );
 INSERT INTO plans (name, channels, messages_per_month, users, api_rps, api_burst) VALUES
   ('free',         1,    1000,     3,    5,    10),
-  ('standard',     10,   100000,   50,   100,  200),
+  ('standard',     10,   100000,   50,   200,  1000),
   ('enterprise',   NULL, NULL,     NULL, 1000, 2000);
 
 ALTER TABLE tenants

@@ -1,9 +1,11 @@
 """Plan limits per tenant: plans (free, standard, enterprise) with per-tenant overrides, usage in
 GET /v1/tenants/{id}, and a clear 403 `plan_limit_exceeded` naming the limit when a tenant would
 go over it."""
+import secrets
 import unittest
 
-from harness import BAD, ParleyTestCase, channel_body, require_environment
+from harness import BAD, ParleyTestCase, channel_body, import_fake, require_environment
+from webhook_fixtures import post_webhook, text_body
 
 setUpModule = require_environment
 
@@ -101,6 +103,58 @@ class PlanLimitsTest(ParleyTestCase):
         unlimited = self.tenant(plan="enterprise")
         self.assertEqual(self.server.sql(
             f"SELECT parley_take_messages('{unlimited['id']}', 1000000)"), "t")
+
+
+class OutboundAllowanceTest(ParleyTestCase):
+    """messages_per_month on POST /v1/messages against the fake Graph API."""
+
+    APP_SECRET = "allowance-" + secrets.token_hex(6)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = import_fake("fake_graph").FakeGraph().start()
+        cls.addClassCleanup(cls.fake.stop)
+        cls.server = cls.start_server(env={"PARLEY_WHATSAPP_APP_SECRET": cls.APP_SECRET})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def template(self, key, channel_id, cmid=None):
+        body = {"channel_id": channel_id, "to": "15550123", "type": "template",
+                "template": {"name": "order_update", "language": {"code": "en_US"},
+                             "components": [{"type": "body", "parameters": [
+                                 {"type": "text", "text": "order 1"}]}]}}
+        if cmid:
+            body["client_message_id"] = cmid
+        return self.server.request("POST", "/v1/messages", body, token=key)
+
+    def test_the_monthly_allowance_refuses_outbound_and_never_inbound(self):
+        srv = self.server
+        t = srv.create_tenant()
+        srv.admin("PATCH", f"/v1/tenants/{t['id']}", {"limits": {"messages_per_month": 2}})
+        key = srv.create_api_key(t["id"])["key"]
+        pnid = str(secrets.randbelow(10**14) + 10**14)
+        token = "EAAG-" + secrets.token_hex(20)
+        self.fake.set_token(pnid, token)
+        chan = srv.create_channel(t["id"], phone_number_id=pnid, access_token=token,
+                                  graph_base_url=self.fake.url)["id"]
+        self.assertStatus(self.template(key, chan, "first"), 202)
+        self.assertStatus(self.template(key, chan), 202)
+        r = self.template(key, chan)
+        self.assertError(r, 403, "plan_limit_exceeded", what="third message of 2")
+        self.assertIn("messages_per_month", r.body["error"]["message"])
+        # A retry of an accepted message is the same message, not a new one: still answered.
+        self.assertStatus(self.template(key, chan, "first"), 200)
+        usage = srv.admin("GET", f"/v1/tenants/{t['id']}").body["usage"]
+        self.assertEqual(usage["messages_this_month"], 2)
+        # Inbound is never limited.
+        for i in range(3):
+            r = post_webhook(srv, text_body(pnid, "15550123", f"in {i}"), self.APP_SECRET)
+            self.assertStatus(r, 200, f"inbound {i}")
+        # Raising the limit lets sending resume.
+        srv.admin("PATCH", f"/v1/tenants/{t['id']}", {"limits": {"messages_per_month": 3}})
+        self.assertStatus(self.template(key, chan), 202)
 
 
 if __name__ == "__main__":

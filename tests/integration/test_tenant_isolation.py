@@ -157,14 +157,23 @@ class EndpointSweepTest(ParleyTestCase):
             ("PATCH", f"/v1/conversations/{self.conv_b}", {"status": "resolved"}),
             ("GET", f"/v1/conversations/{self.conv_b}/messages", None),
             ("GET", f"/v1/messages/{self.msg_b}", None),
+            ("GET", f"/v1/messages/{self.msg_b}/attempts", None),
+            ("PATCH", f"/v1/channels/{self.chan_b}", {"throughput_mps": 5}),
+            ("POST", "/v1/messages", {"channel_id": self.chan_b, "to": "15550202",
+                                      "type": "text", "text": {"body": "hi"}}),
         ]
         for method, path, body in calls:
             r = self.server.request(method, path, body, token=self.key_a)
             self.assertError(r, 404, "not_found", what=f"{method} {path}")
-            self.assertNoLeak(r, f"{method} {path}", asked=path.split("/")[3])
-        # The refused PATCH changed nothing.
+            asked = body["channel_id"] if body and "channel_id" in body else path.split("/")[3]
+            self.assertNoLeak(r, f"{method} {path}", asked=asked)
+        # The refused writes changed nothing.
         self.assertEqual(self.server.sql(f"SELECT status FROM conversations "
                                          f"WHERE id = '{self.conv_b}'"), "open")
+        self.assertEqual(self.server.sql(f"SELECT throughput_mps FROM channels "
+                                         f"WHERE id = '{self.chan_b}'"), "80")
+        self.assertEqual(self.server.sql(f"SELECT count(*) FROM messages "
+                                         f"WHERE tenant_id = '{self.b['id']}'"), "1")
 
     def test_lists_never_contain_foreign_ids(self):
         for path in ("/v1/channels", "/v1/conversations", "/v1/conversations?status=open",
