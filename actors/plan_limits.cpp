@@ -15,14 +15,13 @@ constexpr const char* select_room = R"(
 
 std::string exceeded_message(std::string_view limit, long long value, std::string_view what) {
   return "plan limit '" + std::string{limit} + "' reached (" + std::to_string(value) +
-         "): " + std::string{what} + "; ask the platform admin to raise the tenant's plan or limits";
+         "): " + std::string{what} +
+         "; ask the platform admin to raise the tenant's plan or limits";
 }
 
 [[noreturn]] void exceeded(std::string_view limit, long long value, std::string_view what) {
   throw app_error(errc::plan_limit_exceeded, exceeded_message(limit, value, what));
 }
-
-constexpr const char* this_month = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
 } // namespace
 
@@ -49,7 +48,7 @@ nlohmann::json validate_overrides(const nlohmann::json& limits) {
     } else {
       throw app_error(errc::invalid_argument,
                       "unknown limit 'limits." + key +
-                        "'; known: channels, messages_per_month, users, api_rps, api_burst");
+                          "'; known: channels, messages_per_month, users, api_rps, api_burst");
     }
   }
   return limits;
@@ -64,8 +63,9 @@ void require_room(pqxx::work& tx, const std::string& tenant_id, std::string_view
   auto max = r[0][0].as<long long>();
   auto used = r[0][1].is_null() ? 0LL : r[0][1].as<long long>();
   if (used >= max)
-    exceeded(limit, max, "the tenant has " + std::to_string(used) + " " + std::string{limit} +
-                           " (remove one first)");
+    exceeded(limit, max,
+             "the tenant has " + std::to_string(used) + " " + std::string{limit} +
+                 " (remove one first)");
 }
 
 void take_messages(pqxx::work& tx, const std::string& tenant_id, int n) {
@@ -84,8 +84,8 @@ std::string messages_exhausted(long long limit) {
                           "never limited; the allowance renews on the 1st, UTC)");
 }
 
-std::map<std::string, message_allowance> lock_message_allowances(
-  pqxx::work& tx, const std::set<std::string>& tenant_ids) {
+std::map<std::string, message_allowance>
+lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids) {
   std::map<std::string, message_allowance> out;
   if (tenant_ids.empty())
     return out;
@@ -93,10 +93,10 @@ std::map<std::string, message_allowance> lock_message_allowances(
   for (const auto& id : tenant_ids)
     ids.push_back(id);
   // The no-op upsert creates a missing counter and locks it either way.
-  auto r = tx.exec_params(std::string{R"(
+  auto r = tx.exec_params(R"(
     WITH u AS (
       INSERT INTO tenant_usage AS u (tenant_id, month, messages)
-      SELECT t.id::uuid, )"} + this_month + R"(, 0
+      SELECT t.id::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 0
       FROM jsonb_array_elements_text($1::jsonb) AS t(id)
       WHERE EXISTS (SELECT 1 FROM tenants tn WHERE tn.id = t.id::uuid)
       ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages
@@ -122,9 +122,11 @@ void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_
       counts[tenant] = n;
   if (counts.empty())
     return;
-  tx.exec_params(std::string{R"(
+  // The month as parley_take_messages() computes it (UTC calendar month).
+  tx.exec_params(R"(
     INSERT INTO tenant_usage AS u (tenant_id, month, messages)
-    SELECT key::uuid, )"} + this_month + R"(, value::bigint FROM jsonb_each_text($1::jsonb)
+    SELECT key::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, value::bigint
+    FROM jsonb_each_text($1::jsonb)
     ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages + excluded.messages)",
                  counts.dump());
 }

@@ -38,15 +38,15 @@ void take_messages(pqxx::work& tx, const std::string& tenant_id, int n = 1);
 
 /// A tenant's monthly outbound allowance as a batch sees it.
 struct message_allowance {
-  std::optional<long long> limit;     ///< messages_per_month; nullopt = unlimited
-  long long used = 0;                 ///< taken this month before this transaction
+  std::optional<long long> limit; ///< messages_per_month; nullopt = unlimited
+  long long used = 0;             ///< taken this month before this transaction
 };
 
 /// For group-commit batch handlers mixing tenants: the allowance of each of `tenant_ids`, with
 /// their counter rows locked until the transaction ends (two writers cannot both hand out the
 /// last message). Tenants that no longer exist are absent. Two statements per batch.
-std::map<std::string, message_allowance> lock_message_allowances(pqxx::work& tx,
-                                                                 const std::set<std::string>& tenant_ids);
+std::map<std::string, message_allowance>
+lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids);
 
 /// Adds accepted outbound messages per tenant to this month's counters.
 void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_tenant);

@@ -101,13 +101,16 @@ struct rate_limiter::redis_conn {
 
 rate_limiter::rate_limiter(const config::ratelimit_config& cfg, std::string redis_url,
                            metrics::registry& m, clock_fn now)
-  : cfg_(cfg), redis_url_(std::move(redis_url)), metrics_(m), now_(std::move(now)) {
-  backend_redis_ = &m.get_gauge("parley_rate_limit_backend",
-                                "Where rate-limit decisions are taken (1 = in use)",
-                                {{"backend", "redis"}});
-  backend_local_ = &m.get_gauge("parley_rate_limit_backend",
-                                "Where rate-limit decisions are taken (1 = in use)",
-                                {{"backend", "local"}});
+    : cfg_(cfg)
+    , redis_url_(std::move(redis_url))
+    , metrics_(m)
+    , now_(std::move(now)) {
+  backend_redis_ =
+      &m.get_gauge("parley_rate_limit_backend", "Where rate-limit decisions are taken (1 = in use)",
+                   {{"backend", "redis"}});
+  backend_local_ =
+      &m.get_gauge("parley_rate_limit_backend", "Where rate-limit decisions are taken (1 = in use)",
+                   {{"backend", "local"}});
   redis_errors_ = &m.get_counter("parley_rate_limit_redis_errors_total",
                                  "Rate-limit decisions that fell back to the local buckets because "
                                  "Redis failed or was unreachable");
@@ -144,9 +147,9 @@ bool rate_limiter::redis_active() const {
 
 void rate_limiter::count_refusal(const std::string& scope) {
   metrics_
-    .get_counter("parley_rate_limited_total", "Requests refused by a rate limit, by bucket scope",
-                 {{"scope", scope}})
-    .inc();
+      .get_counter("parley_rate_limited_total", "Requests refused by a rate limit, by bucket scope",
+                   {{"scope", scope}})
+      .inc();
 }
 
 rate_verdict rate_limiter::take_local(const std::vector<rate_bucket>& buckets) {
@@ -165,8 +168,10 @@ rate_verdict rate_limiter::take_local(const std::vector<rate_bucket>& buckets) {
     auto key = bucket_key(b);
     auto it = local_.find(key);
     if (it == local_.end())
-      it = local_.emplace(key, local_bucket{domain::token_bucket{b.rate, b.burst, now}, b.rate, b.burst})
-             .first;
+      it = local_
+               .emplace(key,
+                        local_bucket{domain::token_bucket{b.rate, b.burst, now}, b.rate, b.burst})
+               .first;
     else if (it->second.rate != b.rate || it->second.burst != b.burst) {
       // The plan changed: keep what was earned, under the new limits.
       it->second.bucket.reconfigure(b.rate, b.burst, now);
@@ -256,7 +261,8 @@ bool rate_limiter::redis_connect() {
     return false;
   redisSetTimeout(conn->ctx, timeout);
   if (!addr.password.empty()) {
-    reply_ptr r{static_cast<redisReply*>(redisCommand(conn->ctx, "AUTH %s", addr.password.c_str()))};
+    reply_ptr r{
+        static_cast<redisReply*>(redisCommand(conn->ctx, "AUTH %s", addr.password.c_str()))};
     if (!r || r->type == REDIS_REPLY_ERROR)
       return false;
   }
@@ -362,7 +368,7 @@ void rate_limiter::redis_loop() {
           lens.push_back(a.size());
         }
         r.reset(static_cast<redisReply*>(
-          redisCommandArgv(conn_->ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
+            redisCommandArgv(conn_->ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
         if (!r)
           failure = conn_->ctx->errstr[0] ? conn_->ctx->errstr : "connection lost";
       }

@@ -26,10 +26,10 @@ namespace parley {
 
 /// One bucket to take a token from.
 struct rate_bucket {
-  std::string scope;  ///< "api_key", "tenant" or "ip": metrics label and part of the key
-  std::string id;     ///< key id, tenant id or address
-  double rate = 1;    ///< tokens per second (> 0)
-  double burst = 1;   ///< capacity (>= 1)
+  std::string scope; ///< "api_key", "tenant" or "ip": metrics label and part of the key
+  std::string id;    ///< key id, tenant id or address
+  double rate = 1;   ///< tokens per second (> 0)
+  double burst = 1;  ///< capacity (>= 1)
 };
 
 /// The outcome of one decision.
@@ -45,8 +45,9 @@ public:
   using done_fn = std::function<void(rate_verdict)>;
 
   /// `redis_url` empty = in process only. `now` is injectable for tests. `m` must outlive this.
-  rate_limiter(const config::ratelimit_config& cfg, std::string redis_url, metrics::registry& m,
-               clock_fn now = [] { return std::chrono::steady_clock::now(); });
+  rate_limiter(
+      const config::ratelimit_config& cfg, std::string redis_url, metrics::registry& m,
+      clock_fn now = [] { return std::chrono::steady_clock::now(); });
   ~rate_limiter();
   rate_limiter(const rate_limiter&) = delete;
   rate_limiter& operator=(const rate_limiter&) = delete;
@@ -95,7 +96,7 @@ private:
   clock_fn now_;
   log::logger lg_{"ratelimit"};
 
-  std::mutex local_mu_;  ///< guards the in-process buckets and the blocked-IP map
+  std::mutex local_mu_; ///< guards the in-process buckets and the blocked-IP map
   std::unordered_map<std::string, local_bucket> local_;
   std::unordered_map<std::string, domain::steady_time> blocked_until_;
 

@@ -10,8 +10,8 @@ namespace parley::persistence {
 
 namespace {
 
-constexpr const char* select_role =
-  "SELECT current_user, r.rolsuper, r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user";
+constexpr const char* select_role = "SELECT current_user, r.rolsuper, r.rolbypassrls FROM pg_roles "
+                                    "r WHERE r.rolname = current_user";
 
 // The same selection of tenant tables as parley_secure_tenant_tables() in migration 0006.
 constexpr const char* select_tenant_tables = R"(

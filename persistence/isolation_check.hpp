@@ -8,11 +8,11 @@ namespace parley::persistence {
 
 /// What the node's database role can see and bypass.
 struct isolation_report {
-  std::string role;                             ///< current_user of the connection
-  bool superuser = false;                       ///< superusers bypass RLS
-  bool bypassrls = false;                       ///< BYPASSRLS roles bypass RLS
-  std::vector<std::string> owned_tables;        ///< tenant tables the role owns (may disable RLS)
-  std::vector<std::string> unprotected_tables;  ///< tenant tables without RLS enabled and forced
+  std::string role;                            ///< current_user of the connection
+  bool superuser = false;                      ///< superusers bypass RLS
+  bool bypassrls = false;                      ///< BYPASSRLS roles bypass RLS
+  std::vector<std::string> owned_tables;       ///< tenant tables the role owns (may disable RLS)
+  std::vector<std::string> unprotected_tables; ///< tenant tables without RLS enabled and forced
 
   /// The role can read across tenants whatever the per-transaction setting says.
   bool can_bypass() const { return superuser || bypassrls || !owned_tables.empty(); }

@@ -5,7 +5,8 @@ namespace parley::persistence {
 
 /// For the node's cross-tenant work: webhook ingest, group-commit batches mixing tenants,
 /// routing look-ups, API-key resolution, platform administration.
-inline constexpr const char* set_platform_scope = "SELECT set_config('parley.scope', 'platform', true)";
+inline constexpr const char* set_platform_scope =
+    "SELECT set_config('parley.scope', 'platform', true)";
 
 /// For a job acting for one tenant ($1 = its id).
 inline constexpr const char* set_tenant_scope = "SELECT set_config('parley.tenant_id', $1, true)";

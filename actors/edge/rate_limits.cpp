@@ -19,7 +19,7 @@ long long ceil_seconds(std::chrono::nanoseconds d) {
 http::response too_many_requests(std::chrono::nanoseconds retry_after, std::string_view message) {
   auto seconds = ceil_seconds(retry_after);
   auto resp = http::response::from_error(
-    errc::rate_limited, std::string{message} + "; retry after " + std::to_string(seconds) + " s");
+      errc::rate_limited, std::string{message} + "; retry after " + std::to_string(seconds) + " s");
   resp.headers.emplace_back("Retry-After", std::to_string(seconds));
   return resp;
 }
@@ -57,15 +57,15 @@ void admit_api_request(const context_ptr& ctx, const nlohmann::json& who,
   auto rate = who.value("api_rps", 1.0);
   auto burst = who.value("api_burst", 1.0);
   std::vector<rate_bucket> buckets{
-    {"api_key", who.value("key_id", std::string{}), rate, burst},
-    {"tenant", who.value("tenant_id", std::string{}), rate, burst},
+      {"api_key", who.value("key_id", std::string{}), rate, burst},
+      {"tenant", who.value("tenant_id", std::string{}), rate, burst},
   };
   ctx->limiter->take(std::move(buckets), [respond, then = std::move(then)](rate_verdict v) {
     if (v.allowed)
       return then();
     respond(too_many_requests(v.retry_after, v.scope == "tenant"
-                                               ? "the tenant's API rate limit is exceeded"
-                                               : "this API key's rate limit is exceeded"));
+                                                 ? "the tenant's API rate limit is exceeded"
+                                                 : "this API key's rate limit is exceeded"));
   });
 }
 
