@@ -19,12 +19,14 @@
 #include "actors/interfaces.hpp"
 #include "actors/outbound_store.hpp"
 #include "actors/key_rotation.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/tenant.hpp"
 #include "domain/crypto.hpp"
 #include "http/client.hpp"
 #include "http/metrics_observer.hpp"
 #include "http/server.hpp"
 #include "persistence/db_pool.hpp"
+#include "persistence/isolation_check.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/writer.hpp"
 #include "runtime/ask.hpp"
@@ -41,7 +43,8 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
   constexpr int attempts = 30;
   for (int i = 1;; ++i) {
     try {
-      int applied = persistence::migrate(cfg.db.url);
+      // Migrations run as the tables' owner; the node itself serves as the application role.
+      int applied = persistence::migrate(cfg.db.migrate_url.empty() ? cfg.db.url : cfg.db.migrate_url);
       logger.info("migrations applied", {{"applied", applied}});
       return 0;
     } catch (const pqxx::broken_connection& e) {
@@ -58,6 +61,40 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
       }
     }
   }
+}
+
+/// Tenant isolation rests on Row Level Security, which a superuser, a BYPASSRLS role or the
+/// tables' owner escapes (the owner could disable it). Refuse to serve with such a db.url unless
+/// the operator explicitly accepted it; refuse always if a tenant table lacks RLS.
+int check_isolation(const config::parley_config& cfg, const log::logger& logger) {
+  persistence::isolation_report r;
+  try {
+    r = persistence::inspect_isolation(cfg.db.url);
+  } catch (const std::exception& e) {
+    logger.error("cannot check tenant isolation", {{"error", e.what()}});
+    return 1;
+  }
+  if (!r.unprotected_tables.empty()) {
+    logger.error("refusing to start: tenant tables without Row Level Security enabled and forced "
+                 "(run `parley migrate` as the tables' owner)",
+                 {{"tables", r.unprotected_tables}});
+    return 1;
+  }
+  if (!r.can_bypass())
+    return 0;
+  if (!cfg.db.allow_rls_bypass) {
+    logger.error("refusing to start: db.url can bypass Row Level Security, so tenants would be "
+                 "isolated by application checks alone. Connect db.url as a member of parley_app "
+                 "that is neither superuser, BYPASSRLS nor the tables' owner, and run migrations "
+                 "with db.migrate_url (docs/operations.md); or set db.allow_rls_bypass=true "
+                 "to accept the risk",
+                 {{"reason", r.bypass_reason()}});
+    return 1;
+  }
+  logger.warn("TENANT ISOLATION DEGRADED: db.url bypasses Row Level Security "
+              "(db.allow_rls_bypass=true); only application checks separate tenants",
+              {{"reason", r.bypass_reason()}});
+  return 0;
 }
 
 /// A published child (see runtime::published_child) that is also shown in the actor tree: the
@@ -140,6 +177,8 @@ int serve(const config::parley_config& cfg) {
   logger.info("starting parley", {{"config", nlohmann::json::parse(config::redacted_json(cfg))}});
   if (migrate_with_retry(cfg, logger) != 0)
     return 1;
+  if (check_isolation(cfg, logger) != 0)
+    return 1;
 
   // Validated by the config: 64 hex chars per key, distinct versions.
   const crypto::secret_box secrets = make_secret_box(cfg.security);
@@ -147,6 +186,9 @@ int serve(const config::parley_config& cfg) {
   // Objects that outlive every actor: actors hold raw pointers to them.
   metrics::registry registry;
   runtime::actor_tree tree;
+  // Destroyed after the HTTP server (declared before it): Redis answers may still complete
+  // requests until the server has drained.
+  rate_limiter limiter{cfg.ratelimit, cfg.redis.url, registry};
   runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot;
   std::atomic<bool> draining{false};
 
@@ -265,6 +307,7 @@ int serve(const config::parley_config& cfg) {
     ctx->metrics = &registry;
     ctx->secrets = &secrets;
     ctx->jwt_secret = jwt_secret_of(cfg.security);
+    ctx->limiter = &limiter;
     ctx->draining = &draining;
     ctx->db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     ctx->actor_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
@@ -305,6 +348,10 @@ int serve(const config::parley_config& cfg) {
     server.stop_accepting();
     bool drained = server.drain(std::chrono::milliseconds(cfg.http.drain_timeout_ms));
     server.stop();
+    // Redis answers complete requests (spawning ask actors) from the limiter's own thread; CAF
+    // 0.17's actor_system destructor was seen to wait forever while that thread still ran, so it
+    // ends here, before the actors.
+    limiter.stop();
     drained =
         wait_for_ingest(sys, ingest_slot, std::chrono::milliseconds(cfg.http.drain_timeout_ms)) &&
         drained;

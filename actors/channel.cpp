@@ -746,6 +746,8 @@ errc reject_code(const std::string& code) {
     return errc::not_found;
   if (code == "outside_window")
     return errc::outside_window;
+  if (code == "plan_limit_exceeded")
+    return errc::plan_limit_exceeded;
   return errc::unprocessable;
 }
 

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "actors/plan_limits.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley {
@@ -48,6 +49,7 @@ nlohmann::json one_channel(pqxx::work& tx, const std::string& tenant_id, const s
 persistence::db_job create(new_channel c) {
   return {c.tenant_id, false, [c](pqxx::work& tx) {
             require_tenant(tx, c.tenant_id);
+            plan_limits::require_room(tx, c.tenant_id, plan_limits::channels);
             auto r = tx.exec_params(
               "INSERT INTO channels (tenant_id, phone_number_id, waba_id, display_phone_number, "
               "access_token_enc, app_secret_enc, graph_base_url, throughput_mps) "
@@ -166,13 +168,22 @@ persistence::db_job revoke(std::string tenant_id, std::string key_id) {
 
 persistence::db_job resolve(std::string key_hash) {
   return {"", true, [key_hash](pqxx::work& tx) {
+            // The plan's API rates come along: the edge's rate limits need them on every request.
             auto r = tx.exec_params(
-              "SELECT k.tenant_id::text, k.id::text FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+              "SELECT k.tenant_id::text, k.id::text, l ->> 'api_rps', l ->> 'api_burst' "
+              "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id, "
+              "LATERAL parley_tenant_limits(t) l "
               "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.status = 'active'",
               key_hash);
             if (r.empty())
               throw app_error(errc::unauthorized, "invalid API key");
-            return nlohmann::json{{"tenant_id", r[0][0].c_str()}, {"key_id", r[0][1].c_str()}};
+            nlohmann::json who{{"tenant_id", r[0][0].c_str()}, {"key_id", r[0][1].c_str()}};
+            // Overrides may set a rate to null (unlimited): then no bucket for it.
+            if (!r[0][2].is_null() && !r[0][3].is_null()) {
+              who["api_rps"] = r[0][2].as<double>();
+              who["api_burst"] = r[0][3].as<double>();
+            }
+            return who;
           }};
 }
 

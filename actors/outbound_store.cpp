@@ -6,6 +6,7 @@
 
 #include <pqxx/pqxx>
 
+#include "actors/plan_limits.hpp"
 #include "persistence/json_rows.hpp"
 #include "runtime/errors.hpp"
 
@@ -237,6 +238,35 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
     }
   }
 
+  // The plan's monthly allowance (messages_per_month): rows past it are refused, in batch order;
+  // the counters stay locked until COMMIT, so concurrent writers cannot both hand out the last.
+  std::map<std::string, long long> sent_per_tenant;
+  if (!inserts.empty()) {
+    std::set<std::string> senders;
+    for (const auto& ins : inserts)
+      if (ins["kind"] == "message")
+        senders.insert(ins["tenant_id"].get<std::string>());
+    auto allowance = plan_limits::lock_message_allowances(tx, senders);
+    std::vector<json> within;
+    for (auto& ins : inserts) {
+      if (ins["kind"] == "message") {
+        auto it = allowance.find(ins["tenant_id"].get<std::string>());
+        if (it != allowance.end() && it->second.limit) {
+          if (it->second.used >= *it->second.limit) {
+            auto i = ins["i"].get<size_t>();
+            results[i] = reject("plan_limit_exceeded",
+                                plan_limits::messages_exhausted(*it->second.limit));
+            payload_of.erase(i);
+            continue;
+          }
+          ++it->second.used;
+        }
+      }
+      within.push_back(std::move(ins));
+    }
+    inserts = std::move(within);
+  }
+
   std::set<size_t> raced;
   std::set<std::string> touched, read;
   if (!inserts.empty()) {
@@ -276,6 +306,8 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         continue;
       }
       (rows[i]["kind"] == "read" ? read : touched).insert(row[2].c_str());
+      if (rows[i]["kind"] == "message")
+        ++sent_per_tenant[rows[i]["tenant_id"].get<std::string>()];
       results[i] = {{"message_id", row[1].c_str()},
                     {"conversation_id", row[2].c_str()},
                     {"outbox_id", row[3].as<int64_t>()},
@@ -309,6 +341,8 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
     else
       results[dup] = r;
   }
+  // Only messages really accepted count (not duplicates, not rows refused above).
+  plan_limits::count_messages(tx, sent_per_tenant);
   return results;
 }
 

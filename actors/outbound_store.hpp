@@ -23,7 +23,8 @@ std::map<std::string, persistence::batch_fn> batch_handlers();
 ///  "needs_window":bool}.
 /// Result per row: {"message_id","conversation_id","outbox_id","created_at","to","duplicate":false}
 /// for new work, {"message_id","duplicate":true} when the client_message_id is known, or
-/// {"reject":{"code":"not_found"|"outside_window"|"unprocessable","message"}}.
+/// {"reject":{"code":"not_found"|"outside_window"|"unprocessable"|"plan_limit_exceeded","message"}}
+/// (plan_limit_exceeded: the tenant's messages_per_month is used up; accepted messages count).
 /// For reactions and read receipts the referenced message's wamid is put into the payload.
 
 /// dispatch_kind: {"outbox_id","attempt"} - written before each call (in-doubt detection).

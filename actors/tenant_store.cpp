@@ -8,12 +8,12 @@ namespace parley::tenant_store {
 
 namespace {
 
+// limits: the effective ones (plan, then the tenant's overrides); limit_overrides: what was set
+// for this tenant alone; usage: current counts (migration 0006).
 constexpr const char* tenant_columns = R"(
-  SELECT t.id, t.name, t.slug, t.status, parley_ts(t.created_at) AS created_at,
-         parley_ts(t.updated_at) AS updated_at,
-         (SELECT count(*) FROM channels c WHERE c.tenant_id = t.id) AS channel_count,
-         (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL)
-           AS api_key_count
+  SELECT t.id, t.name, t.slug, t.status, t.plan, parley_tenant_limits(t) AS limits,
+         t.limits AS limit_overrides, parley_tenant_usage(t.id) AS usage,
+         parley_ts(t.created_at) AS created_at, parley_ts(t.updated_at) AS updated_at
   FROM tenants t)";
 
 nlohmann::json one_tenant(pqxx::work& tx, const std::string& id) {
@@ -22,24 +22,40 @@ nlohmann::json one_tenant(pqxx::work& tx, const std::string& id) {
                           id);
   if (r.empty())
     throw app_error(errc::not_found, "tenant " + id + " not found");
-  auto j = nlohmann::json::parse(r[0][0].c_str());
-  j["usage"] = {{"channels", j["channel_count"]}, {"api_keys", j["api_key_count"]}};
-  j.erase("channel_count");
-  j.erase("api_key_count");
-  return j;
+  return nlohmann::json::parse(r[0][0].c_str());
+}
+
+/// 400 naming the plans that exist when `plan` is not one of them.
+void require_plan(pqxx::work& tx, const std::string& plan) {
+  auto r = tx.exec_params("SELECT (SELECT 1 FROM plans WHERE name = $1) IS NOT NULL, "
+                          "(SELECT string_agg(name, ', ' ORDER BY name) FROM plans)",
+                          plan);
+  if (!r[0][0].as<bool>())
+    throw app_error(errc::invalid_argument, "field 'plan' must be one of: " +
+                                              std::string{r[0][1].c_str()});
 }
 
 } // namespace
 
 persistence::db_job load(std::string tenant_id) {
-  return {"", true, [id = std::move(tenant_id)](pqxx::work& tx) { return one_tenant(tx, id); }};
+  // In the tenant's own scope: Row Level Security then shows this row and nothing else.
+  return {tenant_id, true, [id = tenant_id](pqxx::work& tx) { return one_tenant(tx, id); }};
 }
 
-persistence::db_job create(std::string name, std::string slug) {
-  return {"", false, [name = std::move(name), slug = std::move(slug)](pqxx::work& tx) {
-            auto r = tx.exec_params("INSERT INTO tenants (name, slug) VALUES ($1, $2) "
+persistence::db_job create(std::string name, std::string slug, std::optional<std::string> plan,
+                           std::optional<nlohmann::json> limits) {
+  return {"", false, [name = std::move(name), slug = std::move(slug), plan = std::move(plan),
+                      limits = std::move(limits)](pqxx::work& tx) {
+            if (plan)
+              require_plan(tx, *plan);
+            std::optional<std::string> limits_text;
+            if (limits)
+              limits_text = limits->dump();
+            auto r = tx.exec_params("INSERT INTO tenants (name, slug, plan, limits) "
+                                    "VALUES ($1, $2, coalesce($3, 'standard'), "
+                                    "coalesce($4::jsonb, '{}'::jsonb)) "
                                     "ON CONFLICT (slug) DO NOTHING RETURNING id::text",
-                                    name, slug);
+                                    name, slug, plan, limits_text);
             if (r.empty())
               throw app_error(errc::conflict, "slug '" + slug + "' is already taken");
             return one_tenant(tx, r[0][0].c_str());
@@ -61,16 +77,26 @@ persistence::db_job list(int limit_plus_one, std::optional<std::string> after_ti
 }
 
 persistence::db_job update(std::string tenant_id, nlohmann::json patch) {
-  return {"", false, [id = std::move(tenant_id), patch = std::move(patch)](pqxx::work& tx) {
-            std::optional<std::string> name, status;
+  return {tenant_id, false, [id = tenant_id, patch = std::move(patch)](pqxx::work& tx) {
+            std::optional<std::string> name, status, plan, limits;
             if (patch.contains("name"))
               name = patch["name"].get<std::string>();
             if (patch.contains("status"))
               status = patch["status"].get<std::string>();
+            if (patch.contains("plan")) {
+              plan = patch["plan"].get<std::string>();
+              require_plan(tx, *plan);
+            }
+            if (patch.contains("limits"))
+              limits = patch["limits"].dump();
+            // Overrides merge key by key ({"channels": 3} leaves the others alone); null clears them.
             auto r = tx.exec_params("UPDATE tenants SET name = coalesce($2, name), "
-                                    "status = coalesce($3, status), updated_at = now() "
+                                    "status = coalesce($3, status), plan = coalesce($4, plan), "
+                                    "limits = CASE WHEN $5::jsonb IS NULL THEN limits "
+                                    "WHEN $5::jsonb = 'null'::jsonb THEN '{}'::jsonb "
+                                    "ELSE limits || $5::jsonb END, updated_at = now() "
                                     "WHERE id = $1::uuid RETURNING id",
-                                    id, name, status);
+                                    id, name, status, plan, limits);
             if (r.empty())
               throw app_error(errc::not_found, "tenant " + id + " not found");
             return one_tenant(tx, id);

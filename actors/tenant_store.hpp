@@ -8,14 +8,18 @@
 
 namespace parley::tenant_store {
 
-/// The tenant as the API shows it; app_error(not_found) when absent.
+/// The tenant as the API shows it, with plan, effective limits, overrides and usage;
+/// app_error(not_found) when absent. Runs in the tenant's own scope.
 persistence::db_job load(std::string tenant_id);
-/// Inserts; app_error(conflict) when the slug is taken.
-persistence::db_job create(std::string name, std::string slug);
+/// Inserts; app_error(conflict) when the slug is taken, invalid_argument for an unknown plan.
+/// `limits` are validated overrides (see plan_limits::validate_overrides).
+persistence::db_job create(std::string name, std::string slug, std::optional<std::string> plan = {},
+                           std::optional<nlohmann::json> limits = {});
 /// Keyset page ordered by (created_at, id); rows carry "_cursor_time".
 persistence::db_job list(int limit_plus_one, std::optional<std::string> after_time,
                          std::optional<std::string> after_id);
-/// Applies a validated patch {"name"?, "status"?}; returns the updated tenant.
+/// Applies a validated patch {"name"?, "status"?, "plan"?, "limits"?} (limits merge into the
+/// overrides key by key; a null value means unlimited); returns the updated tenant.
 persistence::db_job update(std::string tenant_id, nlohmann::json patch);
 /// Deletes the tenant and, by cascade, its keys and channels; not_found when absent.
 persistence::db_job remove(std::string tenant_id);

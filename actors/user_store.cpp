@@ -1,5 +1,7 @@
 #include "actors/user_store.hpp"
 
+#include "actors/plan_limits.hpp"
+
 #include <pqxx/pqxx>
 
 #include "runtime/errors.hpp"
@@ -50,9 +52,10 @@ nlohmann::json summary(pqxx::work& tx, const std::optional<std::string>& scope,
 
 persistence::db_job create(new_user u) {
   return {u.tenant_id.value_or(""), false, [u](pqxx::work& tx) {
-            if (u.tenant_id &&
-                tx.exec_params("SELECT 1 FROM tenants WHERE id = $1::uuid", *u.tenant_id).empty())
-              throw app_error(errc::not_found, "tenant " + *u.tenant_id + " not found");
+            // The plan's `users` limit (also 404 for an unknown tenant); locks the tenant's row
+            // so concurrent creations cannot both take the last place.
+            if (u.tenant_id)
+              plan_limits::require_room(tx, *u.tenant_id, "users");
             auto r = tx.exec_params(
                 "INSERT INTO users (tenant_id, email, name, role, password_hash) "
                 "VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id::text",

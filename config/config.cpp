@@ -24,7 +24,7 @@ using nlohmann::json;
 
 // One row per key. The table is the single source of truth for the file format, the environment
 // names and --print-config, so the three can never drift apart.
-using field_ref = std::variant<std::string*, int*, uint16_t*, size_t*>;
+using field_ref = std::variant<std::string*, int*, uint16_t*, size_t*, bool*>;
 
 enum class secrecy { none, secret, url_with_password };
 
@@ -56,6 +56,7 @@ constexpr std::array field_table = {
   PARLEY_FIELD(http, idle_timeout_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(http, request_timeout_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(http, drain_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(http, trusted_proxies, any_string, any_string, secrecy::none),
   PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
   PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
   PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),
@@ -66,7 +67,14 @@ constexpr std::array field_table = {
   PARLEY_FIELD(db, statement_timeout_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(db, reconnect_max_backoff_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(db, request_timeout_ms, 1, day_ms, secrecy::none),
+  PARLEY_FIELD(db, migrate_url, any_string, any_string, secrecy::url_with_password),
+  PARLEY_FIELD(db, allow_rls_bypass, 0, 1, secrecy::none),
   PARLEY_FIELD(redis, url, any_string, any_string, secrecy::url_with_password),
+  PARLEY_FIELD(ratelimit, enabled, 0, 1, secrecy::none),
+  PARLEY_FIELD(ratelimit, ip_failures_per_minute, 1, 1000000, secrecy::none),
+  PARLEY_FIELD(ratelimit, ip_failure_burst, 1, 1000000, secrecy::none),
+  PARLEY_FIELD(ratelimit, max_keys, 1, 100000000, secrecy::none),
+  PARLEY_FIELD(ratelimit, redis_timeout_ms, 1, 60000, secrecy::none),
   PARLEY_FIELD(admin, token, any_string, any_string, secrecy::secret),
   PARLEY_FIELD(whatsapp, app_secret, any_string, any_string, secrecy::secret),
   PARLEY_FIELD(whatsapp, verify_token, any_string, any_string, secrecy::secret),
@@ -210,6 +218,8 @@ std::string shown(const json& v) {
 std::string expected_form(const field_spec& f, const field_ref& ref) {
   if (std::holds_alternative<std::string*>(ref))
     return "expected a string";
+  if (std::holds_alternative<bool*>(ref))
+    return "expected true or false";
   return "expected an integer " + std::to_string(f.min) + ".." + std::to_string(f.max);
 }
 
@@ -222,7 +232,7 @@ void store_integer(parley_config& cfg, const field_spec& f, long long value) {
   std::visit(
     [&](auto* target) {
       using T = std::remove_pointer_t<decltype(target)>;
-      if constexpr (!std::is_same_v<T, std::string>)
+      if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>)
         *target = static_cast<T>(value);
     },
     f.ref(cfg));
@@ -235,6 +245,12 @@ void apply_json(parley_config& cfg, const field_spec& f, const json& v) {
     if (!v.is_string())
       reject(f, expected_form(f, ref) + ", got " + (secret ? std::string(v.type_name()) : shown(v)), "");
     **s = v.get<std::string>();
+    return;
+  }
+  if (auto* b = std::get_if<bool*>(&ref)) {
+    if (!v.is_boolean())
+      reject(f, expected_form(f, ref) + ", got " + shown(v), "");
+    **b = v.get<bool>();
     return;
   }
   long long value = 0;
@@ -257,6 +273,15 @@ void apply_env(parley_config& cfg, const field_spec& f, const std::string& var, 
   auto ref = f.ref(cfg);
   if (auto* s = std::get_if<std::string*>(&ref)) {
     **s = text;
+    return;
+  }
+  if (auto* b = std::get_if<bool*>(&ref)) {
+    if (text == "true" || text == "1")
+      **b = true;
+    else if (text == "false" || text == "0")
+      **b = false;
+    else
+      reject(f, expected_form(f, ref) + " (or 1 or 0), got " + shown(json(text)), var);
     return;
   }
   long long value = 0;

@@ -21,6 +21,9 @@ struct http_config {
   int idle_timeout_ms = 60000;        ///< http.idle_timeout_ms: keep-alive connections idle longer are closed
   int request_timeout_ms = 10000;     ///< http.request_timeout_ms: handler answer deadline (then 503)
   int drain_timeout_ms = 10000;       ///< http.drain_timeout_ms: on SIGTERM, wait this long for in-flight requests
+  /// http.trusted_proxies: comma-separated proxy IPs whose X-Forwarded-For is believed (the
+  /// client is its right-most address not in this list); empty = use the peer address.
+  std::string trusted_proxies;
 };
 
 struct db_config {
@@ -33,10 +36,26 @@ struct db_config {
   int statement_timeout_ms = 5000;    ///< db.statement_timeout_ms: server-side statement timeout
   int reconnect_max_backoff_ms = 5000;///< db.reconnect_max_backoff_ms: cap of the reconnect backoff
   int request_timeout_ms = 5000;      ///< db.request_timeout_ms: callers get an error after this
+  /// db.migrate_url / PARLEY_DB_MIGRATE_URL: the tables' owner, used only to apply migrations;
+  /// empty = db.url (then db.url must be allowed to create tables).
+  std::string migrate_url;
+  /// db.allow_rls_bypass: serve even when db.url is a superuser, BYPASSRLS or the tables' owner
+  /// (Row Level Security then protects nothing; logged loudly). Default: refuse to start.
+  bool allow_rls_bypass = false;
 };
 
 struct redis_config {
   std::string url;                    ///< redis.url / PARLEY_REDIS_URL: redis://host:port (optional)
+};
+
+/// API rate limits. The per-key and per-tenant rates come from the tenant's plan (api_rps,
+/// api_burst); this section holds the node-wide knobs and the failed-authentication limit per IP.
+struct ratelimit_config {
+  bool enabled = true;                ///< ratelimit.enabled: false turns every limit off
+  int ip_failures_per_minute = 30;    ///< ratelimit.ip_failures_per_minute: refill of an IP's failure bucket
+  int ip_failure_burst = 20;          ///< ratelimit.ip_failure_burst: failures an IP may make at once
+  int max_keys = 100000;              ///< ratelimit.max_keys: buckets kept in process per scope
+  int redis_timeout_ms = 100;         ///< ratelimit.redis_timeout_ms: slower answers fall back to local
 };
 
 struct admin_config {
@@ -104,6 +123,7 @@ struct parley_config {
   http_config http;
   db_config db;
   redis_config redis;
+  ratelimit_config ratelimit;
   admin_config admin;
   whatsapp_config whatsapp;
   security_config security;

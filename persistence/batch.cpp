@@ -6,6 +6,8 @@
 
 #include <pqxx/transaction>
 
+#include "persistence/scope.hpp"
+
 namespace parley::persistence {
 
 namespace {
@@ -96,6 +98,8 @@ private:
     try {
       std::vector<std::vector<nlohmann::json>> results;
       pqxx::work tx{*s_.conn};
+      // Batches mix tenants: the writer works in platform scope (see persistence/scope.hpp).
+      tx.exec(set_platform_scope);
       for (const auto& g : groups) {
         auto fn = kinds_.find(g.kind);
         if (fn == kinds_.end())

@@ -11,13 +11,13 @@
 
 #include "persistence/connection.hpp"
 #include "persistence/db_errors.hpp"
+#include "persistence/scope.hpp"
 #include "runtime/logging.hpp"
 
 namespace parley::persistence {
 
 namespace {
 
-constexpr const char* set_tenant = "SELECT set_config('parley.tenant_id', $1, true)";
 
 struct worker_state {
   std::string url;                         ///< as configured; also used to scrub errors
@@ -59,8 +59,11 @@ caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
       pqxx::work tx{*st.conn};
       if (job.read_only)
         tx.exec0("SET TRANSACTION READ ONLY");
+      // Row Level Security reads these; a job sees one tenant's rows or, in platform scope, all.
       if (!job.tenant_id.empty())
-        tx.exec_params(set_tenant, job.tenant_id);
+        tx.exec_params(set_tenant_scope, job.tenant_id);
+      else
+        tx.exec(set_platform_scope);
       auto out = job.fn(tx);
       tx.commit();
       reachable(st);

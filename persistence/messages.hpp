@@ -24,8 +24,9 @@ using health_atom = caf::atom_constant<caf::atom("health")>;
 
 /// A unit of blocking database work, run inside one transaction on a pool worker.
 struct db_job {
-  /// Empty = platform scope; otherwise the job runs after
-  /// `SELECT set_config('parley.tenant_id', $1, true)` (the key Row Level Security reads).
+  /// The tenant the job acts for: it runs after `set_config('parley.tenant_id', $1, true)`, so
+  /// Row Level Security shows it that tenant's rows only. Empty = platform scope
+  /// (`parley.scope = 'platform'`): the node's own cross-tenant work and admin operations.
   std::string tenant_id;
   /// Read-only jobs run in a READ ONLY transaction, so a stray write fails instead of landing.
   bool read_only = true;

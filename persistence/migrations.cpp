@@ -69,7 +69,10 @@ int migrate(const std::string& db_url, const std::vector<migration>& migrations)
     tx.exec_params("SELECT pg_advisory_lock($1)", migrate_lock_key);
     // "relation already exists, skipping" notices are expected on every start but the first.
     tx.exec("SET client_min_messages = warning");
-    tx.exec(create_schema_migrations);
+    // Checked first: a role without CREATE on the schema (the application role) may still run
+    // `parley migrate` when nothing is pending.
+    if (tx.exec1("SELECT to_regclass('schema_migrations') IS NULL")[0].as<bool>())
+      tx.exec(create_schema_migrations);
     for (const auto& row : tx.exec(select_applied))
       applied.insert(row[0].as<int>());
   } catch (const std::exception& e) {
@@ -90,6 +93,18 @@ int migrate(const std::string& db_url, const std::vector<migration>& migrations)
     }
     lg.info("migration applied", {{"version", m.version}, {"name", m.name}});
     ++count;
+  }
+  if (count > 0) {
+    // Row Level Security for tenant tables a later migration added without it (0006 defines the
+    // function; it is idempotent).
+    try {
+      pqxx::work tx{*conn};
+      if (!tx.exec1("SELECT to_regproc('parley_secure_tenant_tables') IS NULL")[0].as<bool>())
+        tx.exec("SELECT parley_secure_tenant_tables()");
+      tx.commit();
+    } catch (const std::exception& e) {
+      throw std::runtime_error("migrate: securing tenant tables failed: " + scrub(e.what(), db_url));
+    }
   }
   try {
     pqxx::nontransaction tx{*conn};

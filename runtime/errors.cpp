@@ -61,6 +61,7 @@ int http_status(errc code) {
     case errc::storage_unavailable: return 503;
     case errc::timeout: return 503;
     case errc::shutting_down: return 503;
+    case errc::plan_limit_exceeded: return 403;
   }
   return 500;
 }
@@ -83,6 +84,7 @@ std::string_view api_code(errc code) {
     case errc::storage_unavailable: return "storage_unavailable";
     case errc::timeout: return "upstream_timeout";
     case errc::shutting_down: return "shutting_down";
+    case errc::plan_limit_exceeded: return "plan_limit_exceeded";
   }
   return "internal_error";
 }

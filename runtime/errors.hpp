@@ -26,6 +26,7 @@ enum class errc : uint8_t {
   storage_unavailable,   ///< 503: PostgreSQL (or Redis) unreachable; retry later
   timeout,               ///< 503: a dependency did not answer in time
   shutting_down,         ///< 503: the node is draining
+  plan_limit_exceeded,   ///< 403: the tenant's plan does not allow more; the message names the limit
 };
 
 /// Builds a caf::error in the "parley" category carrying a human-readable message.

@@ -7,6 +7,7 @@
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/plan_limits.hpp"
 #include "actors/tenant_store.hpp"
 #include "domain/crypto.hpp"
 #include "runtime/ask.hpp"
@@ -23,14 +24,18 @@ const std::regex& slug_pattern() {
 void create_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
                    http::responder respond) {
   auto body = json_body(req);
-  only_fields(body, {"name", "slug"});
+  only_fields(body, {"name", "slug", "plan", "limits"});
   auto name = required_string(body, "name", 200);
   auto slug = required_string(body, "slug", 63);
   if (!std::regex_match(slug, slug_pattern()))
     throw app_error(errc::invalid_argument, "field 'slug' must be 1-63 characters of a-z, 0-9 and "
                                             "'-', starting with a letter or digit");
+  auto plan = optional_string(body, "plan", 63);
+  std::optional<nlohmann::json> limits;
+  if (body.contains("limits") && !body["limits"].is_null())
+    limits = plan_limits::validate_overrides(body["limits"]);
   run_job(ctx,
-          audit_store::audited(tenant_store::create(std::move(name), std::move(slug)),
+          audit_store::audited(tenant_store::create(std::move(name), std::move(slug), plan, limits),
                                audit_event(p, req, "tenant.create", "tenant", "")),
           respond, 201);
 }
@@ -58,8 +63,13 @@ void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& re
                   http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
   auto body = json_body(req);
-  only_fields(body, {"name", "status"});
+  only_fields(body, {"name", "status", "plan", "limits"});
   nlohmann::json patch = nlohmann::json::object();
+  if (auto plan = optional_string(body, "plan", 63))
+    patch["plan"] = *plan;
+  if (body.contains("limits"))
+    patch["limits"] = body["limits"].is_null() ? nlohmann::json(nullptr)
+                                               : plan_limits::validate_overrides(body["limits"]);
   if (auto name = optional_string(body, "name", 200))
     patch["name"] = *name;
   if (auto status = optional_string(body, "status", 20)) {

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "actors/channel_store.hpp"
+#include "actors/edge/rate_limits.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/user_store.hpp"
 #include "domain/crypto.hpp"
@@ -60,7 +61,7 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
                  .count();
   auto v = jwt::verify_hs256(token, ctx->jwt_secret, want);
   auto refuse = [&](std::string_view why, std::string_view message) {
-    reject_credentials(*ctx, {req.remote_ip, req.request_id, std::string{why}}, respond,
+    reject_credentials(*ctx, {client_address(*ctx, req), req.request_id, std::string{why}}, respond,
                        http::response::from_error(errc::unauthorized, message));
   };
   if (!v) {
@@ -102,7 +103,7 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
         proceed(respond, then, p);
       },
       [ctx, respond,
-       who = auth_attempt{req.remote_ip, req.request_id, "jwt_session"}](caf::error& err) {
+       who = auth_attempt{client_address(*ctx, req), req.request_id, "jwt_session"}](caf::error& err) {
         if (code_of(err) == errc::unauthorized)
           return reject_credentials(
               *ctx, who, respond, http::response::from_error(errc::unauthorized, message_of(err)));
@@ -116,7 +117,7 @@ void authenticate_api_key(const context_ptr& ctx, const http::request& req,
                           std::function<void(const principal&)> then) {
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [respond, allowed, then](nlohmann::json& who) {
+      [ctx, respond, allowed, then](nlohmann::json& who) {
         principal p;
         p.how = principal::kind::api_key;
         p.what = role::api_key;
@@ -127,10 +128,11 @@ void authenticate_api_key(const context_ptr& ctx, const http::request& req,
         } catch (const app_error& e) {
           return respond(http::response::from_error(e.code, e.message));
         }
-        proceed(respond, then, p);
+        // The key's and the tenant's buckets (rates from the tenant's plan) admit the request.
+        admit_api_request(ctx, who, respond, [respond, then, p] { proceed(respond, then, p); });
       },
       [ctx, respond,
-       who = auth_attempt{req.remote_ip, req.request_id, "api_key"}](caf::error& err) {
+       who = auth_attempt{client_address(*ctx, req), req.request_id, "api_key"}](caf::error& err) {
         if (code_of(err) == errc::unauthorized)
           return reject_credentials(
               *ctx, who, respond, http::response::from_error(errc::unauthorized, message_of(err)));
@@ -178,6 +180,8 @@ std::string_view principal::actor_type() const {
 void authenticate(const context_ptr& ctx, const http::request& req, const http::responder& respond,
                   roles allowed, std::function<void(const principal&)> then) {
   auto token = bearer_token(req);
+  // A flood of forged credentials from one address is refused before any look-up.
+  refuse_blocked_address(*ctx, req);
   if (crypto::constant_time_equal(token, ctx->cfg->admin.token)) {
     principal p; // the admin token is a platform admin without a user row
     check_role(p, allowed);
@@ -226,8 +230,7 @@ audit_store::event audit_event(const principal& p, std::string request_id, std::
 
 void reject_credentials(const context& ctx, const auth_attempt& who, const http::responder& respond,
                         http::response failure) {
-  // The per-IP failed-authentication limiter (issue #5, rate limiting) plugs in here: it may
-  // answer 429 with Retry-After instead of `failure`.
+  // Counted against the client's address: it may answer 429 with Retry-After instead.
   ctx.metrics
       ->get_counter("parley_auth_failures_total", "Failed authentications, by credential kind",
                     {{"kind", who.kind}})
@@ -235,7 +238,7 @@ void reject_credentials(const context& ctx, const auth_attempt& who, const http:
   auth_log().info(
       "authentication failed",
       {{"kind", who.kind}, {"remote_ip", who.remote_ip}, {"request_id", who.request_id}});
-  respond(std::move(failure));
+  authentication_failed(ctx, who.remote_ip, respond, std::move(failure));
 }
 
 } // namespace parley::edge

@@ -14,6 +14,10 @@
 #include "runtime/actor_tree.hpp"
 #include "runtime/metrics.hpp"
 
+namespace parley {
+class rate_limiter;
+} // namespace parley
+
 namespace parley::edge {
 
 struct context {
@@ -27,6 +31,7 @@ struct context {
   metrics::registry* metrics = nullptr;
   const crypto::secret_box* secrets = nullptr;
   std::string jwt_secret;                  ///< HS256 key of access tokens (never logged)
+  rate_limiter* limiter = nullptr;         ///< API and failed-authentication rate limits (null = off)
   std::atomic<bool>* draining = nullptr;   ///< set on SIGTERM: /health/ready turns 503
   caf::timespan db_timeout = std::chrono::seconds(5);
   caf::timespan actor_timeout = std::chrono::seconds(5);

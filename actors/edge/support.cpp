@@ -2,8 +2,11 @@
 
 #include <charconv>
 
+#include "actors/channel_store.hpp"
 #include "actors/edge/auth.hpp"
+#include "actors/edge/rate_limits.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/rate_limiter.hpp"
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
 #include "domain/json_depth.hpp"
@@ -15,6 +18,8 @@ http::handler guarded(http::handler h) {
   return [h = std::move(h)](http::request&& req, http::responder respond) {
     try {
       h(std::move(req), respond);
+    } catch (const retry_later& e) {
+      respond(too_many_requests(e.retry_after, e.message));
     } catch (const app_error& e) {
       respond(http::response::from_error(e.code, e.message));
     }
@@ -147,12 +152,6 @@ std::string bearer_token(const http::request& req) {
     throw app_error(errc::unauthorized,
                     "malformed Authorization header: expected 'Bearer <token>'");
   return std::string{h.substr(prefix.size())};
-}
-
-void require_admin(const context& ctx, const http::request& req) {
-  auto token = bearer_token(req);
-  if (!crypto::constant_time_equal(token, ctx.cfg->admin.token))
-    throw app_error(errc::unauthorized, "invalid admin token");
 }
 
 void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,

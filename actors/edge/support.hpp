@@ -2,6 +2,7 @@
 // Helpers every route handler uses: JSON bodies, field validation, credentials, pagination and
 // turning errors into the API's error body. Validation throws parley::app_error; the `guarded`
 // wrapper turns it into the right 4xx, so handlers read top to bottom.
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,13 @@
 #include "runtime/errors.hpp"
 
 namespace parley::edge {
+
+/// A 429 thrown while validating; `guarded` adds its Retry-After header.
+struct retry_later : app_error {
+  retry_later(std::chrono::nanoseconds wait, std::string message)
+    : app_error(errc::rate_limited, std::move(message)), retry_after(wait) {}
+  std::chrono::nanoseconds retry_after;
+};
 
 /// Wraps a handler so that an app_error thrown while validating becomes its 4xx answer.
 http::handler guarded(http::handler h);
@@ -46,15 +54,14 @@ bool is_uuid(std::string_view s);
 /// The path parameter `name` as a UUID, or app_error(not_found) naming `what`.
 std::string uuid_param(const http::request& req, const std::string& name, std::string_view what);
 
-/// Requires `Authorization: Bearer <admin token>` (constant-time compare); throws 401.
-void require_admin(const context& ctx, const http::request& req);
-
 /// The bearer token of the request, or app_error(unauthorized) explaining the expected header.
 std::string bearer_token(const http::request& req);
 
 /// Authenticates a tenant principal (API key or a tenant user's access token; see auth.hpp) and
-/// calls `then(tenant_id)`; answers 401/403 itself. Throws 401 synchronously when no bearer token
-/// is sent. Prefer bind_secured for new routes: it declares the roles where the route is added.
+/// calls `then(tenant_id)`; answers 401/403 itself, and 429 when the key's or the tenant's rate
+/// limit is exceeded or the client's address made too many failed attempts. Throws 401
+/// synchronously when no bearer token is sent. Prefer bind_secured for new routes: it declares
+/// the roles where the route is added.
 void with_tenant(const context_ptr& ctx, const http::request& req, http::responder respond,
                  std::function<void(const std::string& tenant_id)> then);
 

@@ -4,6 +4,7 @@
 #include "actors/audit_store.hpp"
 #include "actors/edge/auth.hpp"
 #include "actors/edge/routes.hpp"
+#include "actors/edge/rate_limits.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/session_store.hpp"
 #include "actors/user_store.hpp"
@@ -193,6 +194,8 @@ nlohmann::json token_pair(const context& ctx, const nlohmann::json& session,
 const char* bad_login = "wrong email or password";
 
 void login(const context_ptr& ctx, http::request&& req, http::responder respond) {
+  // An address that failed too often gets 429 before any password work (scrypt is expensive).
+  refuse_blocked_address(*ctx, req);
   auto body = json_body(req);
   only_fields(body, {"email", "password"});
   session_store::login_request lr;
@@ -202,7 +205,7 @@ void login(const context_ptr& ctx, http::request&& req, http::responder respond)
     throw app_error(errc::invalid_argument, "field 'password' is required and must be a string");
   lr.password = it->get<std::string>();
   if (lr.password.size() > password::max_length)
-    return reject_credentials(*ctx, {req.remote_ip, req.request_id, "login"}, respond,
+    return reject_credentials(*ctx, {client_address(*ctx, req), req.request_id, "login"}, respond,
                               http::response::from_error(errc::unauthorized, bad_login));
   auto refresh_token = session::new_refresh_token();
   lr.new_refresh_hash = session::refresh_token_hash(refresh_token);
@@ -213,7 +216,7 @@ void login(const context_ptr& ctx, http::request&& req, http::responder respond)
   lr.hashing = hashing_of(*ctx);
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, refresh_token, ip = req.remote_ip, rid = req.request_id](nlohmann::json& out) {
+      [ctx, respond, refresh_token, ip = client_address(*ctx, req), rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {
           if (out.value("locked", false))
             auth_log().warn(
@@ -239,7 +242,7 @@ void refresh(const context_ptr& ctx, http::request&& req, http::responder respon
   auto next = session::new_refresh_token();
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, next, ip = req.remote_ip, rid = req.request_id](nlohmann::json& out) {
+      [ctx, respond, next, ip = client_address(*ctx, req), rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {
           if (out.value("reuse", false))
             auth_log().warn("refresh token reused: session family revoked",

@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "actors/channel_store.hpp"
+#include "actors/edge/rate_limits.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/inbound_store.hpp"
@@ -90,7 +91,9 @@ void reject_signature(const edge_ptr& edge, const http::request& req, http::resp
   edge->bad_signature->inc();
   edge->logger.warn("webhook signature rejected",
                     {{"request_id", req.request_id}, {"remote_ip", req.remote_ip}, {"reason", why}});
-  respond(http::response::from_error(errc::unauthorized, why));
+  // Only failures count against the address: Meta's well-signed traffic is never throttled.
+  authentication_failed(*edge->ctx, client_address(*edge->ctx, req), respond,
+                        http::response::from_error(errc::unauthorized, why));
 }
 
 void verify(const edge_ptr& edge, http::request&& req, http::responder respond) {

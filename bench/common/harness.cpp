@@ -49,6 +49,19 @@ scratch_database::scratch_database(std::string admin_url, const std::string& pre
   name_ = prefix + crypto::random_hex(6);
   url_ = persistence::with_database(admin_url_, name_);
   exec_admin("CREATE DATABASE \"" + name_ + "\"");
+  // Roles are cluster-wide: creation tolerates one made concurrently.
+  exec_admin("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'parley_app') "
+             "THEN BEGIN CREATE ROLE parley_app LOGIN; EXCEPTION WHEN duplicate_object OR "
+             "unique_violation THEN NULL; END; END IF; ALTER ROLE parley_app LOGIN; END $$");
+}
+
+std::string scratch_database::app_url() const {
+  auto scheme_end = url_.find("://");
+  if (scheme_end == std::string::npos)
+    return url_;
+  auto at = url_.find('@', scheme_end);
+  auto host_from = at == std::string::npos ? scheme_end + 3 : at + 1;
+  return url_.substr(0, scheme_end + 3) + "parley_app@" + url_.substr(host_from);
 }
 
 scratch_database::~scratch_database() {

@@ -36,6 +36,10 @@ public:
   const std::string& url() const { return url_; }
   const std::string& name() const { return name_; }
   const std::string& admin_url() const { return admin_url_; }
+  /// url() as the application role `parley_app` (created on construction; no password: the
+  /// local cluster trusts loopback). Parley serves as this role, which Row Level Security binds,
+  /// and migrates as url() (PARLEY_DB_MIGRATE_URL).
+  std::string app_url() const;
 
 private:
   void exec_admin(const std::string& sql);

@@ -397,7 +397,8 @@ int run(const options& opt) {
   auto admin_token = crypto::random_hex(24);
   auto app_secret = crypto::random_hex(16);
   std::map<std::string, std::string> env{
-      {"PARLEY_DB_URL", scratch.url()},
+      {"PARLEY_DB_URL", scratch.app_url()},
+      {"PARLEY_DB_MIGRATE_URL", scratch.url()},
       {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
       {"PARLEY_HTTP_PORT", "0"},
       {"PARLEY_ADMIN_TOKEN", admin_token},

@@ -7,7 +7,11 @@
 #   pg.sh start          start (idempotent), create the `parley` database if missing
 #   pg.sh stop           fast shutdown (idempotent)
 #   pg.sh status         exit 0 when running, 3 when stopped
-#   pg.sh url [DB]       libpq URI of database DB (default parley)
+#   pg.sh url [DB]       libpq URI of database DB (default parley) as `postgres`, the owner:
+#                        migrations, scratch databases, tooling
+#   pg.sh app-url [DB]   the same as `parley_app`, the application role Parley serves as (not a
+#                        superuser, not BYPASSRLS, not the owner: Row Level Security binds it).
+#                        Loopback trusts every local role, so it needs no password here.
 set -euo pipefail
 
 LOG_TAG=pg
@@ -132,6 +136,18 @@ ensure_database() { # name
   fi
 }
 
+# The application role is cluster-wide: created once (concurrent starts tolerate each other), and
+# given LOGIN if migration 0006 created it first as a bare group role.
+ensure_app_role() {
+  psql_q postgres "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'parley_app') THEN
+        BEGIN CREATE ROLE parley_app LOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+      END IF;
+      ALTER ROLE parley_app LOGIN NOSUPERUSER NOBYPASSRLS;
+    END \$\$" >/dev/null
+}
+
 cmd_start() {
   need_binaries
   if running; then
@@ -142,6 +158,7 @@ cmd_start() {
 (deploy/local/pg.sh stop) or set PARLEY_PG_PORT=$port"
     fi
     say "already running on 127.0.0.1:$PG_PORT (pid $(running_pid))"
+    ensure_app_role
     ensure_database parley
     return 0
   fi
@@ -160,6 +177,7 @@ cmd_start() {
     die "PostgreSQL did not start (log: var/log/postgres.log)"
   fi
   say "started on 127.0.0.1:$PG_PORT (data var/pg, log var/log/postgres.log)"
+  ensure_app_role
   ensure_database parley
 }
 
@@ -192,8 +210,9 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 url) printf 'postgresql://postgres@127.0.0.1:%s/%s\n' "$PG_PORT" "${2:-parley}" ;;
+app-url) printf 'postgresql://parley_app@127.0.0.1:%s/%s\n' "$PG_PORT" "${2:-parley}" ;;
 *)
-  printf 'usage: %s {start|stop|status|url [DB]}\n' "$0" >&2
+  printf 'usage: %s {start|stop|status|url [DB]|app-url [DB]}\n' "$0" >&2
   exit 2
   ;;
 esac

@@ -108,14 +108,17 @@ set -a
 # shellcheck source=/dev/null
 . "$SECRETS"
 set +a
-PARLEY_DB_URL=$(bash "$DEPLOY_DIR/pg.sh" url parley)
+# Parley serves as the application role, which Row Level Security binds; migrations run as the
+# tables' owner.
+PARLEY_DB_URL=$(bash "$DEPLOY_DIR/pg.sh" app-url parley)
+PARLEY_DB_MIGRATE_URL=$(bash "$DEPLOY_DIR/pg.sh" url parley)
 PARLEY_REDIS_URL=$(bash "$DEPLOY_DIR/redis.sh" url)
 PARLEY_HTTP_PORT="$HTTP_PORT"
 PARLEY_HTTP_ADDRESS="$HTTP_ADDRESS"
-export PARLEY_DB_URL PARLEY_REDIS_URL PARLEY_HTTP_PORT PARLEY_HTTP_ADDRESS
+export PARLEY_DB_URL PARLEY_DB_MIGRATE_URL PARLEY_REDIS_URL PARLEY_HTTP_PORT PARLEY_HTTP_ADDRESS
 
 printf '\n=== %s parley migrate ===\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$PARLEY_LOG"
-say "parley migrate ($PARLEY_DB_URL)"
+say "parley migrate ($PARLEY_DB_MIGRATE_URL)"
 if ! "$PARLEY" migrate >>"$PARLEY_LOG" 2>&1 </dev/null; then
   log_tail "$PARLEY_LOG"
   die "parley migrate failed (log: var/log/parley.log)"

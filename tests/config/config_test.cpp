@@ -372,3 +372,45 @@ TEST(config, jwt_secret_and_lockout) {
     parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(40, 'j')}}))));
   EXPECT_EQ(doc["security"]["jwt_secret"], "***");
 }
+TEST(config, isolation_and_rate_limit_keys) {
+  auto cfg = parse(R"({"db": {"allow_rls_bypass": true, "migrate_url": "postgresql://owner:pw@h/db"},
+                       "ratelimit": {"enabled": false, "ip_failure_burst": 7},
+                       "http": {"trusted_proxies": "10.0.0.1"}})",
+                   required_env());
+  EXPECT_TRUE(cfg.db.allow_rls_bypass);
+  EXPECT_EQ(cfg.db.migrate_url, "postgresql://owner:pw@h/db");
+  EXPECT_FALSE(cfg.ratelimit.enabled);
+  EXPECT_EQ(cfg.ratelimit.ip_failure_burst, 7);
+  EXPECT_EQ(cfg.http.trusted_proxies, "10.0.0.1");
+  auto doc = nlohmann::json::parse(redacted_json(cfg));
+  EXPECT_EQ(doc["db"]["migrate_url"], "postgresql://owner:***@h/db");
+  EXPECT_EQ(doc["db"]["allow_rls_bypass"], true);
+
+  // Defaults: refuse a bypassing role; limits on.
+  auto dflt = parse("", required_env());
+  EXPECT_FALSE(dflt.db.allow_rls_bypass);
+  EXPECT_TRUE(dflt.ratelimit.enabled);
+
+  // Booleans from the environment: true/false/1/0, anything else names the key.
+  EXPECT_TRUE(parse("", with(required_env(), {{"PARLEY_DB_ALLOW_RLS_BYPASS", "1"}})).db.allow_rls_bypass);
+  EXPECT_FALSE(parse("", with(required_env(), {{"PARLEY_RATELIMIT_ENABLED", "false"}})).ratelimit.enabled);
+  try {
+    parse("", with(required_env(), {{"PARLEY_DB_ALLOW_RLS_BYPASS", "yes"}}));
+    ADD_FAILURE();
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.key, "db.allow_rls_bypass");
+    EXPECT_NE(std::string(e.what()).find("true or false"), std::string::npos) << e.what();
+  }
+  try {
+    parse(R"({"db": {"allow_rls_bypass": 1}})", required_env());
+    ADD_FAILURE();
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.key, "db.allow_rls_bypass");
+  }
+  try {
+    parse(R"({"ratelimit": {"ip_failure_burst": 0}})", required_env());
+    ADD_FAILURE();
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.key, "ratelimit.ip_failure_burst");
+  }
+}

@@ -7,6 +7,9 @@ a red test should say what the server said, not just which status it returned.
 Environment:
   PARLEY_BIN            the binary under test (ctest sets it; defaults to ../../build/parley)
   PARLEY_TEST_PG_URL    superuser libpq URI of a running PostgreSQL (`make test` sets it)
+
+Servers migrate as that superuser (the tables' owner, PARLEY_DB_MIGRATE_URL) and serve as
+APP_ROLE (PARLEY_DB_URL), which Row Level Security binds, as in production.
 """
 import ctypes
 import http.client
@@ -30,6 +33,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 BAD = "invalid_request"  # the API's code for 400 (malformed JSON or a bad field)
+APP_ROLE = "parley_app"  # the application role of migration 0006 (login, no password: trust auth)
 
 
 # ---- environment ---------------------------------------------------------------------------
@@ -72,6 +76,35 @@ def with_database(url: str, dbname: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query,
                                     parts.fragment))
+
+
+def as_role(url: str, role: str) -> str:
+    """`url` (a libpq URI) with user `role` and no password (loopback trust auth)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query,
+                                    parts.fragment))
+
+
+_app_role_servers: set = set()
+_app_role_lock = threading.Lock()
+
+
+def ensure_app_role(admin_url: str) -> None:
+    """Creates the login role APP_ROLE on the server of `admin_url` once. Roles are cluster-wide
+    and test modules run in parallel: creation tolerates a concurrent one."""
+    server = urllib.parse.urlsplit(admin_url).netloc
+    with _app_role_lock:
+        if server in _app_role_servers:
+            return
+        psql(admin_url, f"""DO $$ BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                BEGIN CREATE ROLE {APP_ROLE} LOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+              END IF;
+              ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
+            END $$""")
+        _app_role_servers.add(server)
 
 
 def psql(url: str, sql: str, timeout: float = 30.0) -> str:
@@ -238,17 +271,20 @@ class ParleyServer:
 
     Exiting stops it with SIGTERM and asserts exit code 0 (unless the block already failed),
     then drops the scratch database. `db_url` uses an existing database instead (not dropped).
+    `db_url` is the owner (superuser) URL: the server migrates with it and serves as APP_ROLE on
+    the same database (`app_role=False` serves as the owner too); `sql()` runs as the owner.
     """
 
     def __init__(self, env: Optional[dict] = None, db_url: Optional[str] = None,
                  admin_token: Optional[str] = None, master_key: Optional[str] = None,
-                 wait_ready: bool = True):
+                 wait_ready: bool = True, app_role: bool = True):
         self.admin_token = admin_token or "adm-" + secrets.token_hex(16)
         self.master_key = master_key or secrets.token_hex(32)
         self.extra_env = dict(env or {})
         self.wait_ready = wait_ready
         self.scratch: Optional[ScratchDatabase] = None
         self.db_url = db_url
+        self.app_role = app_role
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.stderr_lines: list = []
@@ -260,14 +296,23 @@ class ParleyServer:
 
     # -- life cycle
 
+    @property
+    def app_url(self) -> str:
+        """What the server serves as (PARLEY_DB_URL)."""
+        return as_role(self.db_url, APP_ROLE) if self.app_role else self.db_url
+
     def env(self) -> dict:
         base = {
-            "PARLEY_DB_URL": self.db_url,
+            "PARLEY_DB_URL": self.app_url,
+            "PARLEY_DB_MIGRATE_URL": self.db_url,
             "PARLEY_ADMIN_TOKEN": self.admin_token,
             "PARLEY_MASTER_KEY": self.master_key,
             "PARLEY_HTTP_ADDRESS": "127.0.0.1",
             "PARLEY_HTTP_PORT": "0",
             "PARLEY_LOG_LEVEL": "info",
+            # Many tests send bad credentials on purpose from 127.0.0.1; the failed-auth limit
+            # per address has its own tests (test_rate_limits) with small values.
+            "PARLEY_RATELIMIT_IP_FAILURE_BURST": "100000",
         }
         base.update(self.extra_env)
         return clean_env(base)
@@ -276,6 +321,11 @@ class ParleyServer:
         if self.db_url is None:
             self.scratch = ScratchDatabase().create()
             self.db_url = self.scratch.url
+        if self.app_role and "PARLEY_DB_URL" not in self.extra_env:
+            try:
+                ensure_app_role(self.db_url)
+            except AssertionError:
+                pass  # database unreachable on purpose (outage tests): the server will say so
         self.proc = subprocess.Popen([parley_bin(), "serve"], env=self.env(),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
@@ -549,6 +599,9 @@ class PrivatePostgres:
                 f"-c max_connections=50")
         self._as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-o", opts, "-l", self.logfile,
                           "-w", "-t", "30", "start")
+        # A server may be started before the cluster is up: the application role must then be
+        # there when it connects.
+        ensure_app_role(self.url)
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30",

@@ -1,5 +1,7 @@
 #include "persistence/migrations.hpp"
 
+#include "persistence/isolation_check.hpp"
+
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -91,6 +93,30 @@ TEST_F(MigrationsTest, UnreachableDatabaseThrowsWithoutCredentials) {
   } catch (const std::runtime_error& e) {
     EXPECT_EQ(std::string{e.what()}.find("s3cret"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(MigrationsTest, EveryTenantTableEndsUnderRowLevelSecurity) {
+  migrate(db_->url());
+  auto report = inspect_isolation(db_->url());
+  EXPECT_TRUE(report.unprotected_tables.empty());
+  EXPECT_TRUE(report.superuser) << "the test connects as a superuser";
+  EXPECT_TRUE(report.can_bypass());
+  EXPECT_NE(report.bypass_reason().find("superuser"), std::string::npos);
+
+  // A tenant table made outside migrations is reported...
+  test::sql_value(db_->url(), "CREATE TABLE later_tenant_table (id int, tenant_id uuid); SELECT 1");
+  report = inspect_isolation(db_->url());
+  EXPECT_EQ(report.unprotected_tables, std::vector<std::string>{"later_tenant_table"});
+  // ...and secured by the next migration run, as one that a later migration adds would be.
+  migration later{9999, "later", "CREATE TABLE later_too (tenant_id uuid)"};
+  auto all = embedded_migrations();
+  all.push_back(later);
+  EXPECT_EQ(migrate(db_->url(), all), 1);
+  report = inspect_isolation(db_->url());
+  EXPECT_TRUE(report.unprotected_tables.empty());
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT relforcerowsecurity FROM pg_class "
+                                        "WHERE relname = 'later_too'"),
+            "t");
 }
 
 } // namespace

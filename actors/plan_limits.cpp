@@ -1,0 +1,134 @@
+#include "actors/plan_limits.hpp"
+
+#include <cmath>
+
+#include "runtime/errors.hpp"
+
+namespace parley::plan_limits {
+
+namespace {
+
+// Usage keys of parley_tenant_usage() for the countable limits.
+constexpr const char* select_room = R"(
+  SELECT (parley_tenant_limits(t) ->> $2)::bigint, (parley_tenant_usage(t.id) ->> $2)::bigint
+  FROM tenants t WHERE t.id = $1::uuid FOR NO KEY UPDATE)";
+
+std::string exceeded_message(std::string_view limit, long long value, std::string_view what) {
+  return "plan limit '" + std::string{limit} + "' reached (" + std::to_string(value) +
+         "): " + std::string{what} +
+         "; ask the platform admin to raise the tenant's plan or limits";
+}
+
+[[noreturn]] void exceeded(std::string_view limit, long long value, std::string_view what) {
+  throw app_error(errc::plan_limit_exceeded, exceeded_message(limit, value, what));
+}
+
+} // namespace
+
+nlohmann::json validate_overrides(const nlohmann::json& limits) {
+  if (!limits.is_object())
+    throw app_error(errc::invalid_argument,
+                    "field 'limits' must be an object such as {\"channels\": 5, \"api_rps\": 20}");
+  for (auto it = limits.begin(); it != limits.end(); ++it) {
+    const auto& key = it.key();
+    const auto& v = it.value();
+    auto field = "field 'limits." + key + "'";
+    if (key == channels || key == users || key == messages_per_month) {
+      if (!v.is_null() && !(v.is_number_integer() && v.get<int64_t>() >= 0 &&
+                            v.get<int64_t>() <= 1'000'000'000'000LL))
+        throw app_error(errc::invalid_argument,
+                        field + " must be null (unlimited) or an integer >= 0");
+    } else if (key == "api_rps" || key == "api_burst") {
+      double min = key == "api_rps" ? 0.0 : 1.0;
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < min ||
+          (key == "api_rps" && v.get<double>() == 0.0) || v.get<double>() > 1e6)
+        throw app_error(errc::invalid_argument,
+                        field + (key == "api_rps" ? " must be a number > 0 (requests per second)"
+                                                  : " must be a number >= 1 (requests at once)"));
+    } else {
+      throw app_error(errc::invalid_argument,
+                      "unknown limit 'limits." + key +
+                          "'; known: channels, messages_per_month, users, api_rps, api_burst");
+    }
+  }
+  return limits;
+}
+
+void require_room(pqxx::work& tx, const std::string& tenant_id, std::string_view limit) {
+  auto r = tx.exec_params(select_room, tenant_id, std::string{limit});
+  if (r.empty())
+    throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
+  if (r[0][0].is_null())
+    return; // unlimited
+  auto max = r[0][0].as<long long>();
+  auto used = r[0][1].is_null() ? 0LL : r[0][1].as<long long>();
+  if (used >= max)
+    exceeded(limit, max,
+             "the tenant has " + std::to_string(used) + " " + std::string{limit} +
+                 " (remove one first)");
+}
+
+void take_messages(pqxx::work& tx, const std::string& tenant_id, int n) {
+  auto r = tx.exec_params("SELECT parley_take_messages($1::uuid, $2), "
+                          "(SELECT (parley_tenant_limits(t) ->> 'messages_per_month')::bigint "
+                          " FROM tenants t WHERE t.id = $1::uuid)",
+                          tenant_id, n);
+  if (!r[0][0].as<bool>())
+    throw app_error(errc::plan_limit_exceeded,
+                    messages_exhausted(r[0][1].is_null() ? 0LL : r[0][1].as<long long>()));
+}
+
+std::string messages_exhausted(long long limit) {
+  return exceeded_message(messages_per_month, limit,
+                          "this month's outbound messages are used up (inbound messages are "
+                          "never limited; the allowance renews on the 1st, UTC)");
+}
+
+std::map<std::string, message_allowance>
+lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids) {
+  std::map<std::string, message_allowance> out;
+  if (tenant_ids.empty())
+    return out;
+  nlohmann::json ids = nlohmann::json::array();
+  for (const auto& id : tenant_ids)
+    ids.push_back(id);
+  // The no-op upsert creates a missing counter and locks it either way.
+  auto r = tx.exec_params(R"(
+    WITH u AS (
+      INSERT INTO tenant_usage AS u (tenant_id, month, messages)
+      SELECT t.id::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 0
+      FROM jsonb_array_elements_text($1::jsonb) AS t(id)
+      WHERE EXISTS (SELECT 1 FROM tenants tn WHERE tn.id = t.id::uuid)
+      ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages
+      RETURNING u.tenant_id, u.messages)
+    SELECT u.tenant_id::text, (parley_tenant_limits(tn) ->> 'messages_per_month')::bigint,
+           u.messages
+    FROM u JOIN tenants tn ON tn.id = u.tenant_id)",
+                          ids.dump());
+  for (const auto& row : r) {
+    message_allowance a;
+    if (!row[1].is_null())
+      a.limit = row[1].as<long long>();
+    a.used = row[2].as<long long>();
+    out.emplace(row[0].c_str(), a);
+  }
+  return out;
+}
+
+void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_tenant) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (const auto& [tenant, n] : per_tenant)
+    if (n > 0)
+      counts[tenant] = n;
+  if (counts.empty())
+    return;
+  // The month as parley_take_messages() computes it (UTC calendar month).
+  tx.exec_params(R"(
+    INSERT INTO tenant_usage AS u (tenant_id, month, messages)
+    SELECT key::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, value::bigint
+    FROM jsonb_each_text($1::jsonb)
+    ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages + excluded.messages)",
+                 counts.dump());
+}
+
+} // namespace parley::plan_limits

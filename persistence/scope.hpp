@@ -1,0 +1,14 @@
+#pragma once
+// The per-transaction settings Row Level Security keys on (migration 0006). Every transaction the
+// node runs sets exactly one of them; a transaction with neither sees no tenant rows at all.
+namespace parley::persistence {
+
+/// For the node's cross-tenant work: webhook ingest, group-commit batches mixing tenants,
+/// routing look-ups, API-key resolution, platform administration.
+inline constexpr const char* set_platform_scope =
+    "SELECT set_config('parley.scope', 'platform', true)";
+
+/// For a job acting for one tenant ($1 = its id).
+inline constexpr const char* set_tenant_scope = "SELECT set_config('parley.tenant_id', $1, true)";
+
+} // namespace parley::persistence
