@@ -254,8 +254,8 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         if (it != allowance.end() && it->second.limit) {
           if (it->second.used >= *it->second.limit) {
             auto i = ins["i"].get<size_t>();
-            results[i] = reject("plan_limit_exceeded",
-                                plan_limits::messages_exhausted(*it->second.limit));
+            results[i] =
+                reject("plan_limit_exceeded", plan_limits::messages_exhausted(*it->second.limit));
             payload_of.erase(i);
             continue;
           }

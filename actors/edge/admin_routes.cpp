@@ -2,8 +2,8 @@
 
 #include "actors/audit_store.hpp"
 #include "actors/channel_store.hpp"
-#include "actors/edge/auth.hpp"
 #include "actors/edge/actor_status.hpp"
+#include "actors/edge/auth.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/interfaces.hpp"
@@ -53,9 +53,9 @@ void get_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
   require_tenant_access(p, id);
   ask_tenant(ctx, id, respond, [ctx, respond](const caf::actor& tenant) {
     runtime::ask<nlohmann::json>(
-      *ctx->sys, tenant, ctx->actor_timeout,
-      [respond](nlohmann::json& t) { respond(http::response::json(200, t)); },
-      [respond](caf::error& err) { reply_error(respond, err); }, get_atom::value);
+        *ctx->sys, tenant, ctx->actor_timeout,
+        [respond](nlohmann::json& t) { respond(http::response::json(200, t)); },
+        [respond](caf::error& err) { reply_error(respond, err); }, get_atom::value);
   });
 }
 
@@ -80,38 +80,38 @@ void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& re
   // Written here rather than through the tenant actor, so the change and its audit entry share
   // one transaction; the actor then reloads its copy.
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [ctx, respond, id](nlohmann::json& t) {
-      caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
-      runtime::ask<caf::actor>(
-        *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
-        [](caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); }, [](caf::error&) {},
-        tenant_atom::value, id);
-      respond(http::response::json(200, t));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    audit_store::audited(tenant_store::update(id, patch),
-                         audit_event(p, req, "tenant.update", "tenant", id, id),
-                         [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); }));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [ctx, respond, id](nlohmann::json& t) {
+        caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
+        runtime::ask<caf::actor>(
+            *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+            [](caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); },
+            [](caf::error&) {}, tenant_atom::value, id);
+        respond(http::response::json(200, t));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      audit_store::audited(tenant_store::update(id, patch),
+                           audit_event(p, req, "tenant.update", "tenant", id, id),
+                           [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); }));
 }
 
 void delete_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
                    http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [ctx, respond, id](nlohmann::json&) {
-      // The row is gone; stop the actor so no stale copy keeps answering, and let ingest
-      // forget the tenant's numbers.
-      caf::anon_send(ctx->tenants->get(), evict_atom::value, id);
-      caf::anon_send(ctx->ingest->get(), reload_atom::value);
-      respond(http::response{204, "application/json", "", {}});
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    audit_store::audited(tenant_store::remove(id),
-                         audit_event(p, req, "tenant.delete", "tenant", id, id),
-                         [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); },
-                         [](const nlohmann::json&) { return nlohmann::json(nullptr); }));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [ctx, respond, id](nlohmann::json&) {
+        // The row is gone; stop the actor so no stale copy keeps answering, and let ingest
+        // forget the tenant's numbers.
+        caf::anon_send(ctx->tenants->get(), evict_atom::value, id);
+        caf::anon_send(ctx->ingest->get(), reload_atom::value);
+        respond(http::response{204, "application/json", "", {}});
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      audit_store::audited(
+          tenant_store::remove(id), audit_event(p, req, "tenant.delete", "tenant", id, id),
+          [id](pqxx::work& tx) { return tenant_store::load(id).fn(tx); },
+          [](const nlohmann::json&) { return nlohmann::json(nullptr); }));
 }
 
 void create_api_key(const context_ptr& ctx, const principal& p, http::request&& req,
@@ -124,15 +124,16 @@ void create_api_key(const context_ptr& ctx, const principal& p, http::request&& 
   auto key = crypto::generate_api_key();
   auto prefix = key.substr(0, 12);
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, key](nlohmann::json& created) {
-      // The only time the key is ever shown.
-      created["key"] = key;
-      respond(http::response::json(201, created));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    audit_store::audited(api_key_store::create(tenant_id, name, prefix, crypto::api_key_hash(key)),
-                         audit_event(p, req, "api_key.create", "api_key", tenant_id)));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [respond, key](nlohmann::json& created) {
+        // The only time the key is ever shown.
+        created["key"] = key;
+        respond(http::response::json(201, created));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      audit_store::audited(
+          api_key_store::create(tenant_id, name, prefix, crypto::api_key_hash(key)),
+          audit_event(p, req, "api_key.create", "api_key", tenant_id)));
 }
 
 void list_api_keys(const context_ptr& ctx, const principal& p, http::request&& req,
@@ -165,7 +166,8 @@ void revoke_api_key(const context_ptr& ctx, const principal& p, http::request&& 
 void require_numeric_id(const std::string& value, std::string_view field) {
   if (value.size() > 32 || value.find_first_not_of("0123456789") != std::string::npos)
     throw app_error(errc::invalid_argument,
-                    "field '" + std::string{field} + "' must be the numeric id Meta shows (digits only)");
+                    "field '" + std::string{field} +
+                        "' must be the numeric id Meta shows (digits only)");
 }
 
 void create_channel(const context_ptr& ctx, const principal& p, http::request&& req,
@@ -192,18 +194,18 @@ void create_channel(const context_ptr& ctx, const principal& p, http::request&& 
   c.graph_base_url = optional_http_url(body, "graph_base_url");
   c.throughput_mps = static_cast<int>(optional_int(body, "throughput_mps", 1, 1000).value_or(80));
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [ctx, respond, tenant_id](nlohmann::json& channel) {
-      // A number that was unknown a moment ago must route from the next webhook on, and its
-      // session starts at once (the tenant activates its channels on reload).
-      caf::anon_send(ctx->ingest->get(), reload_atom::value);
-      ask_tenant(ctx, tenant_id, http::responder{[](http::response) {}},
-                 [ctx](const caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); });
-      respond(http::response::json(201, channel));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    audit_store::audited(channel_store::create(std::move(c)),
-                         audit_event(p, req, "channel.create", "channel", tenant_id)));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [ctx, respond, tenant_id](nlohmann::json& channel) {
+        // A number that was unknown a moment ago must route from the next webhook on, and its
+        // session starts at once (the tenant activates its channels on reload).
+        caf::anon_send(ctx->ingest->get(), reload_atom::value);
+        ask_tenant(ctx, tenant_id, http::responder{[](http::response) {}},
+                   [ctx](const caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); });
+        respond(http::response::json(201, channel));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      audit_store::audited(channel_store::create(std::move(c)),
+                           audit_event(p, req, "channel.create", "channel", tenant_id)));
 }
 
 void list_tenant_channels(const context_ptr& ctx, const principal& p, http::request&& req,
@@ -217,9 +219,8 @@ void list_tenant_channels(const context_ptr& ctx, const principal& p, http::requ
 
 void actor_tree_route(const context_ptr& ctx, const principal&, http::request&&,
                       http::responder respond) {
-  collect_actor_status(ctx, [respond](nlohmann::json tree) {
-    respond(http::response::json(200, tree));
-  });
+  collect_actor_status(
+      ctx, [respond](nlohmann::json tree) { respond(http::response::json(200, tree)); });
 }
 
 } // namespace
@@ -233,7 +234,8 @@ void add_admin_routes(http::router& r, const context_ptr& ctx) {
   r.add("DELETE", "/v1/tenants/{id}", secured(platform_roles, delete_tenant));
   r.add("POST", "/v1/tenants/{id}/api-keys", secured(tenant_admin_roles, create_api_key));
   r.add("GET", "/v1/tenants/{id}/api-keys", secured(tenant_admin_roles, list_api_keys));
-  r.add("DELETE", "/v1/tenants/{id}/api-keys/{key_id}", secured(tenant_admin_roles, revoke_api_key));
+  r.add("DELETE", "/v1/tenants/{id}/api-keys/{key_id}",
+        secured(tenant_admin_roles, revoke_api_key));
   r.add("POST", "/v1/tenants/{id}/channels", secured(tenant_admin_roles, create_channel));
   r.add("GET", "/v1/tenants/{id}/channels", secured(tenant_admin_roles, list_tenant_channels));
   r.add("GET", "/v1/admin/actors", secured(platform_roles, actor_tree_route));

@@ -102,8 +102,8 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
         }
         proceed(respond, then, p);
       },
-      [ctx, respond,
-       who = auth_attempt{client_address(*ctx, req), req.request_id, "jwt_session"}](caf::error& err) {
+      [ctx, respond, who = auth_attempt{client_address(*ctx, req), req.request_id, "jwt_session"}](
+          caf::error& err) {
         if (code_of(err) == errc::unauthorized)
           return reject_credentials(
               *ctx, who, respond, http::response::from_error(errc::unauthorized, message_of(err)));

@@ -78,8 +78,8 @@ std::string required_string(const nlohmann::json& body, std::string_view field, 
   for (unsigned char ch : s)
     chars += (ch & 0xC0) != 0x80;
   if (chars > max_len)
-    throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be at most "
-                                              + std::to_string(max_len) + " characters");
+    throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be at most " +
+                                                std::to_string(max_len) + " characters");
   return s;
 }
 
@@ -97,11 +97,13 @@ std::optional<int64_t> optional_int(const nlohmann::json& body, std::string_view
   if (it == body.end() || it->is_null())
     return std::nullopt;
   if (!it->is_number_integer())
-    throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be an integer");
+    throw app_error(errc::invalid_argument,
+                    "field '" + std::string{field} + "' must be an integer");
   auto v = it->get<int64_t>();
   if (v < min || v > max)
-    throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be between "
-                                              + std::to_string(min) + " and " + std::to_string(max));
+    throw app_error(errc::invalid_argument, "field '" + std::string{field} + "' must be between " +
+                                                std::to_string(min) + " and " +
+                                                std::to_string(max));
   return v;
 }
 
@@ -174,8 +176,8 @@ page_request page_params(const http::request& req) {
     nlohmann::json c;
     if (raw && !domain::json_text_nests_deeper_than(*raw, 4)) // cursors are flat objects
       c = nlohmann::json::parse(*raw, nullptr, false);
-    if (!raw || !c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id")
-        || !c["id"].is_string() || !is_uuid(c["id"].get<std::string>()))
+    if (!raw || !c.is_object() || !c.contains("t") || !c["t"].is_string() || !c.contains("id") ||
+        !c["id"].is_string() || !is_uuid(c["id"].get<std::string>()))
       throw app_error(errc::invalid_argument,
                       "query parameter 'cursor' is not a cursor this API returned");
     p.after_time = c["t"].get<std::string>();
@@ -201,32 +203,32 @@ nlohmann::json page_response(nlohmann::json rows, int limit) {
 
 void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond) {
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, limit](nlohmann::json& rows) {
-      respond(http::response::json(200, page_response(std::move(rows), limit)));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    std::move(job));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [respond, limit](nlohmann::json& rows) {
+        respond(http::response::json(200, page_response(std::move(rows), limit)));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      std::move(job));
 }
 
 void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
                 std::function<void(const caf::actor& tenant)> then) {
   runtime::ask<caf::actor>(
-    *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
-    [then](caf::actor& tenant) { then(tenant); },
-    [respond](caf::error& err) { reply_error(respond, err); }, tenant_atom::value,
-    std::move(tenant_id));
+      *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+      [then](caf::actor& tenant) { then(tenant); },
+      [respond](caf::error& err) { reply_error(respond, err); }, tenant_atom::value,
+      std::move(tenant_id));
 }
 
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond, int status) {
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->db->get(), ctx->db_timeout,
-    [respond, status](nlohmann::json& body) {
-      respond(status == 204 ? http::response{204, "application/json", "", {}}
-                            : http::response::json(status, body));
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    std::move(job));
+      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      [respond, status](nlohmann::json& body) {
+        respond(status == 204 ? http::response{204, "application/json", "", {}}
+                              : http::response::json(status, body));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      std::move(job));
 }
 
 } // namespace parley::edge
