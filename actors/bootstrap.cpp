@@ -13,6 +13,7 @@
 #include "actors/channel.hpp"
 #include "actors/conversation.hpp"
 #include "actors/edge/context.hpp"
+#include "actors/edge/key_cache.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/inbound_store.hpp"
 #include "actors/ingest.hpp"
@@ -296,6 +297,8 @@ int serve(const config::parley_config& cfg) {
          ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
+    // Resolved API keys live 5 s: revocations elsewhere in a cluster take effect within that.
+    edge::api_key_cache key_cache{std::chrono::seconds(5)};
     auto ctx = std::make_shared<edge::context>();
     ctx->sys = &sys;
     ctx->cfg = &cfg;
@@ -308,6 +311,7 @@ int serve(const config::parley_config& cfg) {
     ctx->secrets = &secrets;
     ctx->jwt_secret = jwt_secret_of(cfg.security);
     ctx->limiter = &limiter;
+    ctx->key_cache = &key_cache;
     ctx->draining = &draining;
     ctx->db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     ctx->actor_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);

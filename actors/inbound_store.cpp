@@ -74,6 +74,8 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
   // Only messages new to the database move the conversation's counters and window, so a
   // replayed or retried message changes nothing. The conversation is found per row through
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
+  // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
+  // LATERAL into an ordinary join and may hash-join the whole table after all.
   auto inserted = tx.exec_params(R"(
     WITH r AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -86,7 +88,8 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
              r.context, r.wa_id, 'received',
              CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
       FROM r CROSS JOIN LATERAL (
-        SELECT id FROM conversations c WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id) c
+        SELECT id FROM conversations c WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id
+        LIMIT 1) c
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
       RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
     ), counts AS (
@@ -110,7 +113,7 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
     FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
     CROSS JOIN LATERAL (
       SELECT id, conversation_id FROM messages m
-      WHERE m.channel_id = r.channel_id AND m.wamid = r.wamid) m)",
+      WHERE m.channel_id = r.channel_id AND m.wamid = r.wamid LIMIT 1) m)",
                             project(rows, {"channel_id", "wamid"}));
   std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> ids;
   for (const auto& row : all)

@@ -107,7 +107,8 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
                      {"ref_id", rows[i].value("ref_id", json(nullptr))},
                      {"ref_wamid", rows[i].value("ref_wamid", json(nullptr))}});
   // Every look-up goes through a unique index (LATERAL): the batch's size is unknown to the
-  // planner, and a hash join would scan every conversation or message of the node.
+  // planner, and a hash join would scan every conversation or message of the node. LIMIT 1
+  // stops PostgreSQL from flattening the subquery back into such a join.
   auto r = tx.exec_params(R"(
     SELECT r.i, c.id::text, coalesce(c.window_expires_at > now(), false),
            ref.id::text, ref.wamid, ref.direction, ref.from_wa, ref.conversation_id::text
@@ -115,7 +116,7 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
                                             ref_id uuid, ref_wamid text)
     LEFT JOIN LATERAL (
       SELECT id, window_expires_at FROM conversations c
-      WHERE c.channel_id = r.channel_id AND c.wa_id = r.to_wa) c ON true
+      WHERE c.channel_id = r.channel_id AND c.wa_id = r.to_wa LIMIT 1) c ON true
     LEFT JOIN LATERAL (
       SELECT m.id, m.wamid, m.direction, m.from_wa, m.conversation_id FROM messages m
       WHERE r.ref_id IS NOT NULL AND m.id = r.ref_id

@@ -4,6 +4,7 @@
 #include "actors/channel_store.hpp"
 #include "actors/edge/actor_status.hpp"
 #include "actors/edge/auth.hpp"
+#include "actors/edge/key_cache.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/interfaces.hpp"
@@ -59,6 +60,16 @@ void get_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
   });
 }
 
+/// `respond`, after forgetting cached API-key resolutions: for changes that may revoke keys or
+/// change their rates (revocation, suspension, deletion, plan). Runs once the change committed.
+http::responder clearing_keys(const context_ptr& ctx, http::responder respond) {
+  return http::responder{[ctx, respond](http::response r) {
+    if (ctx->key_cache)
+      ctx->key_cache->clear();
+    respond(std::move(r));
+  }};
+}
+
 void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
                   http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
@@ -79,6 +90,8 @@ void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& re
   }
   // Written here rather than through the tenant actor, so the change and its audit entry share
   // one transaction; the actor then reloads its copy.
+  // Validation is done: from here on the answer comes from the committed change.
+  respond = clearing_keys(ctx, std::move(respond));
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, id](nlohmann::json& t) {
@@ -98,6 +111,8 @@ void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& re
 void delete_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
                    http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
+  // Validation is done: from here on the answer comes from the committed change.
+  respond = clearing_keys(ctx, std::move(respond));
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, id](nlohmann::json&) {
@@ -154,6 +169,8 @@ void revoke_api_key(const context_ptr& ctx, const principal& p, http::request&& 
         return k;
     return nlohmann::json(nullptr);
   };
+  // Validation is done: from here on the answer comes from the committed change.
+  respond = clearing_keys(ctx, std::move(respond));
   run_job(ctx,
           audit_store::audited(api_key_store::revoke(tenant_id, key_id),
                                audit_event(p, req, "api_key.revoke", "api_key", tenant_id, key_id),

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "actors/channel_store.hpp"
+#include "actors/edge/key_cache.hpp"
 #include "actors/edge/rate_limits.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/user_store.hpp"
@@ -112,24 +113,36 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
       persistence::exec_atom::value, user_store::principal(sub, sid, tenant));
 }
 
+void admit_api_key(const context_ptr& ctx, const http::responder& respond, roles allowed,
+                   const std::function<void(const principal&)>& then, const nlohmann::json& who) {
+  principal p;
+  p.how = principal::kind::api_key;
+  p.what = role::api_key;
+  p.tenant_id = who["tenant_id"].get<std::string>();
+  p.id = who["key_id"].get<std::string>();
+  try {
+    check_role(p, allowed);
+  } catch (const app_error& e) {
+    return respond(http::response::from_error(e.code, e.message));
+  }
+  // The key's and the tenant's buckets (rates from the tenant's plan) admit the request.
+  admit_api_request(ctx, who, respond, [respond, then, p] { proceed(respond, then, p); });
+}
+
 void authenticate_api_key(const context_ptr& ctx, const http::request& req,
                           const http::responder& respond, roles allowed, const std::string& key,
                           std::function<void(const principal&)> then) {
+  auto hash = crypto::api_key_hash(key);
+  if (ctx->key_cache) {
+    if (auto who = ctx->key_cache->find(hash))
+      return admit_api_key(ctx, respond, allowed, then, *who);
+  }
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, allowed, then](nlohmann::json& who) {
-        principal p;
-        p.how = principal::kind::api_key;
-        p.what = role::api_key;
-        p.tenant_id = who["tenant_id"].get<std::string>();
-        p.id = who["key_id"].get<std::string>();
-        try {
-          check_role(p, allowed);
-        } catch (const app_error& e) {
-          return respond(http::response::from_error(e.code, e.message));
-        }
-        // The key's and the tenant's buckets (rates from the tenant's plan) admit the request.
-        admit_api_request(ctx, who, respond, [respond, then, p] { proceed(respond, then, p); });
+      [ctx, respond, allowed, then, hash](nlohmann::json& who) {
+        if (ctx->key_cache)
+          ctx->key_cache->put(hash, who);
+        admit_api_key(ctx, respond, allowed, then, who);
       },
       [ctx, respond,
        who = auth_attempt{client_address(*ctx, req), req.request_id, "api_key"}](caf::error& err) {
@@ -138,7 +151,7 @@ void authenticate_api_key(const context_ptr& ctx, const http::request& req,
               *ctx, who, respond, http::response::from_error(errc::unauthorized, message_of(err)));
         reply_error(respond, err);
       },
-      persistence::exec_atom::value, api_key_store::resolve(crypto::api_key_hash(key)));
+      persistence::exec_atom::value, api_key_store::resolve(hash));
 }
 
 } // namespace

@@ -32,6 +32,7 @@ struct context {
   const crypto::secret_box* secrets = nullptr;
   std::string jwt_secret;                  ///< HS256 key of access tokens (never logged)
   rate_limiter* limiter = nullptr;         ///< API and failed-authentication rate limits (null = off)
+  class api_key_cache* key_cache = nullptr; ///< resolved API keys, seconds-fresh (null = off)
   std::atomic<bool>* draining = nullptr;   ///< set on SIGTERM: /health/ready turns 503
   caf::timespan db_timeout = std::chrono::seconds(5);
   caf::timespan actor_timeout = std::chrono::seconds(5);
