@@ -456,6 +456,7 @@ struct graph_reply {
   std::string body;
   std::string retry_after;
   std::string network_error; ///< empty when an HTTP answer came
+  bool resent = false;       ///< the client wrote the request twice (stale keep-alive connection)
 };
 
 } // namespace
@@ -486,6 +487,7 @@ void http_call(channel_ptr self, http::client_request req, graph_reply base) {
     if (auto* resp = std::get_if<http::client_response>(&r)) {
       base.http_status = resp->status;
       base.retry_after = resp->header("retry-after");
+      base.resent = resp->resent;
       base.body = std::move(resp->body);
     } else {
       base.network_error = std::get<http::client_error>(r).message;
@@ -564,6 +566,15 @@ void on_graph_reply(channel_ptr self, graph_reply& rep) {
   auto now = self->clock().now();
   auto g = classify(rep);
   item.attempts = rep.attempt;
+  if (rep.resent) {
+    // Meta may have taken the first copy too: the same unavoidable window as a crash, counted
+    // the same way.
+    m->in_doubt->inc();
+    auto fields = log_fields(self);
+    fields["message_id"] = item.message_id;
+    st.logger.warn("outbound call written twice on a stale connection, Meta may have it twice",
+                   fields);
+  }
 
   pending_record rec;
   std::string outcome{domain::to_string(g.outcome)};

@@ -585,6 +585,7 @@ private:
       out.headers.emplace_back(to_lower({f.name_string().data(), f.name_string().size()}),
                                std::string(f.value()));
     out.body = std::move(res.body());
+    out.resent = current_->retried;
     bool keep = res.keep_alive() && !eof_delimited && !parser_->need_eof() &&
                 res.result_int() != 101 && buffer_.size() == 0;
     parser_.reset();

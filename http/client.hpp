@@ -50,6 +50,10 @@ struct client_response {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers; ///< arrival order, lower-case names
   std::string body;
+  /// The request went out twice: the first time on a pooled keep-alive connection that the peer
+  /// closed before answering (see client.cpp, may_retry). The server may have acted on both;
+  /// callers whose requests are not idempotent count it.
+  bool resent = false;
 
   /// Value of the first header with this lower-case name; "" when absent.
   std::string header(std::string_view lower_name) const;
