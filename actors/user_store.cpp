@@ -128,7 +128,11 @@ persistence::db_job principal(std::string user_id, std::string family_id,
                               std::optional<std::string> tenant_id) {
   return {tenant_id.value_or(""), true, [=](pqxx::work& tx) {
             auto r = tx.exec_params(
-                "SELECT u.role, u.tenant_id::text FROM users u "
+                // The plan's API rates come along: signed-in users share their tenant's bucket.
+                "SELECT u.role, u.tenant_id::text, "
+                "CASE WHEN t.id IS NULL THEN NULL ELSE parley_tenant_limits(t) ->> 'api_rps' END, "
+                "CASE WHEN t.id IS NULL THEN NULL ELSE parley_tenant_limits(t) ->> 'api_burst' END "
+                "FROM users u "
                 "LEFT JOIN tenants t ON t.id = u.tenant_id "
                 "WHERE u.id = $1::uuid AND u.deleted_at IS NULL AND NOT u.disabled "
                 "AND u.tenant_id IS NOT DISTINCT FROM $3::uuid "
@@ -139,10 +143,15 @@ persistence::db_job principal(std::string user_id, std::string family_id,
             if (r.empty())
               throw app_error(errc::unauthorized,
                               "the session of this access token has ended: sign in again");
-            return nlohmann::json{{"role", r[0][0].c_str()},
-                                  {"tenant_id", r[0][1].is_null()
-                                                    ? nlohmann::json(nullptr)
-                                                    : nlohmann::json(r[0][1].c_str())}};
+            nlohmann::json who{{"role", r[0][0].c_str()},
+                               {"tenant_id", r[0][1].is_null() ? nlohmann::json(nullptr)
+                                                               : nlohmann::json(r[0][1].c_str())}};
+            // Null rates (an unlimited override) mean no bucket, as for API keys.
+            if (!r[0][2].is_null() && !r[0][3].is_null()) {
+              who["api_rps"] = r[0][2].as<double>();
+              who["api_burst"] = r[0][3].as<double>();
+            }
+            return who;
           }};
 }
 

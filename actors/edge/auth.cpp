@@ -87,7 +87,7 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
     tenant = tid;
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [respond, allowed, then, sub](nlohmann::json& who) {
+      [ctx, respond, allowed, then, sub](nlohmann::json& who) {
         principal p;
         p.how = principal::kind::user;
         auto stored = role_named(who["role"].get<std::string>());
@@ -101,7 +101,11 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
         } catch (const app_error& e) {
           return respond(http::response::from_error(e.code, e.message));
         }
-        proceed(respond, then, p);
+        if (p.tenant_id.empty())
+          return proceed(respond, then, p);
+        // A signed-in user draws from a bucket of its own and from its tenant's, like a key.
+        who["key_id"] = "user:" + sub;
+        admit_api_request(ctx, who, respond, [respond, then, p] { proceed(respond, then, p); });
       },
       [ctx, respond, who = auth_attempt{client_address(*ctx, req), req.request_id, "jwt_session"}](
           caf::error& err) {

@@ -3,6 +3,7 @@ Retry-After and the JSON error body); per client IP for failed authentication on
 credentials are refused cheaply while Meta's well-signed webhooks are never throttled; shared
 across nodes through Redis, and still serving when Redis goes away."""
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -72,6 +73,24 @@ class LocalRateLimitTest(RateLimitTestCase):
         self.assertGreaterEqual(metric(srv, "parley_rate_limited_total", scope="api_key"), 1)
         self.assertGreaterEqual(metric(srv, "parley_rate_limited_total", scope="tenant"), 1)
         self.assertEqual(metric(srv, "parley_rate_limit_backend", backend="local"), 1)
+
+    def test_signed_in_users_are_limited_like_keys(self):
+        srv = self.server
+        t, key = self.tenant_with_key(srv, api_rps=0.01, api_burst=2)
+        email, password = f"rl-{secrets.token_hex(4)}@example.com", "pw-" + secrets.token_hex(10)
+        r = srv.admin("POST", f"/v1/tenants/{t['id']}/users",
+                      {"email": email, "password": password, "role": "agent"})
+        self.assertStatus(r, 201, "create user")
+        r = srv.request("POST", "/v1/auth/login", {"email": email, "password": password})
+        self.assertStatus(r, 200, "login")
+        jwt = r.body["access_token"]
+        for i in range(2):
+            self.assertStatus(srv.request("GET", "/v1/channels", token=jwt), 200, f"request {i}")
+        self.assertRateLimited(srv.request("GET", "/v1/channels", token=jwt),
+                               "3rd request of a signed-in user on a 2-burst plan")
+        # The user drew from the tenant's bucket too: the tenant's key is refused now.
+        self.assertRateLimited(srv.request("GET", "/v1/channels", token=key),
+                               "the tenant's key after its user emptied the tenant bucket")
 
     def test_raising_the_limit_takes_effect(self):
         srv = self.server
