@@ -28,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/common/cli.hpp"
 #include "bench/common/harness.hpp"
 #include "bench/common/load.hpp"
 #include "bench/common/process.hpp"
@@ -49,7 +50,7 @@ constexpr double rate_tolerance = 0.05;
 
 using clk = std::chrono::steady_clock;
 
-struct options {
+struct options : server_options {
   double duration_s = 20;
   int connections = 64;
   int tenants = 100;
@@ -58,71 +59,29 @@ struct options {
   int graph_latency_ms = 0;
   int rate_mps = 80;
   int rate_seconds = 30;
-  double drain_wait_s = 120;
-  std::string parley_bin;
-  std::map<std::string, std::string> server_env;
-  bool keep_db = false;
-  std::optional<std::string> filter;
 };
-
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_outbound: %s\n"
-               "usage: bench_outbound [--duration S] [--connections N] [--tenants N] "
-               "[--channels-per-tenant N] [--throughput-mps N] [--graph-latency-ms N] "
-               "[--rate-mps N] [--rate-seconds S] [--drain-wait S] [--parley PATH] "
-               "[--server-env KEY=VALUE]... [--keep-db]\n",
-               why.c_str());
-  std::exit(2);
-}
 
 options parse_args(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--duration")
-      o.duration_s = std::stod(value());
-    else if (a == "--connections")
-      o.connections = std::stoi(value());
-    else if (a == "--tenants")
-      o.tenants = std::stoi(value());
-    else if (a == "--channels-per-tenant")
-      o.channels_per_tenant = std::stoi(value());
-    else if (a == "--throughput-mps")
-      o.throughput_mps = std::stoi(value());
-    else if (a == "--graph-latency-ms")
-      o.graph_latency_ms = std::stoi(value());
-    else if (a == "--rate-mps")
-      o.rate_mps = std::stoi(value());
-    else if (a == "--rate-seconds")
-      o.rate_seconds = std::stoi(value());
-    else if (a == "--drain-wait")
-      o.drain_wait_s = std::stod(value());
-    else if (a == "--parley")
-      o.parley_bin = value();
-    else if (a == "--server-env") {
-      auto kv = value();
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || kv.rfind("PARLEY_", 0) != 0)
-        usage("--server-env wants PARLEY_KEY=VALUE, got " + kv);
-      o.server_env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    } else if (a == "--keep-db")
-      o.keep_db = true;
-    else if (a.rfind("--benchmark_filter=", 0) == 0) // what `make bench` passes on
-      o.filter = a.substr(19);
-    else if (a == "--help" || a == "-h")
-      usage("help");
-    else
-      usage("unknown argument " + a);
-  }
-  if (o.duration_s <= 0 || o.connections <= 0 || o.tenants <= 0 || o.channels_per_tenant <= 0 ||
-      o.throughput_mps <= 0 || o.rate_mps <= 0 || o.rate_seconds <= 0 || o.graph_latency_ms < 0)
-    usage("durations, rates and counts must be positive");
+  o.drain_wait_s = 120;
+  CLI::App app{"Outbound throughput and rate-limit accuracy through the real parley serve"};
+  app.add_option("--duration", o.duration_s, "seconds of the throughput run")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--connections", o.connections, "keep-alive connections")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--tenants", o.tenants, "tenants")->check(CLI::PositiveNumber);
+  app.add_option("--channels-per-tenant", o.channels_per_tenant, "channels per tenant")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--throughput-mps", o.throughput_mps, "throughput_mps of every channel")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--graph-latency-ms", o.graph_latency_ms, "added latency of the fake Graph API")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--rate-mps", o.rate_mps, "throughput_mps of the rate-limit channel")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--rate-seconds", o.rate_seconds, "seconds the rate-limit run measures")
+      ->check(CLI::PositiveNumber);
+  add_server_options(app, o);
+  parse_or_exit(app, argc, argv);
   return o;
 }
 

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "bench/common/cli.hpp"
 #include "bench/common/harness.hpp"
 #include "bench/common/load.hpp"
 #include "bench/common/process.hpp"
@@ -45,69 +46,25 @@ constexpr double target_ack_per_s = 15000;
 constexpr double target_msgs_per_s = 10000;
 constexpr double target_p99_ms = 15;
 
-struct options {
+struct options : server_options {
   double duration_s = 20;
   double rate = 7500;
   int connections = 64;
   int tenants = 100;
   uint32_t contacts = 10000;
-  double drain_wait_s = 60;
-  std::string parley_bin;
-  std::map<std::string, std::string> server_env;
-  bool keep_db = false;
-  std::optional<std::string> filter;
 };
-
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_webhook_ingest: %s\n"
-               "usage: bench_webhook_ingest [--duration S] [--rate N] [--connections N] "
-               "[--tenants N] [--contacts N] [--drain-wait S] [--parley PATH] "
-               "[--server-env KEY=VALUE]... [--keep-db]\n",
-               why.c_str());
-  std::exit(2);
-}
 
 options parse_args(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--duration")
-      o.duration_s = std::stod(value());
-    else if (a == "--rate")
-      o.rate = std::stod(value());
-    else if (a == "--connections")
-      o.connections = std::stoi(value());
-    else if (a == "--tenants")
-      o.tenants = std::stoi(value());
-    else if (a == "--contacts")
-      o.contacts = static_cast<uint32_t>(std::stoul(value()));
-    else if (a == "--drain-wait")
-      o.drain_wait_s = std::stod(value());
-    else if (a == "--parley")
-      o.parley_bin = value();
-    else if (a == "--server-env") {
-      auto kv = value();
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || kv.rfind("PARLEY_", 0) != 0)
-        usage("--server-env wants PARLEY_KEY=VALUE, got " + kv);
-      o.server_env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    } else if (a == "--keep-db")
-      o.keep_db = true;
-    else if (a.rfind("--benchmark_filter=", 0) == 0) // what `make bench` passes on
-      o.filter = a.substr(19);
-    else if (a == "--help" || a == "-h")
-      usage("help");
-    else
-      usage("unknown argument " + a);
-  }
-  if (o.duration_s <= 0 || o.rate <= 0 || o.connections <= 0 || o.tenants <= 0 || o.contacts == 0)
-    usage("durations, rates and counts must be positive");
+  CLI::App app{"Sustained webhook ingestion through the real parley serve"};
+  app.add_option("--duration", o.duration_s, "seconds of load per run")->check(CLI::PositiveNumber);
+  app.add_option("--rate", o.rate, "webhooks/s of the fixed-rate run")->check(CLI::PositiveNumber);
+  app.add_option("--connections", o.connections, "keep-alive connections")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--tenants", o.tenants, "tenants (one channel each)")->check(CLI::PositiveNumber);
+  app.add_option("--contacts", o.contacts, "contacts per tenant")->check(CLI::PositiveNumber);
+  add_server_options(app, o);
+  parse_or_exit(app, argc, argv);
   return o;
 }
 
@@ -397,12 +354,9 @@ int run(const options& opt) {
   auto admin_token = crypto::random_hex(24);
   auto app_secret = crypto::random_hex(16);
   std::map<std::string, std::string> env{
-      {"PARLEY_DB_URL", scratch.app_url()},
-      {"PARLEY_DB_MIGRATE_URL", scratch.url()},
-      {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},
-      {"PARLEY_HTTP_PORT", "0"},
-      {"PARLEY_ADMIN_TOKEN", admin_token},
-      {"PARLEY_MASTER_KEY", crypto::random_hex(32)},
+      {"PARLEY_DB_URL", scratch.app_url()},       {"PARLEY_DB_MIGRATE_URL", scratch.url()},
+      {"PARLEY_HTTP_ADDRESS", "127.0.0.1"},       {"PARLEY_HTTP_PORT", "0"},
+      {"PARLEY_ADMIN_TOKEN", admin_token},        {"PARLEY_MASTER_KEY", crypto::random_hex(32)},
       {"PARLEY_WHATSAPP_APP_SECRET", app_secret},
   };
   for (const auto& [k, v] : opt.server_env)

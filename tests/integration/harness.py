@@ -651,3 +651,28 @@ def import_fake(module: str = "fake_graph"):
     if FAKES_DIR not in sys.path:
         sys.path.insert(0, FAKES_DIR)
     return importlib.import_module(module)
+
+
+class RestartTestCase(ParleyTestCase):
+    """For crash tests: one scratch database and one admin token and master key per test, so a
+    server started again (start_again) finds everything the killed one committed."""
+
+    SERVER_ENV: dict = {}
+
+    def setUp(self):
+        self.db = ScratchDatabase().create()
+        self.addCleanup(self.db.drop)
+        self.admin_token = "adm-" + secrets.token_hex(16)
+        self.master_key = secrets.token_hex(32)
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.alive():
+                s.stop(check=False)
+
+    def start(self) -> ParleyServer:
+        srv = ParleyServer(env=self.SERVER_ENV, db_url=self.db.url, admin_token=self.admin_token,
+                           master_key=self.master_key).start()
+        self.servers.append(srv)
+        return srv

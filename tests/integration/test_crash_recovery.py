@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import ParleyServer, ParleyTestCase, ScratchDatabase, require_environment
+from harness import RestartTestCase, require_environment
 from webhook_fixtures import (WEBHOOK_PATH, KeepAlivePoster, entry, envelope, messages_change,
                               metric, tenant_with_channel, text_body, text_message, unique_wamid,
                               unprocessed, wait_processed, wait_until)
@@ -94,24 +94,8 @@ def values_list(wamids) -> str:
     return ",".join("('" + w.replace("'", "''") + "')" for w in wamids)
 
 
-class CrashRecoveryTest(ParleyTestCase):
-    def setUp(self):
-        self.db = ScratchDatabase().create()
-        self.addCleanup(self.db.drop)
-        self.admin_token = "adm-" + secrets.token_hex(16)
-        self.master_key = secrets.token_hex(32)
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.stop(check=False)
-
-    def start(self) -> ParleyServer:
-        srv = ParleyServer(env={"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET}, db_url=self.db.url,
-                           admin_token=self.admin_token, master_key=self.master_key).start()
-        self.servers.append(srv)
-        return srv
+class CrashRecoveryTest(RestartTestCase):
+    SERVER_ENV = {"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET}
 
     def load_until(self, srv, tc, acks: int) -> Load:
         load = Load(srv.port, tc.phone_number_id, tc.channel_id).start()

@@ -21,7 +21,7 @@ import unittest
 import uuid
 from typing import NamedTuple, Optional
 
-from harness import (ParleyServer, ParleyTestCase, ScratchDatabase, http_request, import_fake,
+from harness import (ParleyServer, ParleyTestCase, RestartTestCase, http_request, import_fake,
                      require_environment)
 from webhook_fixtures import (entry, envelope, message_by_wamid, messages_change, metric,
                               post_webhook, scrape, text_body, text_message, unique_wamid,
@@ -907,7 +907,7 @@ class TlsTest(OutboundCase):
         self.assertEqual(stranger.requests(), [], "a request went to an untrusted server")
 
 
-class OutboundCrashTest(ParleyTestCase):
+class OutboundCrashTest(RestartTestCase):
     """SIGKILL in the middle of a concurrent burst of 300 messages, then a restart on the same
     database: every accepted message is sent (at least once); duplicates are possible only for
     calls in doubt, and the restarted node counts those."""
@@ -916,25 +916,12 @@ class OutboundCrashTest(ParleyTestCase):
     THREADS = 12
     CONTACTS = 30
 
+    SERVER_ENV = OUTBOUND_ENV
+
     def setUp(self):
-        self.db = ScratchDatabase().create()
-        self.addCleanup(self.db.drop)
+        super().setUp()
         self.fake = FakeGraph().start()
         self.addCleanup(self.fake.stop)
-        self.admin_token = "adm-" + secrets.token_hex(16)
-        self.master_key = secrets.token_hex(32)
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.stop(check=False)
-
-    def start(self) -> ParleyServer:
-        srv = ParleyServer(env=OUTBOUND_ENV, db_url=self.db.url, admin_token=self.admin_token,
-                           master_key=self.master_key).start()
-        self.servers.append(srv)
-        return srv
 
     def test_sigkill_mid_burst_then_every_accepted_message_is_sent(self):
         srv = self.start()
