@@ -59,7 +59,8 @@ persistence::db_job create(new_user u) {
             auto r = tx.exec_params(
                 "INSERT INTO users (tenant_id, email, name, role, password_hash) "
                 "VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id::text",
-                u.tenant_id, u.email, u.name, u.role, u.password_hash);
+                u.tenant_id, u.email, u.name, u.role,
+                password::hash(u.password.plain, u.password.params));
             if (r.empty())
               throw app_error(errc::conflict, "a user with email '" + u.email + "' already exists");
             return required_summary(tx, std::nullopt, r[0][0].c_str());
@@ -97,15 +98,18 @@ persistence::db_job update(std::optional<std::string> scope, std::string user_id
             if (patch.role && *patch.role == "platform_admin" && before["role"] != "platform_admin")
               throw app_error(errc::invalid_argument,
                               "field 'role' must be 'tenant_admin' or 'agent' for a tenant's user");
+            std::optional<std::string> hash;
+            if (patch.password)
+              hash = password::hash(patch.password->plain, patch.password->params);
             tx.exec_params("UPDATE users SET name = coalesce($2, name), role = coalesce($3, role), "
                            "disabled = coalesce($4, disabled), "
                            "password_hash = coalesce($5, password_hash), "
                            "failed_logins = CASE WHEN $5 IS NULL THEN failed_logins ELSE 0 END, "
                            "locked_until = CASE WHEN $5 IS NULL THEN locked_until END, "
                            "updated_at = now() WHERE id = $1::uuid",
-                           user_id, patch.name, patch.role, patch.disabled, patch.password_hash);
+                           user_id, patch.name, patch.role, patch.disabled, hash);
             bool role_changed = patch.role && before["role"] != *patch.role;
-            if (role_changed || patch.password_hash || patch.disabled.value_or(false))
+            if (role_changed || patch.password || patch.disabled.value_or(false))
               end_sessions(tx, user_id);
             return required_summary(tx, scope, user_id);
           }};

@@ -5,16 +5,24 @@
 #include <optional>
 #include <string>
 
+#include "domain/password.hpp"
 #include "persistence/messages.hpp"
 
 namespace parley::user_store {
+
+/// A validated password, hashed inside the job: scrypt takes a few hundred milliseconds and
+/// 32 MiB, which belongs on a pool worker, never on an HTTP I/O thread.
+struct new_password {
+  std::string plain;
+  password::scrypt_params params;
+};
 
 struct new_user {
   std::optional<std::string> tenant_id; ///< nullopt only for platform_admin
   std::string email;
   std::optional<std::string> name;
   std::string role;
-  std::string password_hash;
+  new_password password;
 };
 
 /// Inserts; conflict when a live user has the email (any case); not_found for no tenant.
@@ -31,7 +39,7 @@ struct user_patch {
   std::optional<std::string> name;
   std::optional<std::string> role;
   std::optional<bool> disabled;
-  std::optional<std::string> password_hash;
+  std::optional<new_password> password;
 };
 /// Applies `patch`. A role or password change and disabling end the user's sessions.
 persistence::db_job update(std::optional<std::string> scope, std::string user_id, user_patch patch);

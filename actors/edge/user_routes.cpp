@@ -3,8 +3,8 @@
 
 #include "actors/audit_store.hpp"
 #include "actors/edge/auth.hpp"
-#include "actors/edge/routes.hpp"
 #include "actors/edge/rate_limits.hpp"
+#include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "actors/session_store.hpp"
 #include "actors/user_store.hpp"
@@ -38,7 +38,7 @@ std::string valid_email(const nlohmann::json& body) {
   return email;
 }
 
-std::string new_password_hash(const context& ctx, const nlohmann::json& body) {
+user_store::new_password new_password(const context& ctx, const nlohmann::json& body) {
   auto it = body.find("password");
   if (it == body.end() || !it->is_string())
     throw app_error(errc::invalid_argument, "field 'password' is required and must be a string");
@@ -47,7 +47,7 @@ std::string new_password_hash(const context& ctx, const nlohmann::json& body) {
     throw app_error(errc::invalid_argument,
                     "field 'password' must be " + std::to_string(password::min_length) + " to " +
                         std::to_string(password::max_length) + " characters");
-  return password::hash(pw, hashing_of(ctx));
+  return {pw, hashing_of(ctx)}; // hashed by the store's job, on a pool worker
 }
 
 std::optional<std::string> scope_of(const principal& p) {
@@ -73,7 +73,7 @@ void create_user_in(const context_ptr& ctx, const principal& p, const http::requ
     throw app_error(errc::invalid_argument,
                     "field 'role' must be 'platform_admin' here; tenant users are created with "
                     "POST /v1/tenants/{id}/users");
-  u.password_hash = new_password_hash(*ctx, body);
+  u.password = new_password(*ctx, body);
   auto ev = audit_event(p, req, "user.create", "user", tenant_id.value_or(""));
   run_job(ctx, audit_store::audited(user_store::create(std::move(u)), std::move(ev)), respond, 201);
 }
@@ -139,7 +139,7 @@ void patch_user(const context_ptr& ctx, const principal& p, http::request&& req,
     patch.disabled = body["disabled"].get<bool>();
   }
   if (body.contains("password") && !body["password"].is_null())
-    patch.password_hash = new_password_hash(*ctx, body);
+    patch.password = new_password(*ctx, body);
   if (id == p.id && (patch.role || patch.disabled.value_or(false)))
     throw app_error(errc::invalid_argument,
                     "you cannot change your own role or disable yourself; ask another admin");
@@ -216,7 +216,8 @@ void login(const context_ptr& ctx, http::request&& req, http::responder respond)
   lr.hashing = hashing_of(*ctx);
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, refresh_token, ip = client_address(*ctx, req), rid = req.request_id](nlohmann::json& out) {
+      [ctx, respond, refresh_token, ip = client_address(*ctx, req),
+       rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {
           if (out.value("locked", false))
             auth_log().warn(
@@ -242,7 +243,8 @@ void refresh(const context_ptr& ctx, http::request&& req, http::responder respon
   auto next = session::new_refresh_token();
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, next, ip = client_address(*ctx, req), rid = req.request_id](nlohmann::json& out) {
+      [ctx, respond, next, ip = client_address(*ctx, req),
+       rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {
           if (out.value("reuse", false))
             auth_log().warn("refresh token reused: session family revoked",
