@@ -18,8 +18,8 @@
 #include "actors/inbound_store.hpp"
 #include "actors/ingest.hpp"
 #include "actors/interfaces.hpp"
-#include "actors/outbound_store.hpp"
 #include "actors/key_rotation.hpp"
+#include "actors/outbound_store.hpp"
 #include "actors/rate_limiter.hpp"
 #include "actors/tenant.hpp"
 #include "domain/crypto.hpp"
@@ -45,7 +45,8 @@ int migrate_with_retry(const config::parley_config& cfg, const log::logger& logg
   for (int i = 1;; ++i) {
     try {
       // Migrations run as the tables' owner; the node itself serves as the application role.
-      int applied = persistence::migrate(cfg.db.migrate_url.empty() ? cfg.db.url : cfg.db.migrate_url);
+      int applied =
+          persistence::migrate(cfg.db.migrate_url.empty() ? cfg.db.url : cfg.db.migrate_url);
       logger.info("migrations applied", {{"applied", applied}});
       return 0;
     } catch (const pqxx::broken_connection& e) {
@@ -263,10 +264,13 @@ int serve(const config::parley_config& cfg) {
                          // db.writers connections commit in parallel (PostgreSQL groups their
                          // WAL flushes); each still batches what reaches it.
                          auto make = [&cfg, &registry, &s] {
-                           return persistence::spawn_writer(
-                               s, cfg.db,
-                               persistence::make_writer_options(cfg.db, all_batch_handlers()),
-                               registry);
+                           auto opts =
+                               persistence::make_writer_options(cfg.db, all_batch_handlers());
+                           // Accepting sends locks the tenants' monthly usage counters: the
+                           // shorter the rest of the transaction after it, the less the
+                           // writers wait for each other.
+                           opts.late_kinds.insert(outbound_store::accept_kind);
+                           return persistence::spawn_writer(s, cfg.db, std::move(opts), registry);
                          };
                          if (cfg.db.writers <= 1)
                            return make();

@@ -49,6 +49,35 @@ void arm_passivation(conversation_ptr self, caf::timespan after) {
   self->delayed_send(self, after, tick_atom::value);
 }
 
+nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg) {
+  return {{"tenant_id", st.tenant_id},
+          {"channel_id", st.channel_id},
+          {"wa_id", st.wa_id},
+          {"profile_name", msg.profile_name},
+          {"wamid", msg.wamid},
+          {"type", msg.type},
+          {"content", std::move(msg.content)},
+          {"raw", std::move(msg.raw)},
+          {"context", std::move(msg.context)},
+          {"ts", msg.timestamp}};
+}
+
+/// Commits `row` and answers `rp` with the result. await: this contact's messages are committed
+/// in arrival order; other conversations keep flowing and share the writer's batches.
+void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp,
+           uint64_t wamid_hash, const char* kind, nlohmann::json row) {
+  self->request(self->state.deps->writer->get(), self->state.deps->write_timeout,
+                persistence::persist_atom::value, persistence::write_op{kind, std::move(row)})
+      .await(
+          [self, rp, wamid_hash](nlohmann::json& result) mutable {
+            self->state.remember(wamid_hash);
+            if (result.contains("conversation_id"))
+              self->state.conversation_id = result["conversation_id"].get<std::string>();
+            rp.deliver(std::move(result));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
 caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* deps,
                                 std::string tenant_id, std::string channel_id, std::string wa_id) {
   auto& st = self->state;
@@ -65,81 +94,75 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
   });
   arm_passivation(self, deps->idle_timeout);
   return {
-    [self](inbound_atom, domain::inbound_message& msg, int64_t raw_event_id) -> caf::result<nlohmann::json> {
-      auto& st = self->state;
-      st.last_active = self->clock().now();
-      auto h = wamid_hash(msg.wamid);
-      auto rp = self->make_response_promise<nlohmann::json>();
-      // (Values go through the promise: a caf::result<nlohmann::json> built from a JSON value
-      // would wrap it in an array.)
-      if (st.seen(h)) {
-        rp.deliver(nlohmann::json{{"conversation_id", st.conversation_id}, {"duplicate", true}});
+      [self](inbound_atom, domain::inbound_message& msg,
+             int64_t raw_event_id) -> caf::result<nlohmann::json> {
+        auto& st = self->state;
+        st.last_active = self->clock().now();
+        auto rp = self->make_response_promise<nlohmann::json>();
+        // (Values go through the promise: a caf::result<nlohmann::json> built from a JSON value
+        // would wrap it in an array.)
+        if (st.seen(wamid_hash(msg.wamid))) {
+          rp.deliver(nlohmann::json{{"conversation_id", st.conversation_id}, {"duplicate", true}});
+          return rp;
+        }
+        auto row = message_row(st, msg);
+        row["raw_event_id"] = raw_event_id;
+        store(self, rp, wamid_hash(msg.wamid), inbound_store::message_kind, std::move(row));
         return rp;
-      }
-      nlohmann::json row{{"tenant_id", st.tenant_id},
-                         {"channel_id", st.channel_id},
-                         {"wa_id", st.wa_id},
-                         {"profile_name", msg.profile_name},
-                         {"wamid", msg.wamid},
-                         {"type", msg.type},
-                         {"content", std::move(msg.content)},
-                         {"raw", std::move(msg.raw)},
-                         {"context", std::move(msg.context)},
-                         {"ts", msg.timestamp},
-                         {"raw_event_id", raw_event_id}};
-      // await: this contact's messages are committed in arrival order; other conversations
-      // keep flowing and share the writer's batches.
-      self->request(st.deps->writer->get(), st.deps->write_timeout, persistence::persist_atom::value,
-                    persistence::write_op{inbound_store::message_kind, std::move(row)})
-        .await(
-          [self, rp, h](nlohmann::json& result) mutable {
-            self->state.remember(h);
-            if (result.contains("conversation_id"))
-              self->state.conversation_id = result["conversation_id"].get<std::string>();
-            rp.deliver(std::move(result));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](status_event_atom, domain::status_event& ev) -> caf::result<nlohmann::json> {
-      auto& st = self->state;
-      st.last_active = self->clock().now();
-      nlohmann::json row{{"tenant_id", st.tenant_id},
-                         {"channel_id", st.channel_id},
-                         {"wamid", ev.wamid},
-                         {"status", ev.status_text},
-                         {"recipient_id", ev.recipient_id},
-                         {"ts", ev.timestamp},
-                         {"error_code", ev.error_code ? nlohmann::json(*ev.error_code) : nlohmann::json(nullptr)},
-                         {"error_title", ev.error_title},
-                         {"errors", std::move(ev.errors)},
-                         {"conversation", std::move(ev.conversation)},
-                         {"pricing", std::move(ev.pricing)}};
-      auto rp = self->make_response_promise<nlohmann::json>();
-      self->request(st.deps->writer->get(), st.deps->write_timeout, persistence::persist_atom::value,
-                    persistence::write_op{inbound_store::status_kind, std::move(row)})
-        .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
-               [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](tick_atom) {
-      auto& st = self->state;
-      auto idle = self->clock().now() - st.last_active;
-      if (idle >= st.deps->idle_timeout) {
-        if (st.deps->passivated)
-          st.deps->passivated->inc();
-        self->quit();
-        return;
-      }
-      arm_passivation(self, st.deps->idle_timeout - idle);
-    },
-    [self](status_atom) {
-      auto idle = self->clock().now() - self->state.last_active;
-      return nlohmann::json{
-        {"state", "running"},
-        {"mailbox", self->mailbox().size()},
-        {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()}};
-    },
+      },
+      [self](inbound_atom, domain::inbound_message& msg,
+             nlohmann::json& event) -> caf::result<nlohmann::json> {
+        // The webhook is not durable yet: its raw event is written with the message, even when the
+        // wamid is a known duplicate (nothing is acknowledged before it is stored).
+        auto& st = self->state;
+        st.last_active = self->clock().now();
+        auto rp = self->make_response_promise<nlohmann::json>();
+        auto row = message_row(st, msg);
+        row["event"] = std::move(event);
+        store(self, rp, wamid_hash(msg.wamid), inbound_store::message_event_kind, std::move(row));
+        return rp;
+      },
+      [self](status_event_atom, domain::status_event& ev) -> caf::result<nlohmann::json> {
+        auto& st = self->state;
+        st.last_active = self->clock().now();
+        nlohmann::json row{{"tenant_id", st.tenant_id},
+                           {"channel_id", st.channel_id},
+                           {"wamid", ev.wamid},
+                           {"status", ev.status_text},
+                           {"recipient_id", ev.recipient_id},
+                           {"ts", ev.timestamp},
+                           {"error_code", ev.error_code ? nlohmann::json(*ev.error_code)
+                                                        : nlohmann::json(nullptr)},
+                           {"error_title", ev.error_title},
+                           {"errors", std::move(ev.errors)},
+                           {"conversation", std::move(ev.conversation)},
+                           {"pricing", std::move(ev.pricing)}};
+        auto rp = self->make_response_promise<nlohmann::json>();
+        self->request(st.deps->writer->get(), st.deps->write_timeout,
+                      persistence::persist_atom::value,
+                      persistence::write_op{inbound_store::status_kind, std::move(row)})
+            .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
+                   [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        auto idle = self->clock().now() - st.last_active;
+        if (idle >= st.deps->idle_timeout) {
+          if (st.deps->passivated)
+            st.deps->passivated->inc();
+          self->quit();
+          return;
+        }
+        arm_passivation(self, st.deps->idle_timeout - idle);
+      },
+      [self](status_atom) {
+        auto idle = self->clock().now() - self->state.last_active;
+        return nlohmann::json{
+            {"state", "running"},
+            {"mailbox", self->mailbox().size()},
+            {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()}};
+      },
   };
 }
 

@@ -7,36 +7,60 @@
 
 #include "domain/crypto.hpp"
 #include "persistence/json_rows.hpp"
+#include "persistence/prepared.hpp"
 
 namespace parley::inbound_store {
 
 namespace {
 
-std::vector<nlohmann::json> store_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  // Ids are drawn first so each row's id is known without relying on RETURNING order.
-  auto ids = tx.exec_params("SELECT nextval('raw_webhook_events_id_seq') FROM generate_series(1, $1)",
-                            static_cast<int>(rows.size()));
-  std::vector<nlohmann::json> batch;
-  std::vector<nlohmann::json> results;
-  batch.reserve(rows.size());
+/// Inserts raw events and returns their ids in row order. `processed`: the event's message is
+/// stored in the same transaction (the one-transaction path of single-message webhooks).
+std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows,
+                                       bool processed) {
+  // Ids are drawn in the statement and returned with each row's position, so no row relies on
+  // RETURNING order (which PostgreSQL does not promise).
+  std::string param = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
-    auto id = ids[static_cast<int>(i)][0].as<int64_t>();
-    nlohmann::json r = rows[i];
-    r["id"] = id;
-    batch.push_back(std::move(r));
-    results.push_back({{"id", id}});
+    // {"body_b64":..,...} + "i": the row is an object of ASCII fields (base64, uuid, request id).
+    auto text = rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.back() = ',';
+    if (i)
+      param += ',';
+    param += text;
+    param += "\"i\":" + std::to_string(i) + "}";
   }
-  tx.exec_params(R"(
-    INSERT INTO raw_webhook_events (id, channel_id, request_id, body)
-    SELECT r.id, r.channel_id, r.request_id, decode(r.body_b64, 'base64')
-    FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, channel_id uuid, request_id text, body_b64 text))",
-                 persistence::json_rows(batch));
+  param += ']';
+  static const std::string sql = R"(
+    WITH r AS MATERIALIZED (
+      SELECT nextval('raw_webhook_events_id_seq') AS id, r.*
+      FROM jsonb_to_recordset($1::jsonb) AS r(i int, channel_id uuid, request_id text, body_b64 text)
+    ), ins AS (
+      INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at)
+      SELECT r.id, r.channel_id, r.request_id, decode(r.body_b64, 'base64'),
+             CASE WHEN $2 THEN now() END
+      FROM r
+    )
+    SELECT i, id FROM r)";
+  auto ids = persistence::exec_prepared_sql(tx, "inbound_raw_events", sql, param, processed);
+  std::vector<int64_t> out(rows.size(), 0);
+  for (const auto& row : ids)
+    out.at(row[0].as<size_t>()) = row[1].as<int64_t>();
+  return out;
+}
+
+std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
+                                             const std::vector<nlohmann::json>& rows) {
+  std::vector<nlohmann::json> results;
+  results.reserve(rows.size());
+  for (auto id : insert_raw_events(tx, rows, false))
+    results.push_back({{"id", id}});
   return results;
 }
 
 /// Each statement gets only the columns it reads: PostgreSQL parses the JSON parameter once per
 /// statement, and the message rows (content, raw) are by far the largest part.
-std::string project(const std::vector<nlohmann::json>& rows, std::initializer_list<const char*> keys) {
+std::string project(const std::vector<nlohmann::json>& rows,
+                    std::initializer_list<const char*> keys) {
   std::vector<nlohmann::json> out;
   out.reserve(rows.size());
   for (const auto& r : rows) {
@@ -49,9 +73,13 @@ std::string project(const std::vector<nlohmann::json>& rows, std::initializer_li
   return persistence::json_rows(out);
 }
 
-std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  auto people = project(rows, {"tenant_id", "channel_id", "wa_id", "profile_name"});
-  tx.exec_params(R"(
+/// Meta's message time as stored: out-of-range timestamps fall back to the arrival time.
+#define PARLEY_META_TS(col)                                                                        \
+  "CASE WHEN " col " > 0 AND " col " < 32503680000 THEN to_timestamp(" col ") ELSE now() END"
+
+std::vector<nlohmann::json> store_messages(pqxx::work& tx,
+                                           const std::vector<nlohmann::json>& rows) {
+  persistence::exec_prepared_sql(tx, "inbound_contacts", R"(
     INSERT INTO contacts (tenant_id, wa_id, profile_name)
     SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text, profile_name text)
@@ -60,23 +88,41 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       SET profile_name = EXCLUDED.profile_name, updated_at = now()
       WHERE EXCLUDED.profile_name IS NOT NULL
         AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
-                 people);
-  tx.exec_params(R"(
-    INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name)
-    SELECT DISTINCT ON (r.channel_id, r.wa_id) r.tenant_id, r.channel_id, r.wa_id, nullif(r.profile_name, '')
-    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, channel_id uuid, wa_id text, profile_name text)
-    ORDER BY r.channel_id, r.wa_id
-    ON CONFLICT (channel_id, wa_id) DO UPDATE
-      SET contact_name = EXCLUDED.contact_name
-      WHERE EXCLUDED.contact_name IS NOT NULL
-        AND conversations.contact_name IS DISTINCT FROM EXCLUDED.contact_name)",
-                 people);
-  // Only messages new to the database move the conversation's counters and window, so a
+                                 project(rows, {"tenant_id", "wa_id", "profile_name"}));
+  // A conversation created here starts with its counters and window already set from the batch's
+  // messages: none of them can be stored yet (messages belong to their conversation), so all
+  // distinct wamids are new. Only conversations that existed before are updated after the
+  // insert below: the common first message of a contact writes its conversation row once.
+  auto created = persistence::exec_prepared_sql(
+      tx, "inbound_conversations", R"(
+    WITH r AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        tenant_id uuid, channel_id uuid, wa_id text, profile_name text, wamid text, ts bigint)
+    ), per AS (
+      SELECT r.tenant_id, r.channel_id, r.wa_id, max(nullif(r.profile_name, '')) AS contact_name,
+             count(DISTINCT r.wamid) AS n, max()" PARLEY_META_TS("r.ts") R"() AS ts
+      FROM r GROUP BY r.tenant_id, r.channel_id, r.wa_id
+    ), up AS (
+      INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name, unread_count,
+                                 last_inbound_at, last_message_at, window_expires_at)
+      SELECT per.tenant_id, per.channel_id, per.wa_id, per.contact_name, per.n, per.ts, per.ts,
+             per.ts + interval '24 hours'
+      FROM per ORDER BY per.channel_id, per.wa_id
+      ON CONFLICT (channel_id, wa_id) DO UPDATE
+        SET contact_name = EXCLUDED.contact_name
+        WHERE EXCLUDED.contact_name IS NOT NULL
+          AND conversations.contact_name IS DISTINCT FROM EXCLUDED.contact_name
+      RETURNING id, xmax = 0 AS inserted
+    )
+    SELECT coalesce(array_agg(id), '{}')::text FROM up WHERE inserted)",
+      project(rows, {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"}));
+  const std::string created_ids = created[0][0].c_str();
+  // Only messages new to the database move an existing conversation's counters and window, so a
   // replayed or retried message changes nothing. The conversation is found per row through
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
   // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
   // LATERAL into an ordinary join and may hash-join the whole table after all.
-  auto inserted = tx.exec_params(R"(
+  auto inserted = persistence::exec_prepared_sql(tx, "inbound_messages", R"(
     WITH r AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
         tenant_id uuid, channel_id uuid, wa_id text, wamid text, type text, content jsonb,
@@ -85,15 +131,16 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
       INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type, content,
                             raw, context, from_wa, status, meta_timestamp, raw_event_id)
       SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
-             r.context, r.wa_id, 'received',
-             CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END, r.raw_event_id
+             r.context, r.wa_id, 'received', )" PARLEY_META_TS("r.ts") R"(, r.raw_event_id
       FROM r CROSS JOIN LATERAL (
         SELECT id FROM conversations c WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id
         LIMIT 1) c
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
       RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
     ), counts AS (
-      SELECT conversation_id, count(*) AS n, max(meta_timestamp) AS ts FROM ins GROUP BY conversation_id
+      SELECT conversation_id, count(*) AS n, max(meta_timestamp) AS ts FROM ins
+      WHERE NOT (conversation_id = ANY($2::uuid[]))
+      GROUP BY conversation_id
     ), upd AS (
       UPDATE conversations c
       SET unread_count = c.unread_count + counts.n,
@@ -103,26 +150,38 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
           status = 'open', updated_at = now()
       FROM counts WHERE c.id = counts.conversation_id
     )
-    SELECT channel_id::text, wamid FROM ins)",
-                                 persistence::json_rows(rows));
-  std::set<std::pair<std::string, std::string>> fresh;
-  for (const auto& row : inserted)
-    fresh.emplace(row[0].c_str(), row[1].c_str());
-  auto all = tx.exec_params(R"(
-    SELECT r.channel_id::text, r.wamid, m.id::text, m.conversation_id::text
-    FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
-    CROSS JOIN LATERAL (
-      SELECT id, conversation_id FROM messages m
-      WHERE m.channel_id = r.channel_id AND m.wamid = r.wamid LIMIT 1) m)",
-                            project(rows, {"channel_id", "wamid"}));
-  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> ids;
-  for (const auto& row : all)
-    ids[{row[0].c_str(), row[1].c_str()}] = {row[2].c_str(), row[3].c_str()};
-  std::vector<nlohmann::json> results;
-  std::set<std::pair<std::string, std::string>> reported_new;
+    SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)",
+                                                 persistence::json_rows(rows), created_ids);
+  using key_t = std::pair<std::string, std::string>;
+  std::map<key_t, std::pair<std::string, std::string>> ids;
+  std::set<key_t> fresh;
+  for (const auto& row : inserted) {
+    key_t key{row[0].c_str(), row[1].c_str()};
+    fresh.insert(key);
+    ids[key] = {row[2].c_str(), row[3].c_str()};
+  }
+  std::vector<nlohmann::json> missing;
   for (const auto& r : rows) {
-    std::pair<std::string, std::string> key{r["channel_id"].get<std::string>(),
-                                            r["wamid"].get<std::string>()};
+    key_t key{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
+    if (!ids.count(key))
+      missing.push_back({{"channel_id", key.first}, {"wamid", key.second}});
+  }
+  if (!missing.empty()) {
+    // Duplicates (Meta's retries, replays): the stored message's ids.
+    auto all = persistence::exec_prepared_sql(tx, "inbound_message_ids", R"(
+      SELECT r.channel_id::text, r.wamid, m.id::text, m.conversation_id::text
+      FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
+      CROSS JOIN LATERAL (
+        SELECT id, conversation_id FROM messages m
+        WHERE m.channel_id = r.channel_id AND m.wamid = r.wamid LIMIT 1) m)",
+                                              persistence::json_rows(missing));
+    for (const auto& row : all)
+      ids[{row[0].c_str(), row[1].c_str()}] = {row[2].c_str(), row[3].c_str()};
+  }
+  std::vector<nlohmann::json> results;
+  std::set<key_t> reported_new;
+  for (const auto& r : rows) {
+    key_t key{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
     auto it = ids.find(key);
     if (it == ids.end())
       throw std::runtime_error("message " + key.second + " missing after insert");
@@ -134,12 +193,38 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx, const std::vector<nlo
   }
   return results;
 }
+#undef PARLEY_META_TS
 
-std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+/// Single-message webhooks in one transaction: the raw event (already marked processed) and its
+/// message commit together, so the 200 waits for one commit instead of three (raw event,
+/// message, processed mark) and a crash leaves either both or neither.
+std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
+                                                 const std::vector<nlohmann::json>& rows) {
+  std::vector<nlohmann::json> events;
+  events.reserve(rows.size());
+  for (const auto& r : rows)
+    events.push_back(r.at("event"));
+  auto ids = insert_raw_events(tx, events, true);
+  std::vector<nlohmann::json> messages;
+  messages.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    nlohmann::json m = rows[i];
+    m.erase("event");
+    m["raw_event_id"] = ids[i];
+    messages.push_back(std::move(m));
+  }
+  auto results = store_messages(tx, messages);
+  for (size_t i = 0; i < results.size(); ++i)
+    results[i]["raw_event_id"] = ids[i];
+  return results;
+}
+
+std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
+                                           const std::vector<nlohmann::json>& rows) {
   // Each report is stored once; the messages it concerns are then folded again from everything
   // stored for them (parley_fold_statuses: forward-only, failed terminal), the same fold the
   // outbound path applies when a send's wamid becomes known after its reports arrived.
-  auto fresh = tx.exec_params(R"(
+  auto fresh = persistence::exec_prepared_sql(tx, "inbound_statuses", R"(
     INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
       meta_timestamp, error_code, error_title, errors, conversation, pricing)
     SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
@@ -150,7 +235,7 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlo
       error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
     ON CONFLICT DO NOTHING
     RETURNING channel_id::text, wamid)",
-                              persistence::json_rows(rows));
+                                              persistence::json_rows(rows));
   if (!fresh.empty()) {
     std::set<std::pair<std::string, std::string>> touched;
     for (const auto& row : fresh)
@@ -158,20 +243,22 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx, const std::vector<nlo
     std::vector<nlohmann::json> keys;
     for (const auto& [channel, wamid] : touched)
       keys.push_back({{"channel_id", channel}, {"wamid", wamid}});
-    tx.exec_params("SELECT parley_fold_statuses(r.channel_id, r.wamid) "
-                   "FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)",
-                   persistence::json_rows(keys));
+    persistence::exec_prepared_sql(
+        tx, "inbound_fold_statuses",
+        "SELECT parley_fold_statuses(r.channel_id, r.wamid) "
+        "FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)",
+        persistence::json_rows(keys));
   }
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
 }
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "inbound_raw_events_done", R"(
     UPDATE raw_webhook_events e
     SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
     WHERE e.id = r.id)",
-                 persistence::json_rows(rows));
+                                 persistence::json_rows(rows));
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json::object());
 }
 
@@ -179,10 +266,9 @@ std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann
 
 std::map<std::string, persistence::batch_fn> batch_handlers() {
   return {
-    {raw_event_kind, store_raw_events},
-    {message_kind, store_messages},
-    {status_kind, store_statuses},
-    {raw_event_done_kind, mark_done},
+      {raw_event_kind, store_raw_events},         {message_kind, store_messages},
+      {message_event_kind, store_message_events}, {status_kind, store_statuses},
+      {raw_event_done_kind, mark_done},
   };
 }
 
@@ -200,12 +286,13 @@ nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string e
 persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s) {
   return {"", true, [after, limit, min_age_s](pqxx::work& tx) {
             auto r = tx.exec_params(
-              "SELECT coalesce(json_agg(json_build_object('id', id, 'channel_id', channel_id, "
-              "'body_b64', translate(encode(body, 'base64'), E'\\n', '')) ORDER BY id), '[]')::text FROM ("
-              "SELECT id, channel_id, body FROM raw_webhook_events "
-              "WHERE processed_at IS NULL AND id > $1 "
-              "AND received_at <= now() - make_interval(secs => $3) ORDER BY id LIMIT $2) x",
-              after, limit, min_age_s);
+                "SELECT coalesce(json_agg(json_build_object('id', id, 'channel_id', channel_id, "
+                "'body_b64', translate(encode(body, 'base64'), E'\\n', '')) ORDER BY id), "
+                "'[]')::text FROM ("
+                "SELECT id, channel_id, body FROM raw_webhook_events "
+                "WHERE processed_at IS NULL AND id > $1 "
+                "AND received_at <= now() - make_interval(secs => $3) ORDER BY id LIMIT $2) x",
+                after, limit, min_age_s);
             return nlohmann::json::parse(r[0][0].c_str());
           }};
 }

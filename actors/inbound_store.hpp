@@ -12,6 +12,9 @@ namespace parley::inbound_store {
 /// write_op kinds.
 inline constexpr const char* raw_event_kind = "raw_webhook_event";
 inline constexpr const char* message_kind = "inbound_message";
+/// A message row plus "event": raw_event_row(...) of the webhook that carried it alone: both are
+/// stored in one transaction, the raw event already processed. Result adds "raw_event_id".
+inline constexpr const char* message_event_kind = "inbound_message_event";
 inline constexpr const char* status_kind = "status_event";
 inline constexpr const char* raw_event_done_kind = "raw_event_done";
 

@@ -51,14 +51,12 @@ struct route {
   caf::actor_clock::time_point until; ///< re-checked after this (suspension, reassignment)
 };
 
-
-
 struct ingest_state {
   ingest_deps deps;
-  std::unordered_map<std::string, route> routes;              ///< phone_number_id -> channel
+  std::unordered_map<std::string, route> routes; ///< phone_number_id -> channel
   std::unordered_map<std::string, caf::actor_clock::time_point> unknown; ///< negative cache, until
-  std::unordered_map<std::string, caf::actor> tenant_actors; ///< cached activations
-  std::unordered_set<int64_t> in_flight;                     ///< event ids being processed
+  std::unordered_map<std::string, caf::actor> tenant_actors;             ///< cached activations
+  std::unordered_set<int64_t> in_flight; ///< event ids being processed
   int64_t replay_cursor = 0;
   log::logger logger{"ingest"};
   static inline const char* name = "ingest";
@@ -68,8 +66,8 @@ using ingest_ptr = caf::stateful_actor<ingest_state>*;
 
 metrics::counter& webhook_outcome(ingest_ptr self, const std::string& outcome) {
   return self->state.deps.metrics->get_counter(
-    "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
-    {{"outcome", outcome}});
+      "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
+      {{"outcome", outcome}});
 }
 
 void process(ingest_ptr self, progress_ptr ev);
@@ -89,7 +87,8 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
                          caf::make_message(retry));
       return;
     }
-    st.logger.warn("raw event left for the sweep", {{"raw_event_id", ev->id}, {"error", ev->error}});
+    st.logger.warn("raw event left for the sweep",
+                   {{"raw_event_id", ev->id}, {"error", ev->error}});
     st.in_flight.erase(ev->id);
     return;
   }
@@ -108,12 +107,12 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
   self->request(st.deps.writer->get(), st.deps.request_timeout, persistence::persist_atom::value,
                 persistence::write_op{inbound_store::raw_event_done_kind,
                                       inbound_store::raw_event_done_row(id, outcome, ev->error)})
-    .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
-          [self, id](caf::error&) {
-            // The parts are committed; only the mark is missing. A replay will find only
-            // duplicates and mark it then.
-            self->state.in_flight.erase(id);
-          });
+      .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
+            [self, id](caf::error&) {
+              // The parts are committed; only the mark is missing. A replay will find only
+              // duplicates and mark it then.
+              self->state.in_flight.erase(id);
+            });
 }
 
 void part_done(ingest_ptr self, const progress_ptr& ev) {
@@ -123,18 +122,43 @@ void part_done(ingest_ptr self, const progress_ptr& ev) {
 
 /// Calls `then(tenant actor)` with the tenant's live activation.
 void with_tenant_actor(ingest_ptr self, const std::string& tenant_id,
-                       std::function<void(const caf::actor&)> then, std::function<void(const caf::error&)> fail) {
+                       std::function<void(const caf::actor&)> then,
+                       std::function<void(const caf::error&)> fail) {
   auto& st = self->state;
   if (auto it = st.tenant_actors.find(tenant_id); it != st.tenant_actors.end())
     return then(it->second);
   self->request(st.deps.tenants->get(), st.deps.request_timeout, tenant_atom::value, tenant_id)
-    .then(
-      [self, tenant_id, then](caf::actor& tenant) {
-        self->monitor(tenant);
-        self->state.tenant_actors[tenant_id] = tenant;
-        then(tenant);
-      },
-      [fail](caf::error& err) { fail(err); });
+      .then(
+          [self, tenant_id, then](caf::actor& tenant) {
+            self->monitor(tenant);
+            self->state.tenant_actors[tenant_id] = tenant;
+            then(tenant);
+          },
+          [fail](caf::error& err) { fail(err); });
+}
+
+/// The cached route of `pnid`, if fresh and allowed for a webhook posted to `posted_channel`.
+const route* live_route(ingest_ptr self, const std::string& pnid,
+                        const std::string& posted_channel) {
+  auto& st = self->state;
+  auto it = st.routes.find(pnid);
+  if (it == st.routes.end() || it->second.until < self->clock().now())
+    return nullptr;
+  if (!posted_channel.empty() && it->second.channel_id != posted_channel)
+    return nullptr; // a channel's own secret only vouches for that channel
+  return &it->second;
+}
+
+void count_message(ingest_ptr self, const std::string& type, bool duplicate) {
+  auto* reg = self->state.deps.metrics;
+  if (!duplicate)
+    reg->get_counter("parley_inbound_messages_total", "Inbound messages stored, by type",
+                     {{"type", type}})
+        .inc();
+  else
+    reg->get_counter("parley_inbound_duplicates_total",
+                     "Inbound messages recognised as already stored (retries, replays)")
+        .inc();
 }
 
 void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& batch) {
@@ -144,15 +168,8 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
     reg->get_counter("parley_webhook_changes_total",
                      "Webhook changes that are not messages or statuses, by field",
                      {{"field", other.field}})
-      .inc();
-  auto route_of = [&](const std::string& pnid) -> const route* {
-    auto it = st.routes.find(pnid);
-    if (it == st.routes.end() || it->second.until < self->clock().now())
-      return nullptr;
-    if (!ev->channel_id.empty() && it->second.channel_id != ev->channel_id)
-      return nullptr; // a channel's own secret only vouches for that channel
-    return &it->second;
-  };
+        .inc();
+  auto route_of = [&](const std::string& pnid) { return live_route(self, pnid, ev->channel_id); };
   ev->outstanding = 1; // held until every part is sent, so finish() runs once
   auto fail_part = [self, ev](const caf::error& err) {
     auto code = code_of(err);
@@ -177,30 +194,22 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
     ++ev->outstanding;
     auto type = msg.type;
     with_tenant_actor(
-      self, r->tenant_id,
-      [self, ev, channel_id = r->channel_id, msg = std::move(msg), type, reg,
-       fail_part](const caf::actor& tenant) mutable {
-        self->request(tenant, self->state.deps.request_timeout, inbound_atom::value, channel_id,
-                      std::move(msg), ev->id)
-          .then(
-            [self, ev, type, reg](nlohmann::json& result) {
-              if (!result.value("duplicate", false)) {
-                ++ev->fresh;
-                reg->get_counter("parley_inbound_messages_total", "Inbound messages stored, by type",
-                                 {{"type", type}})
-                  .inc();
-              } else {
-                reg->get_counter("parley_inbound_duplicates_total",
-                                 "Inbound messages recognised as already stored (retries, replays)")
-                  .inc();
-              }
-              part_done(self, ev);
-            },
-            [self, fail_part](caf::error& err) {
-              fail_part(err);
-            });
-      },
-      fail_part);
+        self, r->tenant_id,
+        [self, ev, channel_id = r->channel_id, msg = std::move(msg), type,
+         fail_part](const caf::actor& tenant) mutable {
+          self->request(tenant, self->state.deps.request_timeout, inbound_atom::value, channel_id,
+                        std::move(msg), ev->id)
+              .then(
+                  [self, ev, type](nlohmann::json& result) {
+                    bool duplicate = result.value("duplicate", false);
+                    if (!duplicate)
+                      ++ev->fresh;
+                    count_message(self, type, duplicate);
+                    part_done(self, ev);
+                  },
+                  [self, fail_part](caf::error& err) { fail_part(err); });
+        },
+        fail_part);
   }
   for (auto& status : batch.statuses) {
     const route* r = route_of(status.phone_number_id);
@@ -212,22 +221,22 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
     ++ev->outstanding;
     auto value = status.status_text;
     with_tenant_actor(
-      self, r->tenant_id,
-      [self, ev, channel_id = r->channel_id, status = std::move(status), value, reg,
-       fail_part](const caf::actor& tenant) mutable {
-        self->request(tenant, self->state.deps.request_timeout, status_event_atom::value,
-                      channel_id, std::move(status))
-          .then(
-            [self, ev, value, reg](nlohmann::json&) {
-              ++ev->fresh;
-              reg->get_counter("parley_inbound_statuses_total", "Message statuses received, by value",
-                               {{"status", value}})
-                .inc();
-              part_done(self, ev);
-            },
-            [fail_part](caf::error& err) { fail_part(err); });
-      },
-      fail_part);
+        self, r->tenant_id,
+        [self, ev, channel_id = r->channel_id, status = std::move(status), value, reg,
+         fail_part](const caf::actor& tenant) mutable {
+          self->request(tenant, self->state.deps.request_timeout, status_event_atom::value,
+                        channel_id, std::move(status))
+              .then(
+                  [self, ev, value, reg](nlohmann::json&) {
+                    ++ev->fresh;
+                    reg->get_counter("parley_inbound_statuses_total",
+                                     "Message statuses received, by value", {{"status", value}})
+                        .inc();
+                    part_done(self, ev);
+                  },
+                  [fail_part](caf::error& err) { fail_part(err); });
+        },
+        fail_part);
   }
   part_done(self, ev);
 }
@@ -252,31 +261,31 @@ void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
   for (const auto& pnid : missing) {
     self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
                   channel_store::route(pnid))
-      .then(
-        [self, ev, batch, pending, pnid](nlohmann::json& r) {
-          self->state.routes[pnid] = route{r["tenant_id"], r["channel_id"],
-                                           self->clock().now() + std::chrono::seconds(60)};
-          self->state.unknown.erase(pnid);
-          if (--*pending == 0)
-            dispatch(self, ev, *batch);
-        },
-        [self, ev, batch, pending, pnid](caf::error& err) {
-          if (code_of(err) == errc::not_found) {
-            self->state.routes.erase(pnid);
-            // Numbers nobody owns are looked up again after a minute (a channel may be added).
-            self->state.unknown[pnid] = self->clock().now() + std::chrono::seconds(60);
-          } else {
-            ++ev->failed;
-            ev->error = message_of(err);
-          }
-          if (--*pending == 0) {
-            if (ev->failed > 0) {
-              ev->outstanding = 1;
-              return part_done(self, ev);
-            }
-            dispatch(self, ev, *batch);
-          }
-        });
+        .then(
+            [self, ev, batch, pending, pnid](nlohmann::json& r) {
+              self->state.routes[pnid] = route{r["tenant_id"], r["channel_id"],
+                                               self->clock().now() + std::chrono::seconds(60)};
+              self->state.unknown.erase(pnid);
+              if (--*pending == 0)
+                dispatch(self, ev, *batch);
+            },
+            [self, ev, batch, pending, pnid](caf::error& err) {
+              if (code_of(err) == errc::not_found) {
+                self->state.routes.erase(pnid);
+                // Numbers nobody owns are looked up again after a minute (a channel may be added).
+                self->state.unknown[pnid] = self->clock().now() + std::chrono::seconds(60);
+              } else {
+                ++ev->failed;
+                ev->error = message_of(err);
+              }
+              if (--*pending == 0) {
+                if (ev->failed > 0) {
+                  ev->outstanding = 1;
+                  return part_done(self, ev);
+                }
+                dispatch(self, ev, *batch);
+              }
+            });
   }
 }
 
@@ -285,15 +294,17 @@ void process(ingest_ptr self, progress_ptr ev) {
   if (auto* err = std::get_if<domain::webhook_error>(&parsed)) {
     webhook_outcome(self, "unparsable").inc();
     auto id = ev->id;
-    self->request(self->state.deps.writer->get(), self->state.deps.request_timeout,
-                  persistence::persist_atom::value,
-                  persistence::write_op{inbound_store::raw_event_done_kind,
-                                        inbound_store::raw_event_done_row(id, "unparsable", err->reason)})
-      .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
-            [self, id](caf::error&) { self->state.in_flight.erase(id); });
+    self->request(
+            self->state.deps.writer->get(), self->state.deps.request_timeout,
+            persistence::persist_atom::value,
+            persistence::write_op{inbound_store::raw_event_done_kind,
+                                  inbound_store::raw_event_done_row(id, "unparsable", err->reason)})
+        .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
+              [self, id](caf::error&) { self->state.in_flight.erase(id); });
     return;
   }
-  auto batch = std::make_shared<domain::webhook_batch>(std::get<domain::webhook_batch>(std::move(parsed)));
+  auto batch =
+      std::make_shared<domain::webhook_batch>(std::get<domain::webhook_batch>(std::move(parsed)));
   resolve_then_dispatch(self, ev, std::move(batch));
 }
 
@@ -302,37 +313,107 @@ void replay_page(ingest_ptr self, int min_age_s) {
   auto& st = self->state;
   self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
                 inbound_store::unprocessed_events(st.replay_cursor, 500, min_age_s))
-    .then(
-      [self, min_age_s](nlohmann::json& rows) {
-        size_t fed = 0;
-        for (auto& row : rows) {
-          auto id = row["id"].get<int64_t>();
-          self->state.replay_cursor = std::max(self->state.replay_cursor, id);
-          if (self->state.in_flight.count(id))
-            continue;
-          auto body = crypto::base64_decode(row["body_b64"].get<std::string>());
-          if (!body)
-            continue;
-          auto ev = std::make_shared<event_progress>();
-          ev->id = id;
-          ev->body = std::move(*body);
-          ev->channel_id = row["channel_id"].is_string() ? row["channel_id"].get<std::string>() : "";
-          self->state.in_flight.insert(id);
-          ++fed;
-          process(self, ev);
-        }
-        if (fed > 0)
-          self->state.logger.info("replayed raw events", {{"count", fed}});
-        if (rows.size() == 500)
-          replay_page(self, min_age_s);
-        else
-          self->state.replay_cursor = 0; // next sweep starts from the oldest again
-      },
-      [self](caf::error& err) {
-        self->state.logger.warn("replay failed; will retry at the next sweep",
-                                {{"error", message_of(err)}});
-        self->state.replay_cursor = 0;
-      });
+      .then(
+          [self, min_age_s](nlohmann::json& rows) {
+            size_t fed = 0;
+            for (auto& row : rows) {
+              auto id = row["id"].get<int64_t>();
+              self->state.replay_cursor = std::max(self->state.replay_cursor, id);
+              if (self->state.in_flight.count(id))
+                continue;
+              auto body = crypto::base64_decode(row["body_b64"].get<std::string>());
+              if (!body)
+                continue;
+              auto ev = std::make_shared<event_progress>();
+              ev->id = id;
+              ev->body = std::move(*body);
+              ev->channel_id =
+                  row["channel_id"].is_string() ? row["channel_id"].get<std::string>() : "";
+              self->state.in_flight.insert(id);
+              ++fed;
+              process(self, ev);
+            }
+            if (fed > 0)
+              self->state.logger.info("replayed raw events", {{"count", fed}});
+            if (rows.size() == 500)
+              replay_page(self, min_age_s);
+            else
+              self->state.replay_cursor = 0; // next sweep starts from the oldest again
+          },
+          [self](caf::error& err) {
+            self->state.logger.warn("replay failed; will retry at the next sweep",
+                                    {{"error", message_of(err)}});
+            self->state.replay_cursor = 0;
+          });
+}
+
+using ack_promise = caf::typed_response_promise<nlohmann::json>;
+
+/// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
+/// and its parts stored and marked by process().
+void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
+                        const std::string& request_id) {
+  auto row = inbound_store::raw_event_row(body, channel_id, request_id);
+  self->request(self->state.deps.writer->get(), self->state.deps.request_timeout,
+                persistence::persist_atom::value,
+                persistence::write_op{inbound_store::raw_event_kind, std::move(row)})
+      .then(
+          [self, rp, body = std::move(body),
+           channel_id = std::move(channel_id)](nlohmann::json& stored) mutable {
+            auto id = stored["id"].get<int64_t>();
+            rp.deliver(std::move(stored));
+            if (!self->state.in_flight.insert(id).second)
+              return;
+            auto ev = std::make_shared<event_progress>();
+            ev->id = id;
+            ev->body = std::move(body);
+            ev->channel_id = std::move(channel_id);
+            process(self, ev);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
+/// A signed webhook, not yet durable. One message to a route and tenant already known (nearly
+/// all of Meta's traffic once a channel is warm) goes to its conversation with the raw event:
+/// both commit in one transaction. Anything else, and any failure of that path other than the
+/// database being down, takes the general path.
+void accept(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
+            std::string request_id) {
+  auto& st = self->state;
+  auto parsed = domain::parse_webhook(body);
+  auto* batch = std::get_if<domain::webhook_batch>(&parsed);
+  const route* r = nullptr;
+  caf::actor tenant;
+  if (batch && batch->messages.size() == 1 && batch->statuses.empty() && batch->others.empty()) {
+    r = live_route(self, batch->messages.front().phone_number_id, channel_id);
+    if (r)
+      if (auto it = st.tenant_actors.find(r->tenant_id); it != st.tenant_actors.end())
+        tenant = it->second;
+  }
+  if (!tenant)
+    return store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
+  auto& msg = batch->messages.front();
+  auto type = msg.type;
+  auto event = inbound_store::raw_event_row(body, channel_id, request_id);
+  self->request(tenant, st.deps.request_timeout, inbound_atom::value, r->channel_id, std::move(msg),
+                std::move(event))
+      .then(
+          [self, rp, type](nlohmann::json& result) mutable {
+            bool duplicate = result.value("duplicate", false);
+            count_message(self, type, duplicate);
+            if (duplicate)
+              webhook_outcome(self, "duplicate").inc();
+            rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
+          },
+          [self, rp, body = std::move(body), channel_id = std::move(channel_id),
+           request_id = std::move(request_id)](caf::error& err) mutable {
+            if (code_of(err) == errc::storage_unavailable) {
+              rp.deliver(std::move(err));
+              return;
+            }
+            // Tenant passivated meanwhile, a row the batch refused...: nothing was committed.
+            store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
+          });
 }
 
 caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {
@@ -352,33 +433,39 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
   if (deps.sweep_interval.count() > 0)
     self->delayed_send(self, deps.sweep_interval, tick_atom::value);
   return {
-    [self](ingest_atom, int64_t id, std::string& body, std::string& channel_id) {
-      if (!self->state.in_flight.insert(id).second)
-        return;
-      auto ev = std::make_shared<event_progress>();
-      ev->id = id;
-      ev->body = std::move(body);
-      ev->channel_id = std::move(channel_id);
-      process(self, ev);
-    },
-    [self](progress_ptr& retry) { process(self, retry); },
-    [self](replay_atom) { replay_page(self, 0); },
-    [self](reload_atom) {
-      // Channels or tenants changed (created, deleted, suspended): route afresh.
-      self->state.routes.clear();
-      self->state.unknown.clear();
-      self->state.tenant_actors.clear();
-    },
-    [self](tick_atom) {
-      replay_page(self, self->state.deps.sweep_min_age_s);
-      self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);
-    },
-    [self](status_atom) {
-      return nlohmann::json{{"state", "running"},
-                            {"mailbox", self->mailbox().size()},
-                            {"events_in_flight", self->state.in_flight.size()},
-                            {"routes_cached", self->state.routes.size()}};
-    },
+      [self](ingest_atom, int64_t id, std::string& body, std::string& channel_id) {
+        if (!self->state.in_flight.insert(id).second)
+          return;
+        auto ev = std::make_shared<event_progress>();
+        ev->id = id;
+        ev->body = std::move(body);
+        ev->channel_id = std::move(channel_id);
+        process(self, ev);
+      },
+      [self](ingest_atom, std::string& body, std::string& channel_id,
+             std::string& request_id) -> caf::result<nlohmann::json> {
+        auto rp = self->make_response_promise<nlohmann::json>();
+        accept(self, rp, std::move(body), std::move(channel_id), std::move(request_id));
+        return rp;
+      },
+      [self](progress_ptr& retry) { process(self, retry); },
+      [self](replay_atom) { replay_page(self, 0); },
+      [self](reload_atom) {
+        // Channels or tenants changed (created, deleted, suspended): route afresh.
+        self->state.routes.clear();
+        self->state.unknown.clear();
+        self->state.tenant_actors.clear();
+      },
+      [self](tick_atom) {
+        replay_page(self, self->state.deps.sweep_min_age_s);
+        self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);
+      },
+      [self](status_atom) {
+        return nlohmann::json{{"state", "running"},
+                              {"mailbox", self->mailbox().size()},
+                              {"events_in_flight", self->state.in_flight.size()},
+                              {"routes_cached", self->state.routes.size()}};
+      },
   };
 }
 
@@ -392,4 +479,3 @@ runtime::child_spec ingest_spec(ingest_deps deps, runtime::actor_slot* slot) {
 }
 
 } // namespace parley
-

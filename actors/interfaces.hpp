@@ -10,10 +10,14 @@
 // tenant (one per active tenant; state rebuilt from PostgreSQL on every (re)start):
 //   (get_atom) -> nlohmann::json                           the tenant object as the API shows it
 //   (update_atom, nlohmann::json patch) -> nlohmann::json  validated patch {"name"?,"status"?}
-//   (reload_atom) -> bool                                  re-reads its row (after out-of-band changes)
-//   (status_atom) -> nlohmann::json                        state, mailbox, idle time (actor tree)
-//   (inbound_atom, std::string channel_id, domain::inbound_message, int64_t raw_event_id)
+//   (reload_atom) -> bool                                  re-reads its row (after out-of-band
+//   changes) (status_atom) -> nlohmann::json                        state, mailbox, idle time
+//   (actor tree) (inbound_atom, std::string channel_id, domain::inbound_message, int64_t
+//   raw_event_id)
 //       -> nlohmann::json {"message_id","conversation_id","duplicate"}   routed to the conversation
+//   (inbound_atom, std::string channel_id, domain::inbound_message, nlohmann::json raw_event_row)
+//       -> nlohmann::json {..., "raw_event_id"}   the same for a webhook not yet durable: stored
+//                                                  with its raw event in one transaction
 //   (status_event_atom, std::string channel_id, domain::status_event) -> nlohmann::json
 //                                                          routed to the recipient's conversation
 //   (send_atom, std::string channel_id, domain::outbound_request) -> nlohmann::json
@@ -29,9 +33,12 @@
 // conversation (one per active (channel, contact); virtual: activated by the tenant on the first
 // message, passivated after runtime.conversation_idle_timeout_s, state rebuilt from each commit):
 //   (inbound_atom, domain::inbound_message, int64_t raw_event_id) -> nlohmann::json  (after COMMIT)
+//   (inbound_atom, domain::inbound_message, nlohmann::json raw_event_row) -> nlohmann::json
 //   (status_event_atom, domain::status_event) -> nlohmann::json                      (after COMMIT)
 //   (status_atom) -> nlohmann::json
 // ingest (one per node): turns durable raw webhook events into messages and statuses
+//   (ingest_atom, std::string body, std::string channel_id, std::string request_id)
+//       -> nlohmann::json {"id": raw_event_id}    after the webhook is durable (the edge's 200)
 //   (ingest_atom, int64_t raw_event_id, std::string body, std::string channel_id) -> void
 //   (replay_atom) -> void                                  re-feeds unprocessed raw events
 //   (reload_atom) -> void                                  forget cached routes (channels changed)

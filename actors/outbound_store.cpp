@@ -8,6 +8,7 @@
 
 #include "actors/plan_limits.hpp"
 #include "persistence/json_rows.hpp"
+#include "persistence/prepared.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley::outbound_store {
@@ -51,11 +52,11 @@ std::map<size_t, std::string> known_client_ids(pqxx::work& tx, const std::vector
   std::map<size_t, std::string> found;
   if (probe.empty())
     return found;
-  auto r = tx.exec_params(R"(
+  auto r = persistence::exec_prepared_sql(tx, "outbound_known_client_ids", R"(
     SELECT r.i, m.id::text
     FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, cmid text)
     JOIN messages m ON m.tenant_id = r.tenant_id AND m.client_message_id = r.cmid)",
-                          persistence::json_rows(probe));
+                                          persistence::json_rows(probe));
   for (const auto& row : r)
     found[row[0].as<size_t>()] = row[1].c_str();
   return found;
@@ -73,19 +74,19 @@ void open_template_conversations(pqxx::work& tx, const std::vector<json>& rows,
   if (people.empty())
     return;
   auto param = persistence::json_rows(people);
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "outbound_template_contacts", R"(
     INSERT INTO contacts (tenant_id, wa_id)
     SELECT DISTINCT r.tenant_id, r.wa_id FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text)
     ORDER BY 1, 2
     ON CONFLICT (tenant_id, wa_id) DO NOTHING)",
-                 param);
-  tx.exec_params(R"(
+                                 param);
+  persistence::exec_prepared_sql(tx, "outbound_template_conversations", R"(
     INSERT INTO conversations (tenant_id, channel_id, wa_id)
     SELECT DISTINCT r.tenant_id, r.channel_id, r.wa_id
     FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, channel_id uuid, wa_id text)
     ORDER BY 2, 3
     ON CONFLICT (channel_id, wa_id) DO NOTHING)",
-                 param);
+                                 param);
 }
 
 struct context_row {
@@ -109,7 +110,7 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
   // Every look-up goes through a unique index (LATERAL): the batch's size is unknown to the
   // planner, and a hash join would scan every conversation or message of the node. LIMIT 1
   // stops PostgreSQL from flattening the subquery back into such a join.
-  auto r = tx.exec_params(R"(
+  auto r = persistence::exec_prepared_sql(tx, "outbound_contexts", R"(
     SELECT r.i, c.id::text, coalesce(c.window_expires_at > now(), false),
            ref.id::text, ref.wamid, ref.direction, ref.from_wa, ref.conversation_id::text
     FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, channel_id uuid, to_wa text,
@@ -126,7 +127,7 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
       WHERE r.ref_wamid IS NOT NULL AND m.channel_id = r.channel_id AND m.wamid = r.ref_wamid
         AND m.tenant_id = r.tenant_id
       LIMIT 1) ref ON true)",
-                          persistence::json_rows(probe));
+                                          persistence::json_rows(probe));
   std::map<size_t, context_row> out;
   for (const auto& row : r) {
     context_row c;
@@ -273,7 +274,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   if (!inserts.empty()) {
     // Ids are drawn in one materialised step so both inserts and the answer agree on them. A
     // client_message_id committed meanwhile by another writer skips its row (no outbox either).
-    auto r = tx.exec_params(R"(
+    auto r = persistence::exec_prepared_sql(tx, "outbound_accept", R"(
       WITH r AS (
         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
           i int, tenant_id uuid, channel_id uuid, conversation_id uuid, to_wa text, type text,
@@ -299,7 +300,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
       SELECT i, mid::text, conversation_id::text, oid, to_wa, oid IN (SELECT id FROM box),
              parley_ts(now())
       FROM ids)",
-                            persistence::json_rows(inserts));
+                                            persistence::json_rows(inserts));
     for (const auto& row : r) {
       auto i = row[0].as<size_t>();
       if (!row[5].as<bool>()) {
@@ -321,11 +322,13 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   // Conversations by primary key (an array parameter, so the planner uses the index): a reply
   // moves last_message_at, a read receipt clears the unread count.
   if (!touched.empty() || !read.empty())
-    tx.exec_params("UPDATE conversations SET last_message_at = CASE WHEN id = ANY($1::uuid[]) "
-                   "THEN now() ELSE last_message_at END, unread_count = CASE WHEN id = "
-                   "ANY($2::uuid[]) THEN 0 ELSE unread_count END, updated_at = now() "
-                   "WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[])",
-                   pg_array(touched), pg_array(read));
+    persistence::exec_prepared_sql(
+        tx, "outbound_last_message_at",
+        "UPDATE conversations SET last_message_at = CASE WHEN id = ANY($1::uuid[]) "
+        "THEN now() ELSE last_message_at END, unread_count = CASE WHEN id = "
+        "ANY($2::uuid[]) THEN 0 ELSE unread_count END, updated_at = now() "
+        "WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[])",
+        pg_array(touched), pg_array(read));
   if (!raced.empty()) {
     auto again = known_client_ids(tx, rows, std::vector<size_t>(raced.begin(), raced.end()));
     for (auto i : raced) {
@@ -351,11 +354,11 @@ std::vector<json> mark_dispatched(pqxx::work& tx, const std::vector<json>& rows)
   std::vector<int64_t> ids;
   for (const auto& r : rows)
     ids.push_back(r["outbox_id"].get<int64_t>());
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "outbound_mark_dispatched", R"(
     UPDATE outbox o SET dispatched_attempt = greatest(o.dispatched_attempt, r.attempt)
     FROM jsonb_to_recordset($1::jsonb) AS r(outbox_id bigint, attempt int)
     WHERE o.id = r.outbox_id AND o.id = ANY($2::bigint[]))",
-                 persistence::json_rows(rows), pg_array(ids));
+                                 persistence::json_rows(rows), pg_array(ids));
   return std::vector<json>(rows.size(), json::object());
 }
 
@@ -371,7 +374,7 @@ std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) 
   }
   // Forward-only: a message leaves pending once (sent or failed); status webhooks may already
   // have moved it further, which the CASE keeps.
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "outbound_record_results", R"(
     WITH r AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
         outbox_id bigint, attempt int, tenant_id uuid, channel_id uuid, message_id uuid, kind text,
@@ -405,15 +408,15 @@ std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) 
     SET attempts = greatest(o.attempts, r.attempt), failures = greatest(o.failures, r.failures),
         next_attempt_at = now() + make_interval(secs => coalesce(r.next_in_ms, 0) / 1000.0)
     FROM r WHERE o.id = r.outbox_id AND NOT r.final AND o.id = ANY($2::bigint[]))",
-                 param, pg_array(outbox_ids), pg_array(message_ids));
+                                 param, pg_array(outbox_ids), pg_array(message_ids));
   // Status webhooks that overtook this commit were stored but matched no wamid yet.
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "outbound_fold_statuses", R"(
     SELECT parley_fold_statuses(r.channel_id, r.wamid)
     FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text, kind text, outcome text)
     WHERE r.kind = 'message' AND r.outcome = 'sent' AND r.wamid IS NOT NULL
       AND EXISTS (SELECT 1 FROM message_status_events e
                   WHERE e.channel_id = r.channel_id AND e.wamid = r.wamid))",
-                 param);
+                                 param);
   return std::vector<json>(rows.size(), json::object());
 }
 

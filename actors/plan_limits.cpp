@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "persistence/prepared.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley::plan_limits {
@@ -93,7 +94,7 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
   for (const auto& id : tenant_ids)
     ids.push_back(id);
   // The no-op upsert creates a missing counter and locks it either way.
-  auto r = tx.exec_params(R"(
+  auto r = persistence::exec_prepared_sql(tx, "plan_lock_message_allowances", R"(
     WITH u AS (
       INSERT INTO tenant_usage AS u (tenant_id, month, messages)
       SELECT t.id::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 0
@@ -104,7 +105,7 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
     SELECT u.tenant_id::text, (parley_tenant_limits(tn) ->> 'messages_per_month')::bigint,
            u.messages
     FROM u JOIN tenants tn ON tn.id = u.tenant_id)",
-                          ids.dump());
+                                          ids.dump());
   for (const auto& row : r) {
     message_allowance a;
     if (!row[1].is_null())
@@ -123,12 +124,12 @@ void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_
   if (counts.empty())
     return;
   // The month as parley_take_messages() computes it (UTC calendar month).
-  tx.exec_params(R"(
+  persistence::exec_prepared_sql(tx, "plan_count_messages", R"(
     INSERT INTO tenant_usage AS u (tenant_id, month, messages)
     SELECT key::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, value::bigint
     FROM jsonb_each_text($1::jsonb)
     ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages + excluded.messages)",
-                 counts.dump());
+                                 counts.dump());
 }
 
 } // namespace parley::plan_limits

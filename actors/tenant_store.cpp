@@ -17,8 +17,8 @@ constexpr const char* tenant_columns = R"(
   FROM tenants t)";
 
 nlohmann::json one_tenant(pqxx::work& tx, const std::string& id) {
-  auto r = tx.exec_params(std::string{"SELECT row_to_json(x)::text FROM ("} + tenant_columns
-                            + " WHERE t.id = $1::uuid) x",
+  auto r = tx.exec_params(std::string{"SELECT row_to_json(x)::text FROM ("} + tenant_columns +
+                              " WHERE t.id = $1::uuid) x",
                           id);
   if (r.empty())
     throw app_error(errc::not_found, "tenant " + id + " not found");
@@ -31,8 +31,8 @@ void require_plan(pqxx::work& tx, const std::string& plan) {
                           "(SELECT string_agg(name, ', ' ORDER BY name) FROM plans)",
                           plan);
   if (!r[0][0].as<bool>())
-    throw app_error(errc::invalid_argument, "field 'plan' must be one of: " +
-                                              std::string{r[0][1].c_str()});
+    throw app_error(errc::invalid_argument,
+                    "field 'plan' must be one of: " + std::string{r[0][1].c_str()});
 }
 
 } // namespace
@@ -44,8 +44,9 @@ persistence::db_job load(std::string tenant_id) {
 
 persistence::db_job create(std::string name, std::string slug, std::optional<std::string> plan,
                            std::optional<nlohmann::json> limits) {
-  return {"", false, [name = std::move(name), slug = std::move(slug), plan = std::move(plan),
-                      limits = std::move(limits)](pqxx::work& tx) {
+  return {"", false,
+          [name = std::move(name), slug = std::move(slug), plan = std::move(plan),
+           limits = std::move(limits)](pqxx::work& tx) {
             if (plan)
               require_plan(tx, *plan);
             std::optional<std::string> limits_text;
@@ -65,12 +66,12 @@ persistence::db_job create(std::string name, std::string slug, std::optional<std
 persistence::db_job list(int limit_plus_one, std::optional<std::string> after_time,
                          std::optional<std::string> after_id) {
   return {"", true, [=](pqxx::work& tx) {
-            auto sql = std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("}
-                       + "SELECT t.id, t.name, t.slug, t.status, parley_ts(t.created_at) AS "
-                         "created_at, parley_ts(t.updated_at) AS updated_at, "
-                         "parley_cursor_ts(t.created_at) AS _cursor_time FROM tenants t "
-                         "WHERE $1::timestamptz IS NULL OR (t.created_at, t.id) > ($1::timestamptz, "
-                         "$2::uuid) ORDER BY t.created_at, t.id LIMIT $3) x";
+            auto sql = std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} +
+                       "SELECT t.id, t.name, t.slug, t.status, parley_ts(t.created_at) AS "
+                       "created_at, parley_ts(t.updated_at) AS updated_at, "
+                       "parley_cursor_ts(t.created_at) AS _cursor_time FROM tenants t "
+                       "WHERE $1::timestamptz IS NULL OR (t.created_at, t.id) > ($1::timestamptz, "
+                       "$2::uuid) ORDER BY t.created_at, t.id LIMIT $3) x";
             auto r = tx.exec_params(sql, after_time, after_id, limit_plus_one);
             return nlohmann::json::parse(r[0][0].c_str());
           }};
@@ -89,7 +90,8 @@ persistence::db_job update(std::string tenant_id, nlohmann::json patch) {
             }
             if (patch.contains("limits"))
               limits = patch["limits"].dump();
-            // Overrides merge key by key ({"channels": 3} leaves the others alone); null clears them.
+            // Overrides merge key by key ({"channels": 3} leaves the others alone); null clears
+            // them.
             auto r = tx.exec_params("UPDATE tenants SET name = coalesce($2, name), "
                                     "status = coalesce($3, status), plan = coalesce($4, plan), "
                                     "limits = CASE WHEN $5::jsonb IS NULL THEN limits "
@@ -105,8 +107,18 @@ persistence::db_job update(std::string tenant_id, nlohmann::json patch) {
 
 persistence::db_job remove(std::string tenant_id) {
   return {"", false, [id = std::move(tenant_id)](pqxx::work& tx) {
-            // Tables without a foreign key to tenants (hot, insert-only) first.
-            tx.exec_params("DELETE FROM delivery_attempts WHERE tenant_id = $1::uuid", id);
+            // The hot tables have no foreign keys (migration 0007): their rows go explicitly,
+            // each through an index that leads with the tenant (or its channels).
+            for (const char* sql : {
+                     "DELETE FROM delivery_attempts WHERE tenant_id = $1::uuid",
+                     "DELETE FROM outbox WHERE tenant_id = $1::uuid",
+                     "DELETE FROM messages WHERE tenant_id = $1::uuid",
+                     "DELETE FROM message_status_events WHERE channel_id IN "
+                     "(SELECT id FROM channels WHERE tenant_id = $1::uuid)",
+                     "DELETE FROM conversations WHERE tenant_id = $1::uuid",
+                     "DELETE FROM contacts WHERE tenant_id = $1::uuid",
+                 })
+              tx.exec_params(sql, id);
             auto r = tx.exec_params("DELETE FROM tenants WHERE id = $1::uuid RETURNING id", id);
             if (r.empty())
               throw app_error(errc::not_found, "tenant " + id + " not found");

@@ -1,5 +1,6 @@
 #include "persistence/batch.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <span>
 #include <stdexcept>
@@ -24,8 +25,10 @@ struct group {
 class committer {
 public:
   committer(db_session& s, std::vector<write_op> ops, const std::map<std::string, batch_fn>& kinds,
-            const batch_metrics& m)
-    : s_(s), kinds_(kinds), m_(m) {
+            const batch_metrics& m, const std::set<std::string>& late_kinds)
+      : s_(s)
+      , kinds_(kinds)
+      , m_(m) {
     out_.rows.resize(ops.size());
     done_.resize(ops.size(), false);
     // Rows move into their groups once; only the rare isolation path copies them again.
@@ -38,6 +41,9 @@ public:
       g.ids.push_back(i);
       g.rows.push_back(std::move(ops[i].row));
     }
+    if (!late_kinds.empty())
+      std::stable_partition(groups_.begin(), groups_.end(),
+                            [&](const group& g) { return late_kinds.count(g.kind) == 0; });
   }
 
   batch_outcome run() {
@@ -114,7 +120,7 @@ private:
       tx.commit();
       if (m_.commit_seconds)
         m_.commit_seconds->observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       for (size_t n = 0; n < groups.size(); ++n)
         for (size_t k = 0; k < groups[n].ids.size(); ++k) {
           auto i = groups[n].ids[k];
@@ -189,10 +195,11 @@ private:
 } // namespace
 
 batch_outcome run_batch(db_session& session, std::vector<write_op> ops,
-                        const std::map<std::string, batch_fn>& kinds, const batch_metrics& m) {
+                        const std::map<std::string, batch_fn>& kinds, const batch_metrics& m,
+                        const std::set<std::string>& late_kinds) {
   if (ops.empty())
     return {};
-  return committer{session, std::move(ops), kinds, m}.run();
+  return committer{session, std::move(ops), kinds, m, late_kinds}.run();
 }
 
 } // namespace parley::persistence

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ struct row_result {
 };
 
 struct batch_outcome {
-  std::vector<row_result> rows;          ///< same order as the input
+  std::vector<row_result> rows;           ///< same order as the input
   std::optional<std::string> unavailable; ///< set when the database became unreachable
 };
 
@@ -48,7 +49,10 @@ struct batch_metrics {
 /// commit. A stale connection found at the start is replaced once; if the database is
 /// unreachable, every row not yet committed fails with storage_unavailable and
 /// `unavailable` says why.
+/// Kinds in `late_kinds` run after all others: they lock rows that concurrent writers share
+/// (the monthly usage counters), and locks are held until COMMIT.
 batch_outcome run_batch(db_session& session, std::vector<write_op> ops,
-                        const std::map<std::string, batch_fn>& kinds, const batch_metrics& m);
+                        const std::map<std::string, batch_fn>& kinds, const batch_metrics& m,
+                        const std::set<std::string>& late_kinds = {});
 
 } // namespace parley::persistence

@@ -33,8 +33,7 @@ std::string percent_encode(std::string_view s) {
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)}, nullptr, 16));
       i += 2;
@@ -47,10 +46,10 @@ std::string percent_decode(std::string_view s) {
 
 /// A URI cut into the pieces we edit; everything else is kept verbatim.
 struct uri_parts {
-  std::string base;                  ///< scheme://userinfo@hosts, without path and query
-  std::string path;                  ///< database name (still percent-encoded), may be empty
-  std::vector<std::string> params;   ///< "key=value" query items, verbatim
-  std::string password;              ///< decoded password from the user info, if any
+  std::string base;                ///< scheme://userinfo@hosts, without path and query
+  std::string path;                ///< database name (still percent-encoded), may be empty
+  std::vector<std::string> params; ///< "key=value" query items, verbatim
+  std::string password;            ///< decoded password from the user info, if any
 };
 
 uri_parts split_uri(std::string_view url) {
@@ -140,19 +139,22 @@ std::string connection_string(const std::string& url, const connection_options& 
   // libpq counts connect_timeout in whole seconds; round up so a configured bound is never cut.
   auto connect_s = std::max(1, (opts.connect_timeout_ms + 999) / 1000);
   std::vector<std::pair<std::string, std::string>> extra{
-    {"connect_timeout", std::to_string(connect_s)},
-    {"application_name", opts.application_name},
-    // Detect a peer that vanished without a FIN (network partition, VM pause) instead of waiting
-    // on a socket forever: keepalives for idle connections, TCP_USER_TIMEOUT for unacked data.
-    {"keepalives", "1"},
-    {"keepalives_idle", "10"},
-    {"keepalives_interval", "3"},
-    {"keepalives_count", "3"},
-    {"tcp_user_timeout", "10000"},
+      {"connect_timeout", std::to_string(connect_s)},
+      {"application_name", opts.application_name},
+      // Detect a peer that vanished without a FIN (network partition, VM pause) instead of waiting
+      // on a socket forever: keepalives for idle connections, TCP_USER_TIMEOUT for unacked data.
+      {"keepalives", "1"},
+      {"keepalives_idle", "10"},
+      {"keepalives_interval", "3"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", "10000"},
   };
   std::string statement_opt;
   if (opts.statement_timeout_ms > 0)
     statement_opt = "-c statement_timeout=" + std::to_string(opts.statement_timeout_ms);
+  if (opts.index_plans_only)
+    statement_opt += std::string{statement_opt.empty() ? "" : " "} +
+                     "-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off";
 
   if (is_uri(url)) {
     auto p = split_uri(url);

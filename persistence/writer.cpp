@@ -27,14 +27,14 @@ struct writer_state {
 
   db_session session;
   writer_options opts;
-  std::vector<write_op> pending_ops;   ///< rows waiting for the next flush...
+  std::vector<write_op> pending_ops; ///< rows waiting for the next flush...
   std::vector<caf::typed_response_promise<nlohmann::json>> pending_rps; ///< ...and their callers
-  uint64_t generation = 0;  ///< bumped by every flush; a flush timer from an older one is stale
-  bool down = false;        ///< database unreachable: refuse new ops until a reconnect succeeds
-  std::string down_reason;  ///< what callers are told while down
+  uint64_t generation = 0; ///< bumped by every flush; a flush timer from an older one is stale
+  bool down = false;       ///< database unreachable: refuse new ops until a reconnect succeeds
+  std::string down_reason; ///< what callers are told while down
   std::chrono::milliseconds backoff{initial_backoff};
   std::minstd_rand jitter{std::random_device{}()}; ///< spreads reconnects of many writers
-  bool counted_up = false;  ///< this writer currently counts in parley_db_writer_up
+  bool counted_up = false; ///< this writer currently counts in parley_db_writer_up
   metrics::histogram* batch_rows = nullptr;
   metrics::gauge* up = nullptr;
   batch_metrics commit_metrics;
@@ -97,7 +97,8 @@ void flush(writer_actor* self) {
   auto ops = std::exchange(st.pending_ops, {});
   auto rps = std::exchange(st.pending_rps, {});
   st.batch_rows->observe(static_cast<double>(ops.size()));
-  auto out = run_batch(st.session, std::move(ops), st.opts.kinds, st.commit_metrics);
+  auto out =
+      run_batch(st.session, std::move(ops), st.opts.kinds, st.commit_metrics, st.opts.late_kinds);
   for (size_t i = 0; i < rps.size(); ++i) {
     auto& r = out.rows[i];
     if (r.ok)
@@ -128,26 +129,26 @@ caf::behavior writer(writer_actor* self, std::string url, connection_options con
     self->quit(msg.reason);
   });
   return {
-    [self](persist_atom, write_op& op) -> caf::result<nlohmann::json> {
-      auto& st = self->state;
-      if (st.down)
-        return make_error(errc::storage_unavailable, st.down_reason);
-      if (st.opts.kinds.count(op.kind) == 0)
-        return make_error(errc::internal, "unknown write kind '" + op.kind + "'");
-      auto rp = self->make_response_promise<nlohmann::json>();
-      st.pending_ops.push_back(std::move(op));
-      st.pending_rps.push_back(rp);
-      if (st.pending_ops.size() >= st.opts.max_rows)
-        flush(self);
-      else if (st.pending_ops.size() == 1)
-        self->delayed_send(self, st.opts.max_delay, flush_atom::value, st.generation);
-      return rp;
-    },
-    [self](flush_atom, uint64_t generation) {
-      if (generation == self->state.generation)
-        flush(self);
-    },
-    [self](reconnect_atom) { try_reconnect(self); },
+      [self](persist_atom, write_op& op) -> caf::result<nlohmann::json> {
+        auto& st = self->state;
+        if (st.down)
+          return make_error(errc::storage_unavailable, st.down_reason);
+        if (st.opts.kinds.count(op.kind) == 0)
+          return make_error(errc::internal, "unknown write kind '" + op.kind + "'");
+        auto rp = self->make_response_promise<nlohmann::json>();
+        st.pending_ops.push_back(std::move(op));
+        st.pending_rps.push_back(rp);
+        if (st.pending_ops.size() >= st.opts.max_rows)
+          flush(self);
+        else if (st.pending_ops.size() == 1)
+          self->delayed_send(self, st.opts.max_delay, flush_atom::value, st.generation);
+        return rp;
+      },
+      [self](flush_atom, uint64_t generation) {
+        if (generation == self->state.generation)
+          flush(self);
+      },
+      [self](reconnect_atom) { try_reconnect(self); },
   };
 }
 
@@ -173,8 +174,10 @@ caf::actor spawn_writer(caf::actor_system& sys, const config::db_config& cfg, wr
                                        "Duration of group-commit transactions, BEGIN to COMMIT");
   bm.commit_errors = &m.get_counter("parley_db_commit_errors_total",
                                     "Group-commit transactions that failed (data or connection)");
-  return sys.spawn<caf::detached>(writer, cfg.url, options_from(cfg, "parley-writer"),
-                                  std::move(opts), batch_rows, up, bm);
+  auto conn_opts = options_from(cfg, "parley-writer");
+  conn_opts.index_plans_only = true;
+  return sys.spawn<caf::detached>(writer, cfg.url, std::move(conn_opts), std::move(opts),
+                                  batch_rows, up, bm);
 }
 
 } // namespace parley::persistence

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <set>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -19,6 +20,7 @@ struct writer_options {
   std::chrono::milliseconds max_delay{2};      ///< ...or when the oldest has waited this long
   std::chrono::milliseconds max_backoff{5000}; ///< cap of the reconnect backoff
   std::map<std::string, batch_fn> kinds;       ///< write_op::kind -> handler
+  std::set<std::string> late_kinds;            ///< run last in each batch (see run_batch)
 };
 
 /// writer_options with the batching and backoff settings of the db config section.

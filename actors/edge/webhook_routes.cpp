@@ -6,7 +6,6 @@
 #include "actors/edge/rate_limits.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
-#include "actors/inbound_store.hpp"
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
 #include "runtime/ask.hpp"
@@ -57,40 +56,39 @@ struct webhook_edge {
 
 using edge_ptr = std::shared_ptr<webhook_edge>;
 
-/// Makes the raw payload durable, then answers 200 and hands it to ingest.
+/// Hands the signed webhook to ingest and answers 200 once ingest reports it durable (alone, or
+/// committed together with its message: see ingest.cpp).
 void accept(const edge_ptr& edge, http::request&& req, http::responder respond,
             std::string channel_id) {
   auto started = std::chrono::steady_clock::now();
   auto& ctx = edge->ctx;
-  auto row = inbound_store::raw_event_row(req.body, channel_id, req.request_id);
   runtime::ask<nlohmann::json>(
-    *ctx->sys, ctx->writer->get(), ctx->db_timeout,
-    [edge, respond, started, body = std::move(req.body), channel_id](nlohmann::json& stored) mutable {
-      respond(http::response::json(200, {{"status", "received"}}));
-      edge->accepted->inc();
-      edge->ack_seconds->observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      caf::anon_send(edge->ctx->ingest->get(), ingest_atom::value, stored["id"].get<int64_t>(),
-                     std::move(body), std::move(channel_id));
-    },
-    [edge, respond, request_id = req.request_id](caf::error& err) {
-      // Not durable, so not acknowledged: Meta retries later.
-      edge->unavailable->inc();
-      edge->logger.warn("webhook not stored", {{"request_id", request_id}, {"error", message_of(err)}});
-      auto resp = http::response::from_error(errc::storage_unavailable,
-                                             "the webhook could not be stored; retry later");
-      resp.headers.emplace_back("Retry-After", "1");
-      respond(std::move(resp));
-    },
-    persistence::persist_atom::value,
-    persistence::write_op{inbound_store::raw_event_kind, std::move(row)});
+      *ctx->sys, ctx->ingest->get(), ctx->db_timeout,
+      [edge, respond, started](nlohmann::json&) {
+        respond(http::response::json(200, {{"status", "received"}}));
+        edge->accepted->inc();
+        edge->ack_seconds->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      },
+      [edge, respond, request_id = req.request_id](caf::error& err) {
+        // Not durable, so not acknowledged: Meta retries later.
+        edge->unavailable->inc();
+        edge->logger.warn("webhook not stored",
+                          {{"request_id", request_id}, {"error", message_of(err)}});
+        auto resp = http::response::from_error(errc::storage_unavailable,
+                                               "the webhook could not be stored; retry later");
+        resp.headers.emplace_back("Retry-After", "1");
+        respond(std::move(resp));
+      },
+      ingest_atom::value, std::move(req.body), std::move(channel_id), req.request_id);
 }
 
 void reject_signature(const edge_ptr& edge, const http::request& req, http::responder& respond,
                       std::string_view why) {
   edge->bad_signature->inc();
-  edge->logger.warn("webhook signature rejected",
-                    {{"request_id", req.request_id}, {"remote_ip", req.remote_ip}, {"reason", why}});
+  edge->logger.warn(
+      "webhook signature rejected",
+      {{"request_id", req.request_id}, {"remote_ip", req.remote_ip}, {"reason", why}});
   // Only failures count against the address: Meta's well-signed traffic is never throttled.
   authentication_failed(*edge->ctx, client_address(*edge->ctx, req), respond,
                         http::response::from_error(errc::unauthorized, why));
@@ -105,9 +103,11 @@ void verify(const edge_ptr& edge, http::request&& req, http::responder respond) 
   if (q("hub.mode") != "subscribe")
     return respond(http::response::error(400, "invalid_request",
                                          "query parameter 'hub.mode' must be 'subscribe'"));
-  if (wa.verify_token.empty() || !crypto::constant_time_equal(q("hub.verify_token"), wa.verify_token))
-    return respond(http::response::error(403, "forbidden", "hub.verify_token does not match the "
-                                                           "configured whatsapp.verify_token"));
+  if (wa.verify_token.empty() ||
+      !crypto::constant_time_equal(q("hub.verify_token"), wa.verify_token))
+    return respond(http::response::error(403, "forbidden",
+                                         "hub.verify_token does not match the "
+                                         "configured whatsapp.verify_token"));
   http::response resp;
   resp.status = 200;
   resp.content_type = "text/plain; charset=utf-8";
@@ -125,8 +125,9 @@ void platform_webhook(const edge_ptr& edge, http::request&& req, http::responder
                             "this node has no whatsapp.app_secret configured; use "
                             "/webhooks/whatsapp/{channel_id} with the channel's app secret");
   if (!crypto::verify_meta_signature(secret, req.body, sig))
-    return reject_signature(edge, req, respond,
-                            "X-Hub-Signature-256 does not match the body signed with the app secret");
+    return reject_signature(
+        edge, req, respond,
+        "X-Hub-Signature-256 does not match the body signed with the app secret");
   accept(edge, std::move(req), std::move(respond), "");
 }
 
@@ -147,23 +148,24 @@ void channel_webhook(const edge_ptr& edge, http::request&& req, http::responder 
     return check(std::move(req), std::move(respond), *cached);
   auto shared_req = std::make_shared<http::request>(std::move(req));
   runtime::ask<nlohmann::json>(
-    *edge->ctx->sys, edge->ctx->db->get(), edge->ctx->db_timeout,
-    [edge, shared_req, respond, channel_id, check](nlohmann::json& row) {
-      std::string secret = edge->ctx->cfg->whatsapp.app_secret; // channels without their own
-      if (row["app_secret_enc"].is_string()) {
-        auto opened = edge->ctx->secrets->open(row["app_secret_enc"].get<std::string>());
-        if (!opened) {
-          edge->logger.error("channel app secret cannot be decrypted (wrong master key?)",
-                             {{"channel_id", channel_id}});
-          return respond(http::response::from_error(errc::internal, "channel secret unavailable"));
+      *edge->ctx->sys, edge->ctx->db->get(), edge->ctx->db_timeout,
+      [edge, shared_req, respond, channel_id, check](nlohmann::json& row) {
+        std::string secret = edge->ctx->cfg->whatsapp.app_secret; // channels without their own
+        if (row["app_secret_enc"].is_string()) {
+          auto opened = edge->ctx->secrets->open(row["app_secret_enc"].get<std::string>());
+          if (!opened) {
+            edge->logger.error("channel app secret cannot be decrypted (wrong master key?)",
+                               {{"channel_id", channel_id}});
+            return respond(
+                http::response::from_error(errc::internal, "channel secret unavailable"));
+          }
+          secret = std::move(*opened);
         }
-        secret = std::move(*opened);
-      }
-      edge->secrets.put(channel_id, secret);
-      check(std::move(*shared_req), respond, secret);
-    },
-    [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
-    channel_store::webhook_secret(channel_id));
+        edge->secrets.put(channel_id, secret);
+        check(std::move(*shared_req), respond, secret);
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
+      channel_store::webhook_secret(channel_id));
 }
 
 } // namespace
@@ -172,15 +174,15 @@ void add_webhook_routes(http::router& r, const context_ptr& ctx) {
   auto edge = std::make_shared<webhook_edge>();
   edge->ctx = ctx;
   auto& reg = *ctx->metrics;
-  edge->accepted = &reg.get_counter("parley_webhooks_total",
-                                    "Webhooks by outcome (accepted at the edge; the rest after parsing)",
-                                    {{"outcome", "accepted"}});
+  edge->accepted = &reg.get_counter(
+      "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
+      {{"outcome", "accepted"}});
   edge->bad_signature = &reg.get_counter(
-    "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
-    {{"outcome", "bad_signature"}});
+      "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
+      {{"outcome", "bad_signature"}});
   edge->unavailable = &reg.get_counter(
-    "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
-    {{"outcome", "storage_unavailable"}});
+      "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
+      {{"outcome", "storage_unavailable"}});
   edge->ack_seconds = &reg.get_histogram("parley_webhook_ack_seconds",
                                          "From a signed webhook's arrival to its durable 200");
   auto bind = [edge](void (*fn)(const edge_ptr&, http::request&&, http::responder)) {

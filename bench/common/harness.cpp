@@ -119,7 +119,8 @@ cpu_share cpu_between(const cpu_sample& a, const cpu_sample& b, double seconds) 
   c.postgres = pg / seconds;
   c.loadgen = (b.self - a.self) / seconds;
   c.machine = (b.machine.busy - a.machine.busy) / seconds;
-  c.other = std::max(0.0, c.machine - c.parley - c.postgres - c.loadgen);
+  c.steal = (b.machine.steal - a.machine.steal) / seconds;
+  c.other = std::max(0.0, c.machine - c.parley - c.postgres - c.loadgen - c.steal);
   return c;
 }
 

@@ -74,6 +74,7 @@ cpu_sample sample_cpu(bench_db& db, const std::string& dbname, pid_t parley_pid)
 
 struct cpu_share { ///< cores used on average over an interval
   double parley = 0, postgres = 0, loadgen = 0, other = 0, machine = 0;
+  double steal = 0; ///< part of machine: the hypervisor's, not ours (see machine_cpu)
 };
 
 cpu_share cpu_between(const cpu_sample& a, const cpu_sample& b, double seconds);

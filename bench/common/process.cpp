@@ -156,7 +156,8 @@ machine_cpu machine_cpu_seconds() {
   unsigned long long idle = v[3] + v[4], total = 0;
   for (int i = 0; i < 8; ++i) // guest time is already counted in user
     total += v[i];
-  return {static_cast<double>(total - idle) / tick, static_cast<double>(total) / tick};
+  return {static_cast<double>(total - idle) / tick, static_cast<double>(total) / tick,
+          static_cast<double>(v[7]) / tick};
 }
 
 double load_average() {

@@ -44,6 +44,9 @@ double process_cpu_seconds(pid_t pid);
 struct machine_cpu {
   double busy = 0;
   double total = 0;
+  /// Time the hypervisor gave this VM's CPUs to others (counted in busy): on a shared host it
+  /// explains an "other" share that no process used.
+  double steal = 0;
 };
 machine_cpu machine_cpu_seconds();
 

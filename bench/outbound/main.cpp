@@ -394,9 +394,17 @@ void print_throughput(const throughput_report& r) {
       fmt("%.0f", r.rss_mb) + " / " + fmt("%.0f", r.peak_rss_mb), "< 200");
   row("CPU cores (load + drain): parley / postgres",
       fmt("%.2f", r.cpu.parley) + " / " + fmt("%.2f", r.cpu.postgres), "");
-  row("CPU cores: bench (load gen + fake) / other / machine",
+  {
+    // Per unit of work: comparable across runs even when the host steals time.
+    auto per = [&](double cores) {
+      return r.msgs_per_s_end_to_end > 0 ? cores / r.msgs_per_s_end_to_end * 1e6 : 0.0;
+    };
+    row("CPU us per message: parley / postgres",
+        fmt("%.0f", per(r.cpu.parley)) + " / " + fmt("%.0f", per(r.cpu.postgres)), "");
+  }
+  row("CPU cores: bench (load gen + fake) / other / steal / machine",
       fmt("%.2f", r.cpu.loadgen) + " / " + fmt("%.2f", r.cpu.other) + " / " +
-          fmt("%.2f", r.cpu.machine),
+          fmt("%.2f", r.cpu.steal) + " / " + fmt("%.2f", r.cpu.machine),
       "");
   row("load average (1 min) after the run", fmt("%.2f", r.load_avg), "");
 }

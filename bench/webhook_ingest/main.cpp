@@ -333,10 +333,18 @@ void print_report(const std::vector<run_report>& runs) {
       },
       "");
   row(
-      "CPU cores: load gen / other / machine",
+      "CPU us per webhook: parley / postgres",
+      [](const run_report& r) {
+        // Per unit of work: comparable across runs even when the host steals time.
+        auto per = [&](double cores) { return r.ack_per_s > 0 ? cores / r.ack_per_s * 1e6 : 0.0; };
+        return fmt("%.0f", per(r.cpu.parley)) + " / " + fmt("%.0f", per(r.cpu.postgres));
+      },
+      "");
+  row(
+      "CPU cores: load gen / other / steal / machine",
       [](const run_report& r) {
         return fmt("%.2f", r.cpu.loadgen) + " / " + fmt("%.2f", r.cpu.other) + " / " +
-               fmt("%.2f", r.cpu.machine);
+               fmt("%.2f", r.cpu.steal) + " / " + fmt("%.2f", r.cpu.machine);
       },
       "");
   row(

@@ -94,6 +94,21 @@ class InboundApiTest(InboundBase):
         self.assertEqual(metric(after, "parley_inbound_messages_total")
                          - metric(before, "parley_inbound_messages_total"), 1)
 
+    def test_deleting_a_tenant_deletes_its_conversations_and_messages(self):
+        # The hot tables have no foreign keys (migration 0007): deletion must reach them itself.
+        tc = tenant_with_channel(self.server)[0]
+        wa, wamid = new_wa_id(), unique_wamid("del")
+        self.deliver(text_body(tc.phone_number_id, wa, "soon gone", wamid), "message")
+        self.deliver(status_body(tc.phone_number_id, [status(wamid, "read", wa)]), "status")
+        tables = ("contacts", "conversations", "messages", "outbox", "delivery_attempts")
+        count = " + ".join(f"(SELECT count(*) FROM {t} WHERE tenant_id = '{tc.tenant_id}')"
+                           for t in tables)
+        count += (" + (SELECT count(*) FROM message_status_events WHERE channel_id = "
+                  f"'{tc.channel_id}')")
+        self.assertNotEqual(self.server.sql(f"SELECT {count}"), "0")
+        self.assertStatus(self.server.admin("DELETE", f"/v1/tenants/{tc.tenant_id}"), 204, "delete")
+        self.assertEqual(self.server.sql(f"SELECT {count}"), "0")
+
     def test_duplicates_inside_one_body(self):
         wa, wamid = new_wa_id(), unique_wamid("dup1")
         m = text_message(wa, "twice in one body", wamid)

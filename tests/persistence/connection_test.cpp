@@ -31,7 +31,7 @@ TEST(ConnectionString, MergesIntoExistingOptions) {
   auto s = connection_string("postgresql://h/db?options=-c%20search_path%3Dx", {});
   EXPECT_NE(s.find("options=-c%20search_path%3Dx%20-c%20statement_timeout%3D5000"),
             std::string::npos)
-    << s;
+      << s;
 }
 
 TEST(ConnectionString, KeyValueForm) {
@@ -40,6 +40,19 @@ TEST(ConnectionString, KeyValueForm) {
   EXPECT_NE(s.find(" options='-c statement_timeout=5000'"), std::string::npos) << s;
   auto t = connection_string("host=h connect_timeout=8", {});
   EXPECT_EQ(t.find("connect_timeout='3'"), std::string::npos) << t;
+}
+
+TEST(ConnectionString, WriterSessionsPlanWithIndexesOnly) {
+  // Regression: a writer's prepared statements kept a generic plan made while the tables were
+  // small (hash join over a sequential scan) as they grew to hundreds of thousands of rows.
+  connection_options o;
+  o.index_plans_only = true;
+  auto s = connection_string("postgresql://h/db", o);
+  for (const char* setting :
+       {"enable_seqscan%3Doff", "enable_hashjoin%3Doff", "enable_mergejoin%3Doff"})
+    EXPECT_NE(s.find(setting), std::string::npos) << s;
+  EXPECT_NE(s.find("statement_timeout%3D5000"), std::string::npos) << s;
+  EXPECT_EQ(connection_string("postgresql://h/db", {}).find("enable_hashjoin"), std::string::npos);
 }
 
 TEST(WithDatabase, ReplacesOnlyTheDatabase) {

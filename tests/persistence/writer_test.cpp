@@ -1,5 +1,6 @@
 #include "persistence/writer.hpp"
 
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -17,16 +18,17 @@ using test::ask;
 
 // items.n must not be negative: the way tests make one row of a batch bad.
 constexpr const char* create_items =
-  "CREATE TABLE items (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE,"
-  " n integer NOT NULL CHECK (n >= 0))";
+    "CREATE TABLE items (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE,"
+    " n integer NOT NULL CHECK (n >= 0))";
 
 // The whole batch in one statement: rows travel as one JSON array parameter.
-constexpr const char* insert_items =
-  "INSERT INTO items (k, n) SELECT r.k, r.n FROM jsonb_to_recordset($1::jsonb) AS r(k text, n int)"
-  " ON CONFLICT (k) DO NOTHING RETURNING k, id";
+constexpr const char* insert_items = "INSERT INTO items (k, n) SELECT r.k, r.n FROM "
+                                     "jsonb_to_recordset($1::jsonb) AS r(k text, n int)"
+                                     " ON CONFLICT (k) DO NOTHING RETURNING k, id";
 
 /// Idempotent: a key already stored answers {"duplicate":true}.
-std::vector<nlohmann::json> insert_item_batch(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+std::vector<nlohmann::json> insert_item_batch(pqxx::work& tx,
+                                              const std::vector<nlohmann::json>& rows) {
   std::map<std::string, long long> ids;
   for (const auto& r : tx.exec_params(insert_items, nlohmann::json(rows).dump()))
     ids[r[0].as<std::string>()] = r[1].as<long long>();
@@ -40,12 +42,13 @@ std::vector<nlohmann::json> insert_item_batch(pqxx::work& tx, const std::vector<
 }
 
 /// Not idempotent on purpose: a duplicate key is a unique violation.
-std::vector<nlohmann::json> strict_item_batch(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+std::vector<nlohmann::json> strict_item_batch(pqxx::work& tx,
+                                              const std::vector<nlohmann::json>& rows) {
   std::vector<nlohmann::json> out;
   for (const auto& row : rows)
     out.push_back(tx.exec_params1("INSERT INTO items (k, n) VALUES ($1, $2) RETURNING id",
                                   row.at("k").get<std::string>(), row.at("n").get<int>())[0]
-                    .as<long long>());
+                      .as<long long>());
   return out;
 }
 
@@ -84,9 +87,13 @@ protected:
   caf::actor writer(writer_options o) { return writer(std::move(o), db_cfg()); }
 
   uint64_t batches() {
-    return metrics_.get_histogram("parley_db_batch_rows", "", {}, metrics::size_buckets()).read().count;
+    return metrics_.get_histogram("parley_db_batch_rows", "", {}, metrics::size_buckets())
+        .read()
+        .count;
   }
-  double commit_errors() { return metrics_.get_counter("parley_db_commit_errors_total", "").value(); }
+  double commit_errors() {
+    return metrics_.get_counter("parley_db_commit_errors_total", "").value();
+  }
   int item_count() { return std::stoi(test::sql_value(db_->url(), "SELECT count(*) FROM items")); }
 };
 
@@ -105,17 +112,17 @@ caf::behavior client(caf::stateful_actor<client_state>* self, caf::actor writer,
   for (int i = 0; i < n; ++i) {
     auto k = prefix + std::to_string(i);
     self->request(writer, 30s, persist_atom::value, item(k, i == bad ? -1 : i))
-      .then(
-        [self, n, report_to](const nlohmann::json&) {
-          ++self->state.ok;
-          if (++self->state.answered == n)
-            self->send(report_to, self->state.ok, nlohmann::json(self->state.errors));
-        },
-        [self, n, report_to, k](const caf::error& e) {
-          self->state.errors[k] = std::string{api_code(code_of(e))};
-          if (++self->state.answered == n)
-            self->send(report_to, self->state.ok, nlohmann::json(self->state.errors));
-        });
+        .then(
+            [self, n, report_to](const nlohmann::json&) {
+              ++self->state.ok;
+              if (++self->state.answered == n)
+                self->send(report_to, self->state.ok, nlohmann::json(self->state.errors));
+            },
+            [self, n, report_to, k](const caf::error& e) {
+              self->state.errors[k] = std::string{api_code(code_of(e))};
+              if (++self->state.answered == n)
+                self->send(report_to, self->state.ok, nlohmann::json(self->state.errors));
+            });
   }
   return {}; // alive until the last response has arrived
 }
@@ -142,11 +149,12 @@ TEST_F(WriterTest, ManyCallersShareFewCommits) {
     sys_->spawn(client, w, caf::actor{self}, "c" + std::to_string(c) + "-", per_client, -1);
   int ok = 0;
   for (int c = 0; c < clients; ++c)
-    self->receive([&](int n, const nlohmann::json& errors) {
-                    ok += n;
-                    EXPECT_TRUE(errors.empty()) << errors.dump();
-                  },
-                  caf::after(60s) >> [&] { FAIL() << "clients did not finish"; });
+    self->receive(
+        [&](int n, const nlohmann::json& errors) {
+          ok += n;
+          EXPECT_TRUE(errors.empty()) << errors.dump();
+        },
+        caf::after(60s) >> [&] { FAIL() << "clients did not finish"; });
   EXPECT_EQ(ok, clients * per_client);
   EXPECT_EQ(item_count(), clients * per_client);
   // Group commit: far fewer transactions than operations.
@@ -159,11 +167,12 @@ TEST_F(WriterTest, BadRowFailsAloneAndTheRestCommit) {
   auto w = writer(options(300ms)); // long delay: all 200 rows land in one batch
   caf::scoped_actor self{*sys_};
   sys_->spawn(client, w, caf::actor{self}, "k", 200, 137);
-  self->receive([&](int ok, const nlohmann::json& errors) {
-                  EXPECT_EQ(ok, 199);
-                  EXPECT_EQ(errors, (nlohmann::json{{"k137", "invalid_request"}}));
-                },
-                caf::after(30s) >> [&] { FAIL() << "no answer"; });
+  self->receive(
+      [&](int ok, const nlohmann::json& errors) {
+        EXPECT_EQ(ok, 199);
+        EXPECT_EQ(errors, (nlohmann::json{{"k137", "invalid_request"}}));
+      },
+      caf::after(30s) >> [&] { FAIL() << "no answer"; });
   EXPECT_EQ(batches(), 1u);
   EXPECT_GT(commit_errors(), 0);
   EXPECT_EQ(item_count(), 199);
@@ -197,6 +206,34 @@ TEST_F(WriterTest, ConflictsAndAppErrorsFailAloneAcrossKinds) {
   EXPECT_EQ(batches(), 1u);
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT string_agg(k, ',' ORDER BY k) FROM items"),
             "i1,p1,s1,taken");
+}
+
+TEST_F(WriterTest, LateKindsRunLastInTheirBatch) {
+  // Kinds that lock rows shared by all writers (usage counters) run last, so the lock is held
+  // for the shortest part of the transaction, whatever order the rows arrived in.
+  auto order = std::make_shared<std::vector<std::string>>();
+  auto mtx = std::make_shared<std::mutex>();
+  auto recording = [order, mtx](std::string name) {
+    return [order, mtx, name](pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+      {
+        std::lock_guard<std::mutex> guard{*mtx};
+        order->push_back(name);
+      }
+      return insert_item_batch(tx, rows);
+    };
+  };
+  auto o = options(300ms); // both rows wait for the same flush
+  o.kinds = {{"late", recording("late")}, {"early", recording("early")}};
+  o.late_kinds = {"late"};
+  auto w = writer(std::move(o));
+  caf::scoped_actor self{*sys_};
+  self->send(w, persist_atom::value, item("l", 1, "late"));
+  self->send(w, persist_atom::value, item("e", 1, "early"));
+  for (int i = 0; i < 2; ++i)
+    self->receive([](const nlohmann::json&) {},
+                  caf::after(10s) >> [] { FAIL() << "no answer from the writer"; });
+  EXPECT_EQ(*order, (std::vector<std::string>{"early", "late"}));
+  EXPECT_EQ(item_count(), 2);
 }
 
 TEST_F(WriterTest, UnknownKindIsRefused) {
@@ -242,7 +279,7 @@ TEST_F(WriterTest, TerminatedBackendIsReplacedTransparently) {
   EXPECT_EQ(test::sql_value(test::admin_url(),
                             "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                             "WHERE application_name = 'parley-writer' AND datname = '" +
-                              db_->name() + "'"),
+                                db_->name() + "'"),
             "1");
   auto r = ask(*sys_, w, persist_atom::value, item("after"));
   EXPECT_TRUE(r.ok) << r;
@@ -270,13 +307,13 @@ TEST_F(WriterTest, RecoversWhenTheDatabaseComesBack) {
     auto started = std::chrono::steady_clock::now();
     sys_->spawn(client, w, caf::actor{self}, "down", 50, -1);
     self->receive(
-      [&](int ok, const nlohmann::json& errors) {
-        EXPECT_EQ(ok, 0);
-        EXPECT_EQ(errors.size(), 50u);
-        for (const auto& code : errors)
-          EXPECT_EQ(code, "storage_unavailable");
-      },
-      caf::after(30s) >> [&] { FAIL() << "no answer"; });
+        [&](int ok, const nlohmann::json& errors) {
+          EXPECT_EQ(ok, 0);
+          EXPECT_EQ(errors.size(), 50u);
+          for (const auto& code : errors)
+            EXPECT_EQ(code, "storage_unavailable");
+        },
+        caf::after(30s) >> [&] { FAIL() << "no answer"; });
     EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   }
   auto refused = ask(*sys_, w, persist_atom::value, item("down"));
