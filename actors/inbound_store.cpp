@@ -15,14 +15,16 @@ namespace {
 
 /// Inserts raw events and returns their ids in row order. `processed`: the event's message is
 /// stored in the same transaction (the one-transaction path of single-message webhooks).
+/// `event_of(row)`: the raw event object of a row (the row itself, or its "event" member).
 std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows,
-                                       bool processed) {
+                                       bool processed,
+                                       const nlohmann::json& (*event_of)(const nlohmann::json&)) {
   // Ids are drawn in the statement and returned with each row's position, so no row relies on
   // RETURNING order (which PostgreSQL does not promise).
   std::string param = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
     // {"body_b64":..,...} + "i": the row is an object of ASCII fields (base64, uuid, request id).
-    auto text = rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    auto text = event_of(rows[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     text.back() = ',';
     if (i)
       param += ',';
@@ -52,34 +54,25 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
                                              const std::vector<nlohmann::json>& rows) {
   std::vector<nlohmann::json> results;
   results.reserve(rows.size());
-  for (auto id : insert_raw_events(tx, rows, false))
+  for (auto id : insert_raw_events(
+           tx, rows, false, [](const nlohmann::json& r) -> const nlohmann::json& { return r; }))
     results.push_back({{"id", id}});
   return results;
 }
 
 /// Each statement gets only the columns it reads: PostgreSQL parses the JSON parameter once per
 /// statement, and the message rows (content, raw) are by far the largest part.
-std::string project(const std::vector<nlohmann::json>& rows,
-                    std::initializer_list<const char*> keys) {
-  std::vector<nlohmann::json> out;
-  out.reserve(rows.size());
-  for (const auto& r : rows) {
-    nlohmann::json p = nlohmann::json::object();
-    for (auto k : keys)
-      if (auto it = r.find(k); it != r.end())
-        p[k] = *it;
-    out.push_back(std::move(p));
-  }
-  return persistence::json_rows(out);
-}
 
 /// Meta's message time as stored: out-of-range timestamps fall back to the arrival time.
 #define PARLEY_META_TS(col)                                                                        \
   "CASE WHEN " col " > 0 AND " col " < 32503680000 THEN to_timestamp(" col ") ELSE now() END"
 
-std::vector<nlohmann::json> store_messages(pqxx::work& tx,
-                                           const std::vector<nlohmann::json>& rows) {
-  persistence::exec_prepared_sql(tx, "inbound_contacts", R"(
+/// `raw_ids`: the raw event of each row when the rows do not carry "raw_event_id" themselves.
+std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
+                                              const std::vector<nlohmann::json>& rows,
+                                              const std::vector<int64_t>* raw_ids) {
+  persistence::exec_prepared_sql(
+      tx, "inbound_contacts", R"(
     INSERT INTO contacts (tenant_id, wa_id, profile_name)
     SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text, profile_name text)
@@ -88,7 +81,7 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx,
       SET profile_name = EXCLUDED.profile_name, updated_at = now()
       WHERE EXCLUDED.profile_name IS NOT NULL
         AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
-                                 project(rows, {"tenant_id", "wa_id", "profile_name"}));
+      persistence::json_rows(rows, {"tenant_id", "wa_id", "profile_name"}));
   // A conversation created here starts with its counters and window already set from the batch's
   // messages: none of them can be stored yet (messages belong to their conversation), so all
   // distinct wamids are new. Only conversations that existed before are updated after the
@@ -115,14 +108,16 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx,
       RETURNING id, xmax = 0 AS inserted
     )
     SELECT coalesce(array_agg(id), '{}')::text FROM up WHERE inserted)",
-      project(rows, {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"}));
+      persistence::json_rows(rows,
+                             {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"}));
   const std::string created_ids = created[0][0].c_str();
   // Only messages new to the database move an existing conversation's counters and window, so a
   // replayed or retried message changes nothing. The conversation is found per row through
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
   // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
   // LATERAL into an ordinary join and may hash-join the whole table after all.
-  auto inserted = persistence::exec_prepared_sql(tx, "inbound_messages", R"(
+  auto inserted = persistence::exec_prepared_sql(
+      tx, "inbound_messages", R"(
     WITH r AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
         tenant_id uuid, channel_id uuid, wa_id text, wamid text, type text, content jsonb,
@@ -151,7 +146,14 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx,
       FROM counts WHERE c.id = counts.conversation_id
     )
     SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)",
-                                                 persistence::json_rows(rows), created_ids);
+      persistence::json_rows(rows,
+                             {"tenant_id", "channel_id", "wa_id", "wamid", "type", "content", "raw",
+                              "context", "ts", "raw_event_id"},
+                             [raw_ids](size_t i) {
+                               return raw_ids ? "\"raw_event_id\":" + std::to_string((*raw_ids)[i])
+                                              : std::string{};
+                             }),
+      created_ids);
   using key_t = std::pair<std::string, std::string>;
   std::map<key_t, std::pair<std::string, std::string>> ids;
   std::set<key_t> fresh;
@@ -198,22 +200,18 @@ std::vector<nlohmann::json> store_messages(pqxx::work& tx,
 /// Single-message webhooks in one transaction: the raw event (already marked processed) and its
 /// message commit together, so the 200 waits for one commit instead of three (raw event,
 /// message, processed mark) and a crash leaves either both or neither.
+std::vector<nlohmann::json> store_messages(pqxx::work& tx,
+                                           const std::vector<nlohmann::json>& rows) {
+  return store_messages_of(tx, rows, nullptr);
+}
+
 std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
                                                  const std::vector<nlohmann::json>& rows) {
-  std::vector<nlohmann::json> events;
-  events.reserve(rows.size());
-  for (const auto& r : rows)
-    events.push_back(r.at("event"));
-  auto ids = insert_raw_events(tx, events, true);
-  std::vector<nlohmann::json> messages;
-  messages.reserve(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    nlohmann::json m = rows[i];
-    m.erase("event");
-    m["raw_event_id"] = ids[i];
-    messages.push_back(std::move(m));
-  }
-  auto results = store_messages(tx, messages);
+  auto ids =
+      insert_raw_events(tx, rows, true, [](const nlohmann::json& r) -> const nlohmann::json& {
+        return r.at("event");
+      });
+  auto results = store_messages_of(tx, rows, &ids);
   for (size_t i = 0; i < results.size(); ++i)
     results[i]["raw_event_id"] = ids[i];
   return results;

@@ -35,4 +35,41 @@ std::string json_rows(const std::vector<nlohmann::json>& rows) {
   return out;
 }
 
+std::string json_rows(const std::vector<nlohmann::json>& rows,
+                      std::initializer_list<std::string_view> keys,
+                      const std::function<std::string(size_t)>& extra) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i)
+      out += ',';
+    out += '{';
+    bool first = true;
+    for (auto k : keys) {
+      auto it = rows[i].find(k);
+      if (it == rows[i].end())
+        continue;
+      if (!first)
+        out += ',';
+      first = false;
+      out += '"';
+      out += k;
+      out += "\":";
+      out += it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    if (extra) {
+      auto more = extra(i);
+      if (!more.empty()) {
+        if (!first)
+          out += ',';
+        out += more;
+      }
+    }
+    out += '}';
+  }
+  out += ']';
+  if (out.find("\\u0000") != std::string::npos)
+    replace_escaped_nul(out);
+  return out;
+}
+
 } // namespace parley::persistence
