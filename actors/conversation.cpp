@@ -78,6 +78,33 @@ void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
 }
 
+caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
+                                                         domain::status_event& ev, const char* kind,
+                                                         nlohmann::json event) {
+  auto& st = self->state;
+  st.last_active = self->clock().now();
+  nlohmann::json row{
+      {"tenant_id", st.tenant_id},
+      {"channel_id", st.channel_id},
+      {"wamid", ev.wamid},
+      {"status", ev.status_text},
+      {"recipient_id", ev.recipient_id},
+      {"ts", ev.timestamp},
+      {"error_code", ev.error_code ? nlohmann::json(*ev.error_code) : nlohmann::json(nullptr)},
+      {"error_title", ev.error_title},
+      {"errors", std::move(ev.errors)},
+      {"conversation", std::move(ev.conversation)},
+      {"pricing", std::move(ev.pricing)}};
+  if (!event.is_null())
+    row["event"] = std::move(event);
+  auto rp = self->make_response_promise<nlohmann::json>();
+  self->request(st.deps->writer->get(), st.deps->write_timeout, persistence::persist_atom::value,
+                persistence::write_op{kind, std::move(row)})
+      .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
+             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* deps,
                                 std::string tenant_id, std::string channel_id, std::string wa_id) {
   auto& st = self->state;
@@ -123,27 +150,12 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
         return rp;
       },
       [self](status_event_atom, domain::status_event& ev) -> caf::result<nlohmann::json> {
-        auto& st = self->state;
-        st.last_active = self->clock().now();
-        nlohmann::json row{{"tenant_id", st.tenant_id},
-                           {"channel_id", st.channel_id},
-                           {"wamid", ev.wamid},
-                           {"status", ev.status_text},
-                           {"recipient_id", ev.recipient_id},
-                           {"ts", ev.timestamp},
-                           {"error_code", ev.error_code ? nlohmann::json(*ev.error_code)
-                                                        : nlohmann::json(nullptr)},
-                           {"error_title", ev.error_title},
-                           {"errors", std::move(ev.errors)},
-                           {"conversation", std::move(ev.conversation)},
-                           {"pricing", std::move(ev.pricing)}};
-        auto rp = self->make_response_promise<nlohmann::json>();
-        self->request(st.deps->writer->get(), st.deps->write_timeout,
-                      persistence::persist_atom::value,
-                      persistence::write_op{inbound_store::status_kind, std::move(row)})
-            .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
-                   [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+        return store_status(self, ev, inbound_store::status_kind, nlohmann::json{});
+      },
+      [self](status_event_atom, domain::status_event& ev,
+             nlohmann::json& event) -> caf::result<nlohmann::json> {
+        // Not durable yet: stored with its raw event in one transaction.
+        return store_status(self, ev, inbound_store::status_event_kind, std::move(event));
       },
       [self](tick_atom) {
         auto& st = self->state;

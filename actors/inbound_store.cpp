@@ -222,7 +222,8 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
   // Each report is stored once; the messages it concerns are then folded again from everything
   // stored for them (parley_fold_statuses: forward-only, failed terminal), the same fold the
   // outbound path applies when a send's wamid becomes known after its reports arrived.
-  auto fresh = persistence::exec_prepared_sql(tx, "inbound_statuses", R"(
+  auto fresh = persistence::exec_prepared_sql(
+      tx, "inbound_statuses", R"(
     INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
       meta_timestamp, error_code, error_title, errors, conversation, pricing)
     SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
@@ -233,7 +234,9 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
       error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
     ON CONFLICT DO NOTHING
     RETURNING channel_id::text, wamid)",
-                                              persistence::json_rows(rows));
+      persistence::json_rows(rows,
+                             {"tenant_id", "channel_id", "wamid", "status", "recipient_id", "ts",
+                              "error_code", "error_title", "errors", "conversation", "pricing"}));
   if (!fresh.empty()) {
     std::set<std::pair<std::string, std::string>> touched;
     for (const auto& row : fresh)
@@ -248,6 +251,19 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
         persistence::json_rows(keys));
   }
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
+}
+
+/// Single-status webhooks in one transaction, as store_message_events.
+std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
+                                                const std::vector<nlohmann::json>& rows) {
+  auto ids =
+      insert_raw_events(tx, rows, true, [](const nlohmann::json& r) -> const nlohmann::json& {
+        return r.at("event");
+      });
+  auto results = store_statuses(tx, rows);
+  for (size_t i = 0; i < results.size(); ++i)
+    results[i]["raw_event_id"] = ids[i];
+  return results;
 }
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
@@ -266,7 +282,7 @@ std::map<std::string, persistence::batch_fn> batch_handlers() {
   return {
       {raw_event_kind, store_raw_events},         {message_kind, store_messages},
       {message_event_kind, store_message_events}, {status_kind, store_statuses},
-      {raw_event_done_kind, mark_done},
+      {status_event_kind, store_status_events},   {raw_event_done_kind, mark_done},
   };
 }
 

@@ -16,6 +16,9 @@ inline constexpr const char* message_kind = "inbound_message";
 /// stored in one transaction, the raw event already processed. Result adds "raw_event_id".
 inline constexpr const char* message_event_kind = "inbound_message_event";
 inline constexpr const char* status_kind = "status_event";
+/// A status row plus "event": raw_event_row(...) of the webhook that carried it alone (as
+/// message_event_kind). Result adds "raw_event_id".
+inline constexpr const char* status_event_kind = "inbound_status_event";
 inline constexpr const char* raw_event_done_kind = "raw_event_done";
 
 /// All of the above, for the writer's options.

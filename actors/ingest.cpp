@@ -161,6 +161,13 @@ void count_message(ingest_ptr self, const std::string& type, bool duplicate) {
         .inc();
 }
 
+void count_status(ingest_ptr self, const std::string& value) {
+  self->state.deps.metrics
+      ->get_counter("parley_inbound_statuses_total", "Message statuses received, by value",
+                    {{"status", value}})
+      .inc();
+}
+
 void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& batch) {
   auto& st = self->state;
   auto* reg = st.deps.metrics;
@@ -382,38 +389,57 @@ void accept(ingest_ptr self, ack_promise rp, std::string body, std::string chann
   auto& st = self->state;
   auto parsed = domain::parse_webhook(body);
   auto* batch = std::get_if<domain::webhook_batch>(&parsed);
-  const route* r = nullptr;
-  caf::actor tenant;
-  if (batch && batch->messages.size() == 1 && batch->statuses.empty() && batch->others.empty()) {
-    r = live_route(self, batch->messages.front().phone_number_id, channel_id);
-    if (r)
-      if (auto it = st.tenant_actors.find(r->tenant_id); it != st.tenant_actors.end())
-        tenant = it->second;
+  // One message or one status (Meta sends nearly all of them alone), nothing else.
+  const std::string* pnid = nullptr;
+  if (batch && batch->others.empty()) {
+    if (batch->messages.size() == 1 && batch->statuses.empty())
+      pnid = &batch->messages.front().phone_number_id;
+    else if (batch->statuses.size() == 1 && batch->messages.empty())
+      pnid = &batch->statuses.front().phone_number_id;
   }
+  const route* r = pnid ? live_route(self, *pnid, channel_id) : nullptr;
+  caf::actor tenant;
+  if (r)
+    if (auto it = st.tenant_actors.find(r->tenant_id); it != st.tenant_actors.end())
+      tenant = it->second;
   if (!tenant)
     return store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
-  auto& msg = batch->messages.front();
-  auto type = msg.type;
   auto event = inbound_store::raw_event_row(body, channel_id, request_id);
-  self->request(tenant, st.deps.request_timeout, inbound_atom::value, r->channel_id, std::move(msg),
-                std::move(event))
+  auto fallback = [self, rp, body = std::move(body), channel_id = std::move(channel_id),
+                   request_id = std::move(request_id)](caf::error& err) mutable {
+    if (code_of(err) == errc::storage_unavailable) {
+      rp.deliver(std::move(err));
+      return;
+    }
+    // Tenant passivated meanwhile, a row the batch refused...: nothing was committed.
+    store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
+  };
+  if (!batch->messages.empty()) {
+    auto& msg = batch->messages.front();
+    auto type = msg.type; // read before msg is moved into the request
+    self->request(tenant, st.deps.request_timeout, inbound_atom::value, r->channel_id,
+                  std::move(msg), std::move(event))
+        .then(
+            [self, rp, type](nlohmann::json& result) mutable {
+              bool duplicate = result.value("duplicate", false);
+              count_message(self, type, duplicate);
+              if (duplicate)
+                webhook_outcome(self, "duplicate").inc();
+              rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
+            },
+            std::move(fallback));
+    return;
+  }
+  auto& status = batch->statuses.front();
+  auto value = status.status_text; // read before status is moved into the request
+  self->request(tenant, st.deps.request_timeout, status_event_atom::value, r->channel_id,
+                std::move(status), std::move(event))
       .then(
-          [self, rp, type](nlohmann::json& result) mutable {
-            bool duplicate = result.value("duplicate", false);
-            count_message(self, type, duplicate);
-            if (duplicate)
-              webhook_outcome(self, "duplicate").inc();
+          [self, rp, value](nlohmann::json& result) mutable {
+            count_status(self, value);
             rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
           },
-          [self, rp, body = std::move(body), channel_id = std::move(channel_id),
-           request_id = std::move(request_id)](caf::error& err) mutable {
-            if (code_of(err) == errc::storage_unavailable) {
-              rp.deliver(std::move(err));
-              return;
-            }
-            // Tenant passivated meanwhile, a row the batch refused...: nothing was committed.
-            store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
-          });
+          std::move(fallback));
 }
 
 caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {

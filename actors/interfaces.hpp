@@ -19,6 +19,7 @@
 //       -> nlohmann::json {..., "raw_event_id"}   the same for a webhook not yet durable: stored
 //                                                  with its raw event in one transaction
 //   (status_event_atom, std::string channel_id, domain::status_event) -> nlohmann::json
+//   (status_event_atom, std::string channel_id, domain::status_event, nlohmann::json raw_event_row)
 //                                                          routed to the recipient's conversation
 //   (send_atom, std::string channel_id, domain::outbound_request) -> nlohmann::json
 //       {"status":202|200,"body":message}                  routed to the channel actor
@@ -35,6 +36,7 @@
 //   (inbound_atom, domain::inbound_message, int64_t raw_event_id) -> nlohmann::json  (after COMMIT)
 //   (inbound_atom, domain::inbound_message, nlohmann::json raw_event_row) -> nlohmann::json
 //   (status_event_atom, domain::status_event) -> nlohmann::json                      (after COMMIT)
+//   (status_event_atom, domain::status_event, nlohmann::json raw_event_row) -> nlohmann::json
 //   (status_atom) -> nlohmann::json
 // ingest (one per node): turns durable raw webhook events into messages and statuses
 //   (ingest_atom, std::string body, std::string channel_id, std::string request_id)

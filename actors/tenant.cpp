@@ -193,6 +193,12 @@ caf::behavior running(tenant_ptr self) {
         auto conv = conversation_for(self, channel_id, msg.wa_id);
         return self->delegate(conv, inbound_atom::value, std::move(msg), std::move(event));
       },
+      [self](status_event_atom, const std::string& channel_id, domain::status_event& ev,
+             nlohmann::json& event) {
+        self->state.last_active = self->clock().now();
+        auto conv = conversation_for(self, channel_id, ev.recipient_id);
+        return self->delegate(conv, status_event_atom::value, std::move(ev), std::move(event));
+      },
       [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
         self->state.last_active = self->clock().now();
         auto conv = conversation_for(self, channel_id, ev.recipient_id);

@@ -94,6 +94,21 @@ class InboundApiTest(InboundBase):
         self.assertEqual(metric(after, "parley_inbound_messages_total")
                          - metric(before, "parley_inbound_messages_total"), 1)
 
+    def test_single_part_webhooks_are_processed_when_acknowledged(self):
+        # One message or one status to a warm route is stored with its raw event in one
+        # transaction: by the time of the 200 it is already processed (no replay needed).
+        wa, wamid = new_wa_id(), unique_wamid("one")
+        self.deliver(text_body(self.a1.phone_number_id, wa, "warm-up"), "warm-up")
+        latest = ("SELECT processed_at IS NOT NULL, outcome FROM raw_webhook_events "
+                  "ORDER BY id DESC LIMIT 1")
+        self.post_ok(text_body(self.a1.phone_number_id, wa, "one", wamid), "message")
+        self.assertEqual(self.server.sql(latest), "t|accepted")
+        self.assertEqual(wamid_rows(self.server, wamid), 1)
+        self.post_ok(status_body(self.a1.phone_number_id, [status(wamid, "read", wa)]), "status")
+        self.assertEqual(self.server.sql(latest), "t|accepted")
+        self.assertEqual(self.server.sql(
+            f"SELECT count(*) FROM message_status_events WHERE wamid = {sql_quote(wamid)}"), "1")
+
     def test_deleting_a_tenant_deletes_its_conversations_and_messages(self):
         # The hot tables have no foreign keys (migration 0007): deletion must reach them itself.
         tc = tenant_with_channel(self.server)[0]
