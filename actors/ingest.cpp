@@ -356,6 +356,17 @@ void replay_page(ingest_ptr self, int min_age_s) {
 
 using ack_promise = caf::typed_response_promise<nlohmann::json>;
 
+/// Parses, routes and stores the parts of a committed raw event (once per event id).
+void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id) {
+  if (!self->state.in_flight.insert(id).second)
+    return;
+  auto ev = std::make_shared<event_progress>();
+  ev->id = id;
+  ev->body = std::move(body);
+  ev->channel_id = std::move(channel_id);
+  process(self, ev);
+}
+
 /// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
 /// and its parts stored and marked by process().
 void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
@@ -369,13 +380,7 @@ void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::
            channel_id = std::move(channel_id)](nlohmann::json& stored) mutable {
             auto id = stored["id"].get<int64_t>();
             rp.deliver(std::move(stored));
-            if (!self->state.in_flight.insert(id).second)
-              return;
-            auto ev = std::make_shared<event_progress>();
-            ev->id = id;
-            ev->body = std::move(body);
-            ev->channel_id = std::move(channel_id);
-            process(self, ev);
+            begin_processing(self, id, std::move(body), std::move(channel_id));
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
 }
@@ -459,15 +464,6 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
   if (deps.sweep_interval.count() > 0)
     self->delayed_send(self, deps.sweep_interval, tick_atom::value);
   return {
-      [self](ingest_atom, int64_t id, std::string& body, std::string& channel_id) {
-        if (!self->state.in_flight.insert(id).second)
-          return;
-        auto ev = std::make_shared<event_progress>();
-        ev->id = id;
-        ev->body = std::move(body);
-        ev->channel_id = std::move(channel_id);
-        process(self, ev);
-      },
       [self](ingest_atom, std::string& body, std::string& channel_id,
              std::string& request_id) -> caf::result<nlohmann::json> {
         auto rp = self->make_response_promise<nlohmann::json>();

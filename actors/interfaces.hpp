@@ -41,7 +41,6 @@
 // ingest (one per node): turns durable raw webhook events into messages and statuses
 //   (ingest_atom, std::string body, std::string channel_id, std::string request_id)
 //       -> nlohmann::json {"id": raw_event_id}    after the webhook is durable (the edge's 200)
-//   (ingest_atom, int64_t raw_event_id, std::string body, std::string channel_id) -> void
 //   (replay_atom) -> void                                  re-feeds unprocessed raw events
 //   (reload_atom) -> void                                  forget cached routes (channels changed)
 //   (status_atom) -> nlohmann::json

@@ -235,6 +235,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                          {"content", row["content"]},
                          {"payload", std::move(payload)},
                          {"cmid", row.value("client_message_id", json(nullptr))},
+                         {"dispatch", row.value("dispatch", false)},
                          {"kind", row["kind"]},
                          {"ref_id", is_read ? json(c.ref_id) : json(nullptr)}});
     }
@@ -278,7 +279,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
       WITH r AS (
         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
           i int, tenant_id uuid, channel_id uuid, conversation_id uuid, to_wa text, type text,
-          content jsonb, payload jsonb, cmid text, kind text, ref_id uuid)
+          content jsonb, payload jsonb, cmid text, kind text, ref_id uuid, dispatch bool)
       ), ids AS MATERIALIZED (
         SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE gen_random_uuid() END AS mid,
                nextval('outbox_id_seq') AS oid
@@ -292,8 +293,10 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         ON CONFLICT (tenant_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
         RETURNING id
       ), box AS (
-        INSERT INTO outbox (id, tenant_id, channel_id, message_id, kind, to_wa, payload)
-        SELECT oid, tenant_id, channel_id, mid, kind, to_wa, payload FROM ids
+        INSERT INTO outbox (id, tenant_id, channel_id, message_id, kind, to_wa, payload,
+                            dispatched_attempt)
+        SELECT oid, tenant_id, channel_id, mid, kind, to_wa, payload,
+               CASE WHEN dispatch THEN 1 ELSE 0 END FROM ids
         WHERE kind = 'read' OR mid IN (SELECT id FROM msg)
         RETURNING id
       )

@@ -20,7 +20,8 @@ std::map<std::string, persistence::batch_fn> batch_handlers();
 /// What accept_kind expects per row:
 /// {"tenant_id","channel_id","kind":"message"|"read","to","type","content","payload",
 ///  "client_message_id"|null,"ref_id"|null (a Parley message id),"ref_wamid"|null,
-///  "needs_window":bool}.
+///  "needs_window":bool, "dispatch":bool (optional: the channel will call at once, so the outbox
+///  row is written with its first call already marked and no dispatch_kind write follows)}.
 /// Result per row: {"message_id","conversation_id","outbox_id","created_at","to","duplicate":false}
 /// for new work, {"message_id","duplicate":true} when the client_message_id is known, or
 /// {"reject":{"code":"not_found"|"outside_window"|"unprocessable"|"plan_limit_exceeded","message"}}
