@@ -93,18 +93,20 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
   nlohmann::json ids = nlohmann::json::array();
   for (const auto& id : tenant_ids)
     ids.push_back(id);
-  // The no-op upsert creates a missing counter and locks it either way.
+  // Only tenants with a monthly limit need their counter locked (the no-op upsert creates a
+  // missing counter and locks it either way): for the others nothing can run out, and a lock
+  // held to COMMIT would make every writer accepting for the same tenant wait for the others.
   auto r = persistence::exec_prepared_sql(tx, "plan_lock_message_allowances", R"(
-    WITH u AS (
+    WITH t AS (
+      SELECT tn.id, (parley_tenant_limits(tn) ->> 'messages_per_month')::bigint AS lim
+      FROM tenants tn WHERE tn.id IN (SELECT x::uuid FROM jsonb_array_elements_text($1::jsonb) AS x)
+    ), u AS (
       INSERT INTO tenant_usage AS u (tenant_id, month, messages)
-      SELECT t.id::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 0
-      FROM jsonb_array_elements_text($1::jsonb) AS t(id)
-      WHERE EXISTS (SELECT 1 FROM tenants tn WHERE tn.id = t.id::uuid)
+      SELECT t.id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 0 FROM t
+      WHERE t.lim IS NOT NULL
       ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages
       RETURNING u.tenant_id, u.messages)
-    SELECT u.tenant_id::text, (parley_tenant_limits(tn) ->> 'messages_per_month')::bigint,
-           u.messages
-    FROM u JOIN tenants tn ON tn.id = u.tenant_id)",
+    SELECT t.id::text, t.lim, coalesce(u.messages, 0) FROM t LEFT JOIN u ON u.tenant_id = t.id)",
                                           ids.dump());
   for (const auto& row : r) {
     message_allowance a;

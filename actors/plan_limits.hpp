@@ -42,9 +42,10 @@ struct message_allowance {
   long long used = 0;             ///< taken this month before this transaction
 };
 
-/// For group-commit batch handlers mixing tenants: the allowance of each of `tenant_ids`, with
-/// their counter rows locked until the transaction ends (two writers cannot both hand out the
-/// last message). Tenants that no longer exist are absent. Two statements per batch.
+/// For group-commit batch handlers mixing tenants: the allowance of each of `tenant_ids`; the
+/// counter rows of tenants with a limit are locked until the transaction ends (two writers
+/// cannot both hand out the last message), unlimited tenants' are not (used = 0 for them).
+/// Tenants that no longer exist are absent. One statement per batch.
 std::map<std::string, message_allowance>
 lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids);
 
