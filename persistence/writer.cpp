@@ -30,6 +30,9 @@ struct writer_state {
   std::vector<write_op> pending_ops; ///< rows waiting for the next flush...
   std::vector<caf::typed_response_promise<nlohmann::json>> pending_rps; ///< ...and their callers
   uint64_t generation = 0; ///< bumped by every flush; a flush timer from an older one is stale
+  /// Rows queued up while the last batch was committing: once they are all taken in, the next
+  /// batch commits at once instead of waiting max_delay for company it already has.
+  bool backlog = false;
   bool down = false;       ///< database unreachable: refuse new ops until a reconnect succeeds
   std::string down_reason; ///< what callers are told while down
   std::chrono::milliseconds backoff{initial_backoff};
@@ -106,6 +109,7 @@ void flush(writer_actor* self) {
     else
       rps[i].deliver(make_error(r.failure.code, r.failure.message));
   }
+  st.backlog = !self->mailbox().empty();
   if (out.unavailable)
     go_down(self, *out.unavailable);
   else
@@ -138,7 +142,7 @@ caf::behavior writer(writer_actor* self, std::string url, connection_options con
         auto rp = self->make_response_promise<nlohmann::json>();
         st.pending_ops.push_back(std::move(op));
         st.pending_rps.push_back(rp);
-        if (st.pending_ops.size() >= st.opts.max_rows)
+        if (st.pending_ops.size() >= st.opts.max_rows || (st.backlog && self->mailbox().empty()))
           flush(self);
         else if (st.pending_ops.size() == 1)
           self->delayed_send(self, st.opts.max_delay, flush_atom::value, st.generation);

@@ -208,6 +208,28 @@ TEST_F(WriterTest, ConflictsAndAppErrorsFailAloneAcrossKinds) {
             "i1,p1,s1,taken");
 }
 
+TEST_F(WriterTest, RowsQueuedDuringACommitDoNotWaitForMaxDelay) {
+  // A busy writer commits what queued up during its last batch as soon as it has taken it all
+  // in; only a writer that was idle waits db.batch_max_delay_ms to gather company.
+  auto o = options(3s);
+  o.kinds["slow"] = [](pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+    std::this_thread::sleep_for(600ms);
+    return insert_item_batch(tx, rows);
+  };
+  auto w = writer(std::move(o));
+  auto started = std::chrono::steady_clock::now();
+  std::thread first(
+      [&] { EXPECT_TRUE(ask(*sys_, w, persist_atom::value, item("a", 1, "slow")).ok); });
+  std::this_thread::sleep_for(3300ms); // the first batch is committing now (3 s delay + 600 ms)
+  auto second = ask(*sys_, w, persist_atom::value, item("b", 1));
+  auto took = std::chrono::steady_clock::now() - started;
+  first.join();
+  ASSERT_TRUE(second.ok) << second;
+  // Idle, the second row would have waited another 3 s (until ~6.6 s).
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(item_count(), 2);
+}
+
 TEST_F(WriterTest, LateKindsRunLastInTheirBatch) {
   // Kinds that lock rows shared by all writers (usage counters) run last, so the lock is held
   // for the shortest part of the transaction, whatever order the rows arrived in.
