@@ -50,12 +50,18 @@ std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohman
   return out;
 }
 
+const nlohmann::json& row_itself(const nlohmann::json& row) {
+  return row;
+}
+const nlohmann::json& event_member(const nlohmann::json& row) {
+  return row.at("event");
+}
+
 std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
                                              const std::vector<nlohmann::json>& rows) {
   std::vector<nlohmann::json> results;
   results.reserve(rows.size());
-  for (auto id : insert_raw_events(
-           tx, rows, false, [](const nlohmann::json& r) -> const nlohmann::json& { return r; }))
+  for (auto id : insert_raw_events(tx, rows, false, row_itself))
     results.push_back({{"id", id}});
   return results;
 }
@@ -197,24 +203,29 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
 }
 #undef PARLEY_META_TS
 
-/// Single-message webhooks in one transaction: the raw event (already marked processed) and its
-/// message commit together, so the 200 waits for one commit instead of three (raw event,
-/// message, processed mark) and a crash leaves either both or neither.
 std::vector<nlohmann::json> store_messages(pqxx::work& tx,
                                            const std::vector<nlohmann::json>& rows) {
   return store_messages_of(tx, rows, nullptr);
 }
 
-std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
-                                                 const std::vector<nlohmann::json>& rows) {
-  auto ids =
-      insert_raw_events(tx, rows, true, [](const nlohmann::json& r) -> const nlohmann::json& {
-        return r.at("event");
-      });
-  auto results = store_messages_of(tx, rows, &ids);
+/// Rows that carry "event", the raw webhook that held each of them alone: the raw events are
+/// inserted already processed and `store(raw_ids)` stores the rows in the same transaction, so
+/// the 200 waits for one commit instead of three (raw event, part, processed mark) and a crash
+/// leaves both or neither; each result gets "raw_event_id".
+template <class Store>
+std::vector<nlohmann::json> with_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows,
+                                            Store store) {
+  auto ids = insert_raw_events(tx, rows, true, event_member);
+  auto results = store(ids);
   for (size_t i = 0; i < results.size(); ++i)
     results[i]["raw_event_id"] = ids[i];
   return results;
+}
+
+std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
+                                                 const std::vector<nlohmann::json>& rows) {
+  return with_raw_events(
+      tx, rows, [&](const std::vector<int64_t>& ids) { return store_messages_of(tx, rows, &ids); });
 }
 
 std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
@@ -253,17 +264,10 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
 }
 
-/// Single-status webhooks in one transaction, as store_message_events.
 std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
                                                 const std::vector<nlohmann::json>& rows) {
-  auto ids =
-      insert_raw_events(tx, rows, true, [](const nlohmann::json& r) -> const nlohmann::json& {
-        return r.at("event");
-      });
-  auto results = store_statuses(tx, rows);
-  for (size_t i = 0; i < results.size(); ++i)
-    results[i]["raw_event_id"] = ids[i];
-  return results;
+  return with_raw_events(tx, rows,
+                         [&](const std::vector<int64_t>&) { return store_statuses(tx, rows); });
 }
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {

@@ -21,6 +21,8 @@ struct event_progress {
   int64_t id = 0;
   std::string body;
   std::string channel_id; ///< set for per-channel webhooks: only that channel may be addressed
+  /// The body parsed already (by accept, before it was durable); taken by the first process().
+  std::shared_ptr<domain::webhook_result> parsed;
   int attempt = 1;
   size_t outstanding = 0;
   size_t failed = 0;
@@ -229,16 +231,14 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
     auto value = status.status_text;
     with_tenant_actor(
         self, r->tenant_id,
-        [self, ev, channel_id = r->channel_id, status = std::move(status), value, reg,
+        [self, ev, channel_id = r->channel_id, status = std::move(status), value,
          fail_part](const caf::actor& tenant) mutable {
           self->request(tenant, self->state.deps.request_timeout, status_event_atom::value,
                         channel_id, std::move(status))
               .then(
-                  [self, ev, value, reg](nlohmann::json&) {
+                  [self, ev, value](nlohmann::json&) {
                     ++ev->fresh;
-                    reg->get_counter("parley_inbound_statuses_total",
-                                     "Message statuses received, by value", {{"status", value}})
-                        .inc();
+                    count_status(self, value);
                     part_done(self, ev);
                   },
                   [fail_part](caf::error& err) { fail_part(err); });
@@ -297,7 +297,8 @@ void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
 }
 
 void process(ingest_ptr self, progress_ptr ev) {
-  auto parsed = domain::parse_webhook(ev->body);
+  auto parsed = ev->parsed ? std::move(*ev->parsed) : domain::parse_webhook(ev->body);
+  ev->parsed.reset();
   if (auto* err = std::get_if<domain::webhook_error>(&parsed)) {
     webhook_outcome(self, "unparsable").inc();
     auto id = ev->id;
@@ -357,30 +358,33 @@ void replay_page(ingest_ptr self, int min_age_s) {
 using ack_promise = caf::typed_response_promise<nlohmann::json>;
 
 /// Parses, routes and stores the parts of a committed raw event (once per event id).
-void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id) {
+void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id,
+                      std::shared_ptr<domain::webhook_result> parsed) {
   if (!self->state.in_flight.insert(id).second)
     return;
   auto ev = std::make_shared<event_progress>();
   ev->id = id;
   ev->body = std::move(body);
   ev->channel_id = std::move(channel_id);
+  ev->parsed = std::move(parsed);
   process(self, ev);
 }
 
 /// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
 /// and its parts stored and marked by process().
 void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
-                        const std::string& request_id) {
+                        const std::string& request_id,
+                        std::shared_ptr<domain::webhook_result> parsed = nullptr) {
   auto row = inbound_store::raw_event_row(body, channel_id, request_id);
   self->request(self->state.deps.writer->get(), self->state.deps.request_timeout,
                 persistence::persist_atom::value,
                 persistence::write_op{inbound_store::raw_event_kind, std::move(row)})
       .then(
-          [self, rp, body = std::move(body),
-           channel_id = std::move(channel_id)](nlohmann::json& stored) mutable {
+          [self, rp, body = std::move(body), channel_id = std::move(channel_id),
+           parsed = std::move(parsed)](nlohmann::json& stored) mutable {
             auto id = stored["id"].get<int64_t>();
             rp.deliver(std::move(stored));
-            begin_processing(self, id, std::move(body), std::move(channel_id));
+            begin_processing(self, id, std::move(body), std::move(channel_id), std::move(parsed));
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
 }
@@ -392,8 +396,8 @@ void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::
 void accept(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
             std::string request_id) {
   auto& st = self->state;
-  auto parsed = domain::parse_webhook(body);
-  auto* batch = std::get_if<domain::webhook_batch>(&parsed);
+  auto parsed = std::make_shared<domain::webhook_result>(domain::parse_webhook(body));
+  auto* batch = std::get_if<domain::webhook_batch>(parsed.get());
   // One message or one status (Meta sends nearly all of them alone), nothing else.
   const std::string* pnid = nullptr;
   if (batch && batch->others.empty()) {
@@ -407,8 +411,9 @@ void accept(ingest_ptr self, ack_promise rp, std::string body, std::string chann
   if (r)
     if (auto it = st.tenant_actors.find(r->tenant_id); it != st.tenant_actors.end())
       tenant = it->second;
-  if (!tenant)
-    return store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
+  if (!tenant) // the general path uses this parse too
+    return store_then_process(self, rp, std::move(body), std::move(channel_id), request_id,
+                              std::move(parsed));
   auto event = inbound_store::raw_event_row(body, channel_id, request_id);
   auto fallback = [self, rp, body = std::move(body), channel_id = std::move(channel_id),
                    request_id = std::move(request_id)](caf::error& err) mutable {
@@ -419,32 +424,31 @@ void accept(ingest_ptr self, ack_promise rp, std::string body, std::string chann
     // Tenant passivated meanwhile, a row the batch refused...: nothing was committed.
     store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
   };
-  if (!batch->messages.empty()) {
-    auto& msg = batch->messages.front();
-    auto type = msg.type; // read before msg is moved into the request
-    self->request(tenant, st.deps.request_timeout, inbound_atom::value, r->channel_id,
-                  std::move(msg), std::move(event))
+  // The part goes to its conversation with the raw event; `counted` updates the metrics.
+  auto store_with_event = [&](auto atom, auto part, auto counted) {
+    self->request(tenant, st.deps.request_timeout, atom, r->channel_id, std::move(part),
+                  std::move(event))
         .then(
-            [self, rp, type](nlohmann::json& result) mutable {
-              bool duplicate = result.value("duplicate", false);
-              count_message(self, type, duplicate);
-              if (duplicate)
-                webhook_outcome(self, "duplicate").inc();
+            [rp, counted](nlohmann::json& result) mutable {
+              counted(result);
               rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
             },
             std::move(fallback));
+  };
+  if (!batch->messages.empty()) {
+    auto type = batch->messages.front().type;
+    store_with_event(inbound_atom::value, std::move(batch->messages.front()),
+                     [self, type](const nlohmann::json& result) {
+                       bool duplicate = result.value("duplicate", false);
+                       count_message(self, type, duplicate);
+                       if (duplicate)
+                         webhook_outcome(self, "duplicate").inc();
+                     });
     return;
   }
-  auto& status = batch->statuses.front();
-  auto value = status.status_text; // read before status is moved into the request
-  self->request(tenant, st.deps.request_timeout, status_event_atom::value, r->channel_id,
-                std::move(status), std::move(event))
-      .then(
-          [self, rp, value](nlohmann::json& result) mutable {
-            count_status(self, value);
-            rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
-          },
-          std::move(fallback));
+  auto value = batch->statuses.front().status_text;
+  store_with_event(status_event_atom::value, std::move(batch->statuses.front()),
+                   [self, value](const nlohmann::json&) { count_status(self, value); });
 }
 
 caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {
