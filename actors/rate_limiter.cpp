@@ -153,8 +153,9 @@ void rate_limiter::count_refusal(const std::string& scope) {
 }
 
 rate_verdict rate_limiter::take_local(const std::vector<rate_bucket>& buckets) {
-  auto now = now_();
+  // The clock is read under the lock so decisions reach the buckets in time order.
   std::lock_guard lock{local_mu_};
+  auto now = now_();
   if (local_.size() + buckets.size() > static_cast<size_t>(cfg_.max_keys)) {
     // Full buckets carry no information; if that is not enough, forget everything (more
     // permissive for a moment, never wrong in the refusing direction).
@@ -178,11 +179,15 @@ rate_verdict rate_limiter::take_local(const std::vector<rate_bucket>& buckets) {
       it->second.rate = b.rate;
       it->second.burst = b.burst;
     }
-    auto wait = it->second.bucket.wait_time(now);
-    if (wait > v.retry_after) {
-      v.allowed = false;
-      v.retry_after = wait;
-      v.scope = b.scope;
+    // Only a bucket without a whole token refuses: wait_time of an instant earlier than the
+    // bucket's last one (an injected or skewed clock) is positive even with tokens to spare.
+    if (it->second.bucket.tokens(now) < 1.0) {
+      auto wait = std::max(it->second.bucket.wait_time(now), std::chrono::nanoseconds{1});
+      if (wait > v.retry_after) {
+        v.allowed = false;
+        v.retry_after = wait;
+        v.scope = b.scope;
+      }
     }
     found.push_back(&it->second);
   }
