@@ -1,37 +1,17 @@
 #include "persistence/json_rows.hpp"
 
-#include <string_view>
+#include "persistence/json_text.hpp"
 
 namespace parley::persistence {
-
-namespace {
-
-void replace_escaped_nul(std::string& json) {
-  constexpr std::string_view nul = "\\u0000";
-  size_t pos = 0;
-  while ((pos = json.find(nul, pos)) != std::string::npos) {
-    // "\\u0000" (an escaped backslash followed by text) is not a NUL.
-    size_t backslashes = 0;
-    for (size_t i = pos; i > 0 && json[i - 1] == '\\'; --i)
-      ++backslashes;
-    if (backslashes % 2 == 0)
-      json.replace(pos, nul.size(), "\\ufffd");
-    pos += nul.size();
-  }
-}
-
-} // namespace
 
 std::string json_rows(const std::vector<nlohmann::json>& rows) {
   std::string out = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
     if (i)
       out += ',';
-    out += rows[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    append_json(out, rows[i]);
   }
   out += ']';
-  if (out.find("\\u0000") != std::string::npos)
-    replace_escaped_nul(out);
   return out;
 }
 
@@ -54,7 +34,7 @@ std::string json_rows(const std::vector<nlohmann::json>& rows,
       out += '"';
       out += k;
       out += "\":";
-      out += it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      append_json(out, *it);
     }
     if (extra) {
       auto more = extra(i);
@@ -67,8 +47,6 @@ std::string json_rows(const std::vector<nlohmann::json>& rows,
     out += '}';
   }
   out += ']';
-  if (out.find("\\u0000") != std::string::npos)
-    replace_escaped_nul(out);
   return out;
 }
 
