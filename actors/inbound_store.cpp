@@ -130,7 +130,9 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   // replayed or retried message changes nothing. The conversation is found per row through
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
   // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
-  // LATERAL into an ordinary join and may hash-join the whole table after all.
+  // LATERAL into an ordinary join and may hash-join the whole table after all. The counters
+  // UPDATE gets its ids as an array too: a join alone left a generic plan made on a one-row
+  // table free to walk every conversation per batch (test_plan_stability).
   auto inserted = persistence::exec_prepared_sql(
       tx, "inbound_messages", R"(
     WITH r AS (
@@ -158,7 +160,9 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
           last_message_at = greatest(c.last_message_at, counts.ts),
           window_expires_at = greatest(c.last_inbound_at, counts.ts) + interval '24 hours',
           status = 'open', updated_at = now()
-      FROM counts WHERE c.id = counts.conversation_id
+      FROM counts
+      WHERE c.id = counts.conversation_id
+        AND c.id = ANY(ARRAY(SELECT conversation_id FROM counts))
     )
     SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)",
       persistence::json_rows(rows,
@@ -280,12 +284,17 @@ std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
 }
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  // The id array is an index condition whatever plan is cached (see store_messages_of).
+  std::string ids = "{";
+  for (const auto& r : rows)
+    ids += (ids.size() > 1 ? "," : "") + std::to_string(r["id"].get<int64_t>());
+  ids += '}';
   persistence::exec_prepared_sql(tx, "inbound_raw_events_done", R"(
     UPDATE raw_webhook_events e
     SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
-    WHERE e.id = r.id)",
-                                 persistence::json_rows(rows));
+    WHERE e.id = r.id AND e.id = ANY($2::bigint[]))",
+                                 persistence::json_rows(rows), ids);
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json::object());
 }
 
