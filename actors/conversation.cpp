@@ -1,12 +1,14 @@
 #include "actors/conversation.hpp"
 
 #include <array>
+#include <stdexcept>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/inbound_store.hpp"
 #include "actors/interfaces.hpp"
+#include "domain/uuid.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley {
@@ -15,15 +17,18 @@ namespace {
 
 struct conversation_state {
   const conversation_deps* deps = nullptr;
-  std::string tenant_id;
-  std::string channel_id;
+  caf::actor_clock::time_point last_active;
+  // This state exists once per active contact (a million per node is the design point), so ids
+  // are held in 16 bytes each, not as strings (32 bytes plus a heap block each).
+  domain::uuid tenant_id;
+  domain::uuid channel_id;
+  domain::uuid conversation_id; ///< valid once has_conversation_id (after the first commit)
   std::string wa_id;
-  std::string conversation_id; ///< known after the first commit
   /// Hashes of the last wamids committed here: Meta's quick retries are answered without a
   /// database round trip (the unique index stays the real guard).
   std::array<uint64_t, 8> recent{};
   uint8_t recent_next = 0;
-  caf::actor_clock::time_point last_active;
+  bool has_conversation_id = false;
   static inline const char* name = "conversation";
 
   bool seen(uint64_t h) const {
@@ -31,6 +36,9 @@ struct conversation_state {
       if (x == h)
         return true;
     return false;
+  }
+  std::string conversation() const {
+    return has_conversation_id ? conversation_id.str() : std::string{};
   }
   void remember(uint64_t h) {
     recent[recent_next] = h;
@@ -50,8 +58,8 @@ void arm_passivation(conversation_ptr self, caf::timespan after) {
 }
 
 nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg) {
-  return {{"tenant_id", st.tenant_id},
-          {"channel_id", st.channel_id},
+  return {{"tenant_id", st.tenant_id.str()},
+          {"channel_id", st.channel_id.str()},
           {"wa_id", st.wa_id},
           {"profile_name", msg.profile_name},
           {"wamid", msg.wamid},
@@ -71,8 +79,11 @@ void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp
       .await(
           [self, rp, wamid_hash](nlohmann::json& result) mutable {
             self->state.remember(wamid_hash);
-            if (result.contains("conversation_id"))
-              self->state.conversation_id = result["conversation_id"].get<std::string>();
+            if (auto it = result.find("conversation_id"); it != result.end() && it->is_string())
+              if (auto id = domain::uuid::parse(it->get_ref<const std::string&>())) {
+                self->state.conversation_id = *id;
+                self->state.has_conversation_id = true;
+              }
             rp.deliver(std::move(result));
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -84,8 +95,8 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
   auto& st = self->state;
   st.last_active = self->clock().now();
   nlohmann::json row{
-      {"tenant_id", st.tenant_id},
-      {"channel_id", st.channel_id},
+      {"tenant_id", st.tenant_id.str()},
+      {"channel_id", st.channel_id.str()},
       {"wamid", ev.wamid},
       {"status", ev.status_text},
       {"recipient_id", ev.recipient_id},
@@ -106,11 +117,12 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
 }
 
 caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* deps,
-                                std::string tenant_id, std::string channel_id, std::string wa_id) {
+                                domain::uuid tenant_id, domain::uuid channel_id,
+                                std::string wa_id) {
   auto& st = self->state;
   st.deps = deps;
-  st.tenant_id = std::move(tenant_id);
-  st.channel_id = std::move(channel_id);
+  st.tenant_id = tenant_id;
+  st.channel_id = channel_id;
   st.wa_id = std::move(wa_id);
   st.last_active = self->clock().now();
   if (deps->active)
@@ -121,41 +133,39 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
   });
   arm_passivation(self, deps->idle_timeout);
   return {
+      // One handler per atom (each costs memory in every one of a million behaviours): `raw` is
+      // the raw event's id when it is already durable (the general path), or the raw event row
+      // itself when it is not (stored in the same transaction; see ingest.cpp).
       [self](inbound_atom, domain::inbound_message& msg,
-             int64_t raw_event_id) -> caf::result<nlohmann::json> {
+             nlohmann::json& raw) -> caf::result<nlohmann::json> {
         auto& st = self->state;
         st.last_active = self->clock().now();
         auto rp = self->make_response_promise<nlohmann::json>();
         // (Values go through the promise: a caf::result<nlohmann::json> built from a JSON value
         // would wrap it in an array.)
-        if (st.seen(wamid_hash(msg.wamid))) {
-          rp.deliver(nlohmann::json{{"conversation_id", st.conversation_id}, {"duplicate", true}});
+        auto hash = wamid_hash(msg.wamid);
+        if (raw.is_number_integer()) {
+          if (st.seen(hash)) {
+            rp.deliver(nlohmann::json{{"conversation_id", st.conversation()}, {"duplicate", true}});
+            return rp;
+          }
+          auto row = message_row(st, msg);
+          row["raw_event_id"] = raw.get<int64_t>();
+          store(self, rp, hash, inbound_store::message_kind, std::move(row));
           return rp;
         }
+        // Not durable yet: the raw event is written with the message, even when the wamid is a
+        // known duplicate (nothing is acknowledged before it is stored).
         auto row = message_row(st, msg);
-        row["raw_event_id"] = raw_event_id;
-        store(self, rp, wamid_hash(msg.wamid), inbound_store::message_kind, std::move(row));
+        row["event"] = std::move(raw);
+        store(self, rp, hash, inbound_store::message_event_kind, std::move(row));
         return rp;
       },
-      [self](inbound_atom, domain::inbound_message& msg,
-             nlohmann::json& event) -> caf::result<nlohmann::json> {
-        // The webhook is not durable yet: its raw event is written with the message, even when the
-        // wamid is a known duplicate (nothing is acknowledged before it is stored).
-        auto& st = self->state;
-        st.last_active = self->clock().now();
-        auto rp = self->make_response_promise<nlohmann::json>();
-        auto row = message_row(st, msg);
-        row["event"] = std::move(event);
-        store(self, rp, wamid_hash(msg.wamid), inbound_store::message_event_kind, std::move(row));
-        return rp;
-      },
-      [self](status_event_atom, domain::status_event& ev) -> caf::result<nlohmann::json> {
-        return store_status(self, ev, inbound_store::status_kind, nlohmann::json{});
-      },
+      // `event`: null, or the raw event row to store in the same transaction.
       [self](status_event_atom, domain::status_event& ev,
              nlohmann::json& event) -> caf::result<nlohmann::json> {
-        // Not durable yet: stored with its raw event in one transaction.
-        return store_status(self, ev, inbound_store::status_event_kind, std::move(event));
+        auto kind = event.is_null() ? inbound_store::status_kind : inbound_store::status_event_kind;
+        return store_status(self, ev, kind, std::move(event));
       },
       [self](tick_atom) {
         auto& st = self->state;
@@ -181,9 +191,14 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
 } // namespace
 
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps& deps,
-                              std::string tenant_id, std::string channel_id, std::string wa_id) {
-  return sys.spawn(conversation_impl, &deps, std::move(tenant_id), std::move(channel_id),
-                   std::move(wa_id));
+                              const std::string& tenant_id, const std::string& channel_id,
+                              std::string wa_id) {
+  auto tenant = domain::uuid::parse(tenant_id);
+  auto channel = domain::uuid::parse(channel_id);
+  if (!tenant || !channel)
+    throw std::invalid_argument("conversation ids must be UUIDs: tenant '" + tenant_id +
+                                "', channel '" + channel_id + "'");
+  return sys.spawn(conversation_impl, &deps, *tenant, *channel, std::move(wa_id));
 }
 
 } // namespace parley

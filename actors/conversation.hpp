@@ -17,11 +17,14 @@ struct conversation_deps {
   runtime::actor_slot* writer = nullptr;
   caf::timespan write_timeout = std::chrono::seconds(10);
   caf::timespan idle_timeout = std::chrono::seconds(300);
-  metrics::gauge* active = nullptr;        ///< parley_conversation_actors_active
-  metrics::counter* passivated = nullptr;  ///< parley_conversation_actors_passivated_total
+  metrics::gauge* active = nullptr;       ///< parley_conversation_actors_active
+  metrics::counter* passivated = nullptr; ///< parley_conversation_actors_passivated_total
 };
 
+/// `tenant_id` and `channel_id` must be UUIDs (they come from the database): std::invalid_argument
+/// otherwise.
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps& deps,
-                              std::string tenant_id, std::string channel_id, std::string wa_id);
+                              const std::string& tenant_id, const std::string& channel_id,
+                              std::string wa_id);
 
 } // namespace parley

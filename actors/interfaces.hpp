@@ -33,10 +33,10 @@
 //   internal: pump, probe, requeue, rerecord, load, tick, graph/probe replies (see channel.cpp)
 // conversation (one per active (channel, contact); virtual: activated by the tenant on the first
 // message, passivated after runtime.conversation_idle_timeout_s, state rebuilt from each commit):
-//   (inbound_atom, domain::inbound_message, int64_t raw_event_id) -> nlohmann::json  (after COMMIT)
-//   (inbound_atom, domain::inbound_message, nlohmann::json raw_event_row) -> nlohmann::json
-//   (status_event_atom, domain::status_event) -> nlohmann::json                      (after COMMIT)
-//   (status_event_atom, domain::status_event, nlohmann::json raw_event_row) -> nlohmann::json
+//   (inbound_atom, domain::inbound_message, nlohmann::json raw) -> nlohmann::json (after COMMIT)
+//       raw: the raw event's id (already durable), or its raw_event_row (stored with the message)
+//   (status_event_atom, domain::status_event, nlohmann::json event) -> nlohmann::json (COMMIT)
+//       event: null, or the raw_event_row stored with the status in one transaction
 //   (status_atom) -> nlohmann::json
 // ingest (one per node): turns durable raw webhook events into messages and statuses
 //   (ingest_atom, std::string body, std::string channel_id, std::string request_id)

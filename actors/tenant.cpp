@@ -8,6 +8,7 @@
 
 #include "actors/channel.hpp"
 #include "actors/conversation.hpp"
+#include "actors/conversation_index.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/outbound_store.hpp"
 #include "actors/tenant_store.hpp"
@@ -26,9 +27,8 @@ struct tenant_state {
   /// "loading", "running", "gone"
   std::string phase = "loading";
   caf::actor_clock::time_point last_active;
-  /// Active conversation actors by "channel_id|wa_id", and back, for their exit messages.
-  std::unordered_map<std::string, caf::actor> conversations;
-  std::unordered_map<caf::actor_addr, std::string> conversation_keys;
+  /// Active conversation actors by (channel, contact), and back, for their exit messages.
+  conversation_index conversations;
   /// Supervisor of the tenant's channel actors (restarted on crashes, re-driving their outbox).
   caf::actor channel_sup;
   /// Live channel actors by channel id (forgotten when they go down; the supervisor has the truth).
@@ -85,14 +85,16 @@ void load(tenant_ptr self) {
 caf::actor conversation_for(tenant_ptr self, const std::string& channel_id,
                             const std::string& wa_id) {
   auto& st = self->state;
-  auto key = channel_id + "|" + wa_id;
-  if (auto it = st.conversations.find(key); it != st.conversations.end())
-    return it->second;
+  auto channel = domain::uuid::parse(channel_id);
+  if (!channel) // routes come from the database: a channel id is always a UUID
+    throw std::invalid_argument("channel id is not a UUID: '" + channel_id + "'");
+  conversation_index::key key{*channel, wa_id};
+  if (auto conv = st.conversations.find(key))
+    return conv;
   auto conv =
       spawn_conversation(self->system(), *st.deps.conversations, st.tenant_id, channel_id, wa_id);
   self->link_to(conv);
-  st.conversation_keys.emplace(conv.address(), key);
-  st.conversations.emplace(std::move(key), conv);
+  st.conversations.insert(std::move(key), conv);
   return conv;
 }
 
@@ -185,7 +187,8 @@ caf::behavior running(tenant_ptr self) {
              int64_t raw_event_id) {
         self->state.last_active = self->clock().now();
         auto conv = conversation_for(self, channel_id, msg.wa_id);
-        return self->delegate(conv, inbound_atom::value, std::move(msg), raw_event_id);
+        return self->delegate(conv, inbound_atom::value, std::move(msg),
+                              nlohmann::json(raw_event_id));
       },
       [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
              nlohmann::json& event) {
@@ -202,7 +205,7 @@ caf::behavior running(tenant_ptr self) {
       [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
         self->state.last_active = self->clock().now();
         auto conv = conversation_for(self, channel_id, ev.recipient_id);
-        return self->delegate(conv, status_event_atom::value, std::move(ev));
+        return self->delegate(conv, status_event_atom::value, std::move(ev), nlohmann::json());
       },
       [self](get_atom) -> caf::result<nlohmann::json> {
         // Usage counts change behind the actor (keys, channels): read them fresh.
@@ -275,16 +278,15 @@ void tenant_impl(tenant_ptr self, tenant_deps deps, std::string tenant_id,
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& st = self->state;
-    if (auto it = st.conversation_keys.find(msg.source); it != st.conversation_keys.end()) {
+    if (auto key = st.conversations.erase(msg.source)) {
       // Passivated (normal) or crashed: either way the next message activates it afresh from
       // PostgreSQL; the sender of a lost request retries (ingest) or gets the error.
       if (msg.reason)
         st.logger.warn("conversation actor crashed",
                        {{"tenant_id", st.tenant_id},
-                        {"conversation", it->second},
+                        {"channel_id", key->channel.str()},
+                        {"wa_id", key->wa_id},
                         {"reason", self->system().render(msg.reason)}});
-      st.conversations.erase(it->second);
-      st.conversation_keys.erase(it);
       return;
     }
     if (msg.reason)

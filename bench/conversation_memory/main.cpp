@@ -18,13 +18,14 @@
 #include <regex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <caf/all.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/conversation_index.hpp"
 #include "domain/crypto.hpp"
+#include "domain/uuid.hpp"
 #include "runtime/metrics.hpp"
 
 using namespace std::chrono_literals;
@@ -162,18 +163,15 @@ int conversation_part(const options& o) {
               per_actor, o.actors, spawn_s, static_cast<double>(o.actors) / spawn_s, active(),
               all_up ? "" : " - NOT all started", mib(before), mib(after));
 
-  // The tenant keeps every active conversation in two hash maps (tenant.cpp): key
-  // "channel_id|wa_id" -> handle and address -> key. That index is part of the cost too.
+  // The tenant keeps every active conversation in its index (actors/conversation_index.hpp):
+  // that is part of the cost too.
   {
-    std::unordered_map<std::string, caf::actor> by_key;
-    std::unordered_map<caf::actor_addr, std::string> keys;
+    parley::conversation_index index;
     auto idx0 = rss_bytes();
     for (size_t i = 0; i < o.actors; ++i) {
       std::snprintf(wa_id, sizeof wa_id, "%012llu",
                     491700000000ULL + static_cast<unsigned long long>(i));
-      auto key = channels[i % 100] + "|" + wa_id;
-      keys.emplace(handles[i].address(), key);
-      by_key.emplace(std::move(key), handles[i]);
+      index.insert({*parley::domain::uuid::parse(channels[i % 100]), wa_id}, handles[i]);
     }
     auto idx1 = rss_bytes();
     std::printf("tenant index entry per conversation: %.0f bytes (the actor plus its index: %.0f "

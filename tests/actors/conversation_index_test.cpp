@@ -1,0 +1,48 @@
+// The tenant's index of active conversations: routing by (channel, contact) and forgetting an
+// actor by its address when it ends, with keys that never mix channels or contacts.
+#include "actors/conversation_index.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <gtest/gtest.h>
+
+namespace parley {
+namespace {
+
+caf::behavior idle(caf::event_based_actor*) {
+  return {[](int) {}};
+}
+
+TEST(conversation_index, routes_by_channel_and_contact_and_forgets_by_address) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  auto ch1 = *domain::uuid::parse("11111111-1111-4111-8111-111111111111");
+  auto ch2 = *domain::uuid::parse("22222222-2222-4222-8222-222222222222");
+  auto a = sys.spawn(idle), b = sys.spawn(idle), c = sys.spawn(idle);
+  conversation_index index;
+  index.insert({ch1, "491700000001"}, a);
+  index.insert({ch2, "491700000001"}, b); // the same contact on another number
+  index.insert({ch1, "491700000002"}, c);
+  EXPECT_EQ(index.size(), 3u);
+  EXPECT_EQ(index.find({ch1, "491700000001"}), a);
+  EXPECT_EQ(index.find({ch2, "491700000001"}), b);
+  EXPECT_EQ(index.find({ch1, "491700000002"}), c);
+  EXPECT_FALSE(index.find({ch2, "491700000002"}));
+
+  auto gone = index.erase(b.address());
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->channel, ch2);
+  EXPECT_EQ(gone->wa_id, "491700000001");
+  EXPECT_FALSE(index.find({ch2, "491700000001"}));
+  EXPECT_FALSE(index.erase(b.address())) << "an address is forgotten once";
+  EXPECT_EQ(index.find({ch1, "491700000001"}), a);
+  EXPECT_EQ(index.size(), 2u);
+  for (const auto& h : {a, b, c})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+} // namespace
+} // namespace parley
