@@ -9,6 +9,17 @@ find_package(CLI11 REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 
+# The server's allocator. jemalloc (Debian libjemalloc-dev) instead of glibc's malloc: under
+# webhook load parley spent ~19 % of its CPU in glibc's malloc/free (many small JSON nodes and
+# strings freed on other threads); with jemalloc, 10-15 % less CPU per webhook, and a conversation
+# actor is smaller (size classes without per-chunk headers), and passivated actors' memory goes
+# back to the system without malloc_trim. Sanitizer builds keep the sanitizer's allocator.
+add_library(parley_allocator INTERFACE)
+if(NOT PARLEY_SANITIZE)
+  pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
+  target_link_libraries(parley_allocator INTERFACE PkgConfig::JEMALLOC)
+endif()
+
 # CAF 0.17.6 ships neither a CMake config nor a .pc file: wrap it in IMPORTED targets.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
