@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/plan_limits.hpp"
+#include "persistence/prepared.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley {
@@ -34,8 +35,8 @@ constexpr const char* channel_select = R"(
   FROM channels c)";
 
 nlohmann::json one_channel(pqxx::work& tx, const std::string& tenant_id, const std::string& id) {
-  auto r = tx.exec_params(std::string{"SELECT row_to_json(x)::text FROM ("} + channel_select
-                            + " WHERE c.tenant_id = $1::uuid AND c.id = $2::uuid) x",
+  auto r = tx.exec_params(std::string{"SELECT row_to_json(x)::text FROM ("} + channel_select +
+                              " WHERE c.tenant_id = $1::uuid AND c.id = $2::uuid) x",
                           tenant_id, id);
   if (r.empty())
     throw app_error(errc::not_found, "channel " + id + " not found");
@@ -51,29 +52,30 @@ persistence::db_job create(new_channel c) {
             require_tenant(tx, c.tenant_id);
             plan_limits::require_room(tx, c.tenant_id, plan_limits::channels);
             auto r = tx.exec_params(
-              "INSERT INTO channels (tenant_id, phone_number_id, waba_id, display_phone_number, "
-              "access_token_enc, app_secret_enc, graph_base_url, throughput_mps) "
-              "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) "
-              "ON CONFLICT (phone_number_id) DO NOTHING RETURNING id::text",
-              c.tenant_id, c.phone_number_id, c.waba_id, c.display_phone_number,
-              c.access_token_sealed, c.app_secret_sealed, c.graph_base_url, c.throughput_mps);
+                "INSERT INTO channels (tenant_id, phone_number_id, waba_id, display_phone_number, "
+                "access_token_enc, app_secret_enc, graph_base_url, throughput_mps) "
+                "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (phone_number_id) DO NOTHING RETURNING id::text",
+                c.tenant_id, c.phone_number_id, c.waba_id, c.display_phone_number,
+                c.access_token_sealed, c.app_secret_sealed, c.graph_base_url, c.throughput_mps);
             if (r.empty())
-              throw app_error(errc::conflict, "phone_number_id '" + c.phone_number_id
-                                                + "' is already connected to a channel");
+              throw app_error(errc::conflict, "phone_number_id '" + c.phone_number_id +
+                                                  "' is already connected to a channel");
             return one_channel(tx, c.tenant_id, r[0][0].c_str());
           }};
 }
 
 persistence::db_job list(std::string tenant_id, int limit_plus_one,
-                         std::optional<std::string> after_time, std::optional<std::string> after_id) {
+                         std::optional<std::string> after_time,
+                         std::optional<std::string> after_id) {
   return {tenant_id, true, [=](pqxx::work& tx) {
             require_tenant(tx, tenant_id);
             auto r = tx.exec_params(
-              std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + channel_select
-                + " WHERE c.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
-                  "(c.created_at, c.id) > ($2::timestamptz, $3::uuid)) "
-                  "ORDER BY c.created_at, c.id LIMIT $4) x",
-              tenant_id, after_time, after_id, limit_plus_one);
+                std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + channel_select +
+                    " WHERE c.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
+                    "(c.created_at, c.id) > ($2::timestamptz, $3::uuid)) "
+                    "ORDER BY c.created_at, c.id LIMIT $4) x",
+                tenant_id, after_time, after_id, limit_plus_one);
             return nlohmann::json::parse(r[0][0].c_str());
           }};
 }
@@ -87,13 +89,13 @@ persistence::db_job get(std::string tenant_id, std::string channel_id) {
 persistence::db_job update(std::string tenant_id, std::string channel_id, channel_patch p) {
   return {tenant_id, false, [tenant_id, channel_id, p](pqxx::work& tx) {
             auto r = tx.exec_params(
-              "UPDATE channels SET access_token_enc = coalesce($3, access_token_enc), "
-              "app_secret_enc = coalesce($4, app_secret_enc), "
-              "graph_base_url = coalesce($5, graph_base_url), "
-              "throughput_mps = coalesce($6, throughput_mps), updated_at = now() "
-              "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING id",
-              tenant_id, channel_id, p.access_token_sealed, p.app_secret_sealed, p.graph_base_url,
-              p.throughput_mps);
+                "UPDATE channels SET access_token_enc = coalesce($3, access_token_enc), "
+                "app_secret_enc = coalesce($4, app_secret_enc), "
+                "graph_base_url = coalesce($5, graph_base_url), "
+                "throughput_mps = coalesce($6, throughput_mps), updated_at = now() "
+                "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING id",
+                tenant_id, channel_id, p.access_token_sealed, p.app_secret_sealed, p.graph_base_url,
+                p.throughput_mps);
             if (r.empty())
               throw app_error(errc::not_found, "channel " + channel_id + " not found");
             return one_channel(tx, tenant_id, channel_id);
@@ -120,8 +122,9 @@ persistence::db_job webhook_secret(std::string channel_id) {
             if (r.empty())
               throw app_error(errc::not_found, "channel " + id + " not found");
             return nlohmann::json{{"tenant_id", r[0][0].c_str()},
-                                  {"app_secret_enc", r[0][1].is_null() ? nlohmann::json(nullptr)
-                                                                       : nlohmann::json(r[0][1].c_str())}};
+                                  {"app_secret_enc", r[0][1].is_null()
+                                                         ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(r[0][1].c_str())}};
           }};
 }
 
@@ -134,25 +137,27 @@ persistence::db_job create(std::string tenant_id, std::string name, std::string 
   return {tenant_id, false, [=](pqxx::work& tx) {
             require_tenant(tx, tenant_id);
             auto r = tx.exec_params(
-              "INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1::uuid, $2, $3, $4) "
-              "RETURNING json_build_object('id', id, 'name', name, 'prefix', prefix, "
-              "'created_at', parley_ts(created_at))::text",
-              tenant_id, name, prefix, key_hash);
+                "INSERT INTO api_keys (tenant_id, name, prefix, key_hash) VALUES ($1::uuid, $2, "
+                "$3, $4) "
+                "RETURNING json_build_object('id', id, 'name', name, 'prefix', prefix, "
+                "'created_at', parley_ts(created_at))::text",
+                tenant_id, name, prefix, key_hash);
             return nlohmann::json::parse(r[0][0].c_str());
           }};
 }
 
 persistence::db_job list(std::string tenant_id) {
-  return {tenant_id, true, [tenant_id](pqxx::work& tx) {
-            require_tenant(tx, tenant_id);
-            auto r = tx.exec_params(
-              "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'prefix', prefix, "
-              "'created_at', parley_ts(created_at), 'revoked_at', parley_ts(revoked_at)) "
-              "ORDER BY created_at, id), '[]')::text FROM api_keys WHERE tenant_id = $1::uuid",
-              tenant_id);
-            return nlohmann::json{{"data", nlohmann::json::parse(r[0][0].c_str())},
-                                  {"next_cursor", nullptr}};
-          }};
+  return {
+      tenant_id, true, [tenant_id](pqxx::work& tx) {
+        require_tenant(tx, tenant_id);
+        auto r = tx.exec_params(
+            "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'prefix', prefix, "
+            "'created_at', parley_ts(created_at), 'revoked_at', parley_ts(revoked_at)) "
+            "ORDER BY created_at, id), '[]')::text FROM api_keys WHERE tenant_id = $1::uuid",
+            tenant_id);
+        return nlohmann::json{{"data", nlohmann::json::parse(r[0][0].c_str())},
+                              {"next_cursor", nullptr}};
+      }};
 }
 
 persistence::db_job revoke(std::string tenant_id, std::string key_id) {
@@ -169,12 +174,18 @@ persistence::db_job revoke(std::string tenant_id, std::string key_id) {
 persistence::db_job resolve(std::string key_hash) {
   return {"", true, [key_hash](pqxx::work& tx) {
             // The plan's API rates come along: the edge's rate limits need them on every request.
-            auto r = tx.exec_params(
-              "SELECT k.tenant_id::text, k.id::text, l ->> 'api_rps', l ->> 'api_burst' "
-              "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id, "
-              "LATERAL parley_tenant_limits(t) l "
-              "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.status = 'active'",
-              key_hash);
+            // They are parley_tenant_limits(t) (plan values, then the tenant's overrides) written
+            // out for the two keys: that SQL function cannot be inlined (its body reads plans)
+            // and planned its body again on every call; prepared, the look-up is planned once.
+            auto r = persistence::exec_prepared_sql(
+                tx, "api_key_resolve",
+                "SELECT k.tenant_id::text, k.id::text, l ->> 'api_rps', l ->> 'api_burst' "
+                "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+                "LEFT JOIN plans p ON p.name = t.plan, "
+                "LATERAL (SELECT jsonb_build_object('api_rps', p.api_rps, 'api_burst', "
+                "p.api_burst) || t.limits AS l) lim "
+                "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.status = 'active'",
+                key_hash);
             if (r.empty())
               throw app_error(errc::unauthorized, "invalid API key");
             nlohmann::json who{{"tenant_id", r[0][0].c_str()}, {"key_id", r[0][1].c_str()}};
