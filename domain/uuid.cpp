@@ -1,49 +1,34 @@
 #include "domain/uuid.hpp"
 
+#include <algorithm>
+
+#include "domain/crypto.hpp"
 #include "domain/ids.hpp"
 
 namespace parley::domain {
 
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return c - 'A' + 10; // is_uuid admitted only hex digits
-}
-
-bool dash_at(size_t i) {
-  return i == 8 || i == 13 || i == 18 || i == 23;
-}
-
-} // namespace
-
 std::optional<uuid> uuid::parse(std::string_view text) {
   if (!is_uuid(text))
     return std::nullopt;
+  std::string digits;
+  digits.reserve(32);
+  for (char c : text)
+    if (c != '-')
+      digits += c;
+  auto raw = crypto::hex_decode(digits); // is_uuid admitted only hex digits: never nullopt
+  if (!raw || raw->size() != 16)
+    return std::nullopt;
   uuid u;
-  size_t k = 0;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    if (dash_at(i))
-      ++i;
-    u.bytes_[k++] = static_cast<uint8_t>(hex_value(text[i]) << 4 | hex_value(text[i + 1]));
-  }
+  std::copy(raw->begin(), raw->end(), u.bytes_.begin());
   return u;
 }
 
 std::string uuid::str() const {
-  constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (size_t k = 0; k < bytes_.size(); ++k) {
-    if (k == 4 || k == 6 || k == 8 || k == 10)
-      out += '-';
-    out += digits[bytes_[k] >> 4];
-    out += digits[bytes_[k] & 0xF];
-  }
-  return out;
+  auto hex = crypto::hex_encode(
+      std::string_view(reinterpret_cast<const char*>(bytes_.data()), bytes_.size()));
+  for (size_t at : std::array<size_t, 4>{8, 13, 18, 23}) // 8-4-4-4-12
+    hex.insert(at, 1, '-');
+  return hex;
 }
 
 size_t uuid::hash() const {
