@@ -131,8 +131,11 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
   // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
   // LATERAL into an ordinary join and may hash-join the whole table after all. The counters
-  // UPDATE gets its ids as an array too: a join alone left a generic plan made on a one-row
-  // table free to walk every conversation per batch (test_plan_stability).
+  // UPDATE names its rows by an id array (a join alone left a generic plan made on a one-row
+  // table free to walk every conversation per batch: test_plan_stability) and takes each row's
+  // values from a JSON object keyed by id instead of joining the batch (writer sessions may not
+  // hash-join, and a nested loop over the batch costs n * n); the id scan also locks rows in the
+  // same physical order in every writer.
   auto inserted = persistence::exec_prepared_sql(
       tx, "inbound_messages", R"(
     WITH r AS (
@@ -153,16 +156,19 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       SELECT conversation_id, count(*) AS n, max(meta_timestamp) AS ts FROM ins
       WHERE NOT (conversation_id = ANY($2::uuid[]))
       GROUP BY conversation_id
+    ), per AS MATERIALIZED (
+      SELECT jsonb_object_agg(conversation_id::text, jsonb_build_object('n', n, 'ts', ts)) AS m
+      FROM counts
     ), upd AS (
       UPDATE conversations c
-      SET unread_count = c.unread_count + counts.n,
-          last_inbound_at = greatest(c.last_inbound_at, counts.ts),
-          last_message_at = greatest(c.last_message_at, counts.ts),
-          window_expires_at = greatest(c.last_inbound_at, counts.ts) + interval '24 hours',
-          status = 'open', updated_at = now()
-      FROM counts
-      WHERE c.id = counts.conversation_id
-        AND c.id = ANY(ARRAY(SELECT conversation_id FROM counts))
+      SET (unread_count, last_inbound_at, last_message_at, window_expires_at, status,
+           updated_at) = (
+        SELECT c.unread_count + v.n, greatest(c.last_inbound_at, v.ts),
+               greatest(c.last_message_at, v.ts),
+               greatest(c.last_inbound_at, v.ts) + interval '24 hours', 'open', now()
+        FROM jsonb_to_record(per.m -> c.id::text) AS v(n int, ts timestamptz))
+      FROM per
+      WHERE c.id = ANY(ARRAY(SELECT conversation_id FROM counts))
     )
     SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)",
       persistence::json_rows(rows,
