@@ -7,6 +7,7 @@
 
 #include "persistence/json_rows.hpp"
 #include "persistence/json_text.hpp"
+#include "persistence/pg_array.hpp"
 #include "persistence/prepared.hpp"
 
 namespace parley::inbound_store {
@@ -291,16 +292,15 @@ std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
   // The id array is an index condition whatever plan is cached (see store_messages_of).
-  std::string ids = "{";
+  std::vector<int64_t> ids;
   for (const auto& r : rows)
-    ids += (ids.size() > 1 ? "," : "") + std::to_string(r["id"].get<int64_t>());
-  ids += '}';
+    ids.push_back(r["id"].get<int64_t>());
   persistence::exec_prepared_sql(tx, "inbound_raw_events_done", R"(
     UPDATE raw_webhook_events e
     SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
     WHERE e.id = r.id AND e.id = ANY($2::bigint[]))",
-                                 persistence::json_rows(rows), ids);
+                                 persistence::json_rows(rows), persistence::pg_array(ids));
   return std::vector<nlohmann::json>(rows.size(), nlohmann::json::object());
 }
 

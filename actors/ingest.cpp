@@ -316,6 +316,19 @@ void process(ingest_ptr self, progress_ptr ev) {
   resolve_then_dispatch(self, ev, std::move(batch));
 }
 
+/// Parses, routes and stores the parts of a committed raw event (once per event id).
+void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id,
+                      std::shared_ptr<domain::webhook_result> parsed) {
+  if (!self->state.in_flight.insert(id).second)
+    return;
+  auto ev = std::make_shared<event_progress>();
+  ev->id = id;
+  ev->body = std::move(body);
+  ev->channel_id = std::move(channel_id);
+  ev->parsed = std::move(parsed);
+  process(self, ev);
+}
+
 /// Feeds unprocessed raw events in pages, oldest first.
 void replay_page(ingest_ptr self, int min_age_s) {
   auto& st = self->state;
@@ -332,14 +345,11 @@ void replay_page(ingest_ptr self, int min_age_s) {
               auto body = crypto::base64_decode(row["body_b64"].get<std::string>());
               if (!body)
                 continue;
-              auto ev = std::make_shared<event_progress>();
-              ev->id = id;
-              ev->body = std::move(*body);
-              ev->channel_id =
-                  row["channel_id"].is_string() ? row["channel_id"].get<std::string>() : "";
-              self->state.in_flight.insert(id);
               ++fed;
-              process(self, ev);
+              begin_processing(self, id, std::move(*body),
+                               row["channel_id"].is_string() ? row["channel_id"].get<std::string>()
+                                                             : "",
+                               nullptr);
             }
             if (fed > 0)
               self->state.logger.info("replayed raw events", {{"count", fed}});
@@ -356,19 +366,6 @@ void replay_page(ingest_ptr self, int min_age_s) {
 }
 
 using ack_promise = caf::typed_response_promise<nlohmann::json>;
-
-/// Parses, routes and stores the parts of a committed raw event (once per event id).
-void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id,
-                      std::shared_ptr<domain::webhook_result> parsed) {
-  if (!self->state.in_flight.insert(id).second)
-    return;
-  auto ev = std::make_shared<event_progress>();
-  ev->id = id;
-  ev->body = std::move(body);
-  ev->channel_id = std::move(channel_id);
-  ev->parsed = std::move(parsed);
-  process(self, ev);
-}
 
 /// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
 /// and its parts stored and marked by process().

@@ -2,13 +2,13 @@
 
 #include <map>
 #include <set>
-#include <type_traits>
 
 #include <pqxx/pqxx>
 
 #include "actors/plan_limits.hpp"
 #include "persistence/json_rows.hpp"
 #include "persistence/json_text.hpp"
+#include "persistence/pg_array.hpp"
 #include "persistence/prepared.hpp"
 #include "runtime/errors.hpp"
 
@@ -18,20 +18,7 @@ namespace {
 
 using json = nlohmann::json;
 
-/// A PostgreSQL array literal of ids or numbers (no quoting needed for those).
-template <class Range>
-std::string pg_array(const Range& items) {
-  std::string out = "{";
-  for (const auto& x : items) {
-    if (out.size() > 1)
-      out += ',';
-    if constexpr (std::is_arithmetic_v<std::decay_t<decltype(x)>>)
-      out += std::to_string(x);
-    else
-      out += x;
-  }
-  return out + "}";
-}
+using persistence::pg_array;
 
 json reject(std::string_view code, std::string message) {
   return {{"reject", {{"code", code}, {"message", std::move(message)}}}};

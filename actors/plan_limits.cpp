@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "persistence/pg_array.hpp"
 #include "persistence/prepared.hpp"
 #include "runtime/errors.hpp"
 
@@ -90,10 +91,6 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
   std::map<std::string, message_allowance> out;
   if (tenant_ids.empty())
     return out;
-  std::string ids = "{";
-  for (const auto& id : tenant_ids)
-    ids += (ids.size() > 1 ? "," : "") + id;
-  ids += '}';
   // The limit is parley_tenant_limits(t) ->> 'messages_per_month' written out: a call of that
   // SQL function (not inlinable: its body has a subquery) planned its body again on every
   // execution, ~0.9 ms per accept batch. Only tenants with a monthly limit need their counter
@@ -114,7 +111,7 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
       ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages
       RETURNING u.tenant_id, u.messages)
     SELECT t.id::text, t.lim, coalesce(u.messages, 0) FROM t LEFT JOIN u ON u.tenant_id = t.id)",
-                                          ids);
+                                          persistence::pg_array(tenant_ids));
   for (const auto& row : r) {
     message_allowance a;
     if (!row[1].is_null())
