@@ -414,6 +414,13 @@ private:
     }
     note_phone_number_id(pnid);
     const auto& field_name = field->get_ref<const std::string&>();
+    if (field_name.rfind("invalid_", 0) == 0)
+      // Parley's reports of malformed items own these names (and always carry a reason): a
+      // change Meta named so would be indistinguishable from one. Kept whole, reported.
+      return report("invalid_change", std::move(pnid),
+                    change_path(ei, ci) + ".field '" + field_name +
+                        "' is reserved for Parley's reports of malformed items",
+                    "change", std::move(c));
     if (field_name != "messages") {
       batch.others.push_back(other_change{field_name, std::move(pnid),
                                           value != nullptr ? std::move(*value) : json(nullptr)});

@@ -525,6 +525,25 @@ TEST(webhook, bodies_that_are_not_webhooks_are_errors) {
   EXPECT_TRUE(std::get<webhook_batch>(empty).others.empty());
 }
 
+// Regression (found by fuzz_webhook): a change whose field Meta names "invalid_..." was passed
+// through under that name, indistinguishable from Parley's own reports of malformed items (which
+// always carry a "reason"). Such a change is reported as invalid_change, kept whole.
+TEST(webhook, a_field_named_like_parleys_reports_is_not_taken_for_one) {
+  auto b = parse_ok(envelope({{"new_quality_score", "YELLOW"}}, "invalid_template_quality_update"));
+  ASSERT_EQ(b.others.size(), 1u);
+  EXPECT_EQ(b.others[0].field, "invalid_change");
+  EXPECT_EQ(b.others[0].phone_number_id, "PNID1");
+  ASSERT_TRUE(b.others[0].value["reason"].is_string());
+  EXPECT_NE(b.others[0].value["reason"].get<std::string>().find("reserved"), std::string::npos);
+  EXPECT_EQ(b.others[0].value["change"]["field"], "invalid_template_quality_update");
+  EXPECT_EQ(b.others[0].value["change"]["value"]["new_quality_score"], "YELLOW");
+  // Ordinary fields still pass through under their own name.
+  auto ok =
+      parse_ok(envelope({{"new_quality_score", "YELLOW"}}, "message_template_quality_update"));
+  ASSERT_EQ(ok.others.size(), 1u);
+  EXPECT_EQ(ok.others[0].field, "message_template_quality_update");
+}
+
 TEST(webhook, malformed_messages_are_reported_not_dropped) {
   json no_id = text_message("x");
   no_id.erase("id");
