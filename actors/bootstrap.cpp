@@ -261,8 +261,11 @@ int serve(const config::parley_config& cfg) {
                        }),
             slot_child("db_writer", "db_writer", &writer_slot, &tree,
                        [&cfg, &registry](caf::actor_system& s) {
-                         // db.writers connections commit in parallel (PostgreSQL groups their
-                         // WAL flushes); each still batches what reaches it.
+                         // One writer by default: its batches hold everything that arrived
+                         // during the previous commit, and a large batch costs PostgreSQL far
+                         // less per row than two half-size ones running side by side
+                         // (docs/performance.md). More writers commit in parallel, round-robin,
+                         // for machines with cores to spare.
                          auto make = [&cfg, &registry, &s] {
                            auto opts =
                                persistence::make_writer_options(cfg.db, all_batch_handlers());

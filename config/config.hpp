@@ -12,30 +12,33 @@
 namespace parley::config {
 
 struct http_config {
-  std::string address = "127.0.0.1";  ///< http.address / PARLEY_HTTP_ADDRESS
-  uint16_t port = 8080;               ///< http.port / PARLEY_HTTP_PORT (0 = pick a free port)
-  int io_threads = 1;                 ///< http.io_threads: Asio threads running Beast
-  size_t body_limit = 1 << 20;        ///< http.body_limit bytes; larger bodies get 413
-  size_t header_limit = 16 * 1024;    ///< http.header_limit bytes; larger headers get 431
-  int read_timeout_ms = 10000;        ///< http.read_timeout_ms: a request must arrive within this
-  int idle_timeout_ms = 60000;        ///< http.idle_timeout_ms: keep-alive connections idle longer are closed
-  int request_timeout_ms = 10000;     ///< http.request_timeout_ms: handler answer deadline (then 503)
-  int drain_timeout_ms = 10000;       ///< http.drain_timeout_ms: on SIGTERM, wait this long for in-flight requests
+  std::string address = "127.0.0.1"; ///< http.address / PARLEY_HTTP_ADDRESS
+  uint16_t port = 8080;              ///< http.port / PARLEY_HTTP_PORT (0 = pick a free port)
+  int io_threads = 1;                ///< http.io_threads: Asio threads running Beast
+  size_t body_limit = 1 << 20;       ///< http.body_limit bytes; larger bodies get 413
+  size_t header_limit = 16 * 1024;   ///< http.header_limit bytes; larger headers get 431
+  int read_timeout_ms = 10000;       ///< http.read_timeout_ms: a request must arrive within this
+  int idle_timeout_ms =
+      60000; ///< http.idle_timeout_ms: keep-alive connections idle longer are closed
+  int request_timeout_ms = 10000; ///< http.request_timeout_ms: handler answer deadline (then 503)
+  int drain_timeout_ms =
+      10000; ///< http.drain_timeout_ms: on SIGTERM, wait this long for in-flight requests
   /// http.trusted_proxies: comma-separated proxy IPs whose X-Forwarded-For is believed (the
   /// client is its right-most address not in this list); empty = use the peer address.
   std::string trusted_proxies;
 };
 
 struct db_config {
-  std::string url;                    ///< db.url / PARLEY_DB_URL: libpq URI (required)
-  int pool_size = 4;                  ///< db.pool_size: blocking connections for reads and admin writes
-  int batch_max_rows = 1000;          ///< db.batch_max_rows: group commit flushes at this many rows...
-  int batch_max_delay_ms = 2;         ///< db.batch_max_delay_ms: ...or after this many ms
-  int writers = 2;                    ///< db.writers: group-commit writer actors (parallel commits)
-  int connect_timeout_ms = 3000;      ///< db.connect_timeout_ms
-  int statement_timeout_ms = 5000;    ///< db.statement_timeout_ms: server-side statement timeout
-  int reconnect_max_backoff_ms = 5000;///< db.reconnect_max_backoff_ms: cap of the reconnect backoff
-  int request_timeout_ms = 5000;      ///< db.request_timeout_ms: callers get an error after this
+  std::string url;               ///< db.url / PARLEY_DB_URL: libpq URI (required)
+  int pool_size = 4;             ///< db.pool_size: blocking connections for reads and admin writes
+  int batch_max_rows = 1000;     ///< db.batch_max_rows: group commit flushes at this many rows...
+  int batch_max_delay_ms = 2;    ///< db.batch_max_delay_ms: ...or after this many ms
+  int writers = 1;               ///< db.writers: group-commit writer actors (see operations.md)
+  int connect_timeout_ms = 3000; ///< db.connect_timeout_ms
+  int statement_timeout_ms = 5000; ///< db.statement_timeout_ms: server-side statement timeout
+  int reconnect_max_backoff_ms =
+      5000;                      ///< db.reconnect_max_backoff_ms: cap of the reconnect backoff
+  int request_timeout_ms = 5000; ///< db.request_timeout_ms: callers get an error after this
   /// db.migrate_url / PARLEY_DB_MIGRATE_URL: the tables' owner, used only to apply migrations;
   /// empty = db.url (then db.url must be allowed to create tables).
   std::string migrate_url;
@@ -45,28 +48,29 @@ struct db_config {
 };
 
 struct redis_config {
-  std::string url;                    ///< redis.url / PARLEY_REDIS_URL: redis://host:port (optional)
+  std::string url; ///< redis.url / PARLEY_REDIS_URL: redis://host:port (optional)
 };
 
 /// API rate limits. The per-key and per-tenant rates come from the tenant's plan (api_rps,
 /// api_burst); this section holds the node-wide knobs and the failed-authentication limit per IP.
 struct ratelimit_config {
-  bool enabled = true;                ///< ratelimit.enabled: false turns every limit off
-  int ip_failures_per_minute = 30;    ///< ratelimit.ip_failures_per_minute: refill of an IP's failure bucket
-  int ip_failure_burst = 20;          ///< ratelimit.ip_failure_burst: failures an IP may make at once
-  int max_keys = 100000;              ///< ratelimit.max_keys: buckets kept in process per scope
-  int redis_timeout_ms = 100;         ///< ratelimit.redis_timeout_ms: slower answers fall back to local
+  bool enabled = true; ///< ratelimit.enabled: false turns every limit off
+  int ip_failures_per_minute =
+      30;                    ///< ratelimit.ip_failures_per_minute: refill of an IP's failure bucket
+  int ip_failure_burst = 20; ///< ratelimit.ip_failure_burst: failures an IP may make at once
+  int max_keys = 100000;     ///< ratelimit.max_keys: buckets kept in process per scope
+  int redis_timeout_ms = 100; ///< ratelimit.redis_timeout_ms: slower answers fall back to local
 };
 
 struct admin_config {
-  std::string token;                  ///< admin.token / PARLEY_ADMIN_TOKEN (secret; required)
+  std::string token; ///< admin.token / PARLEY_ADMIN_TOKEN (secret; required)
 };
 
 struct whatsapp_config {
-  std::string app_secret;             ///< whatsapp.app_secret / PARLEY_WHATSAPP_APP_SECRET (secret)
-  std::string verify_token;           ///< whatsapp.verify_token / PARLEY_WHATSAPP_VERIFY_TOKEN (secret)
+  std::string app_secret;   ///< whatsapp.app_secret / PARLEY_WHATSAPP_APP_SECRET (secret)
+  std::string verify_token; ///< whatsapp.verify_token / PARLEY_WHATSAPP_VERIFY_TOKEN (secret)
   std::string graph_base_url = "https://graph.facebook.com"; ///< whatsapp.graph_base_url
-  std::string graph_version = "v21.0";                      ///< whatsapp.graph_version
+  std::string graph_version = "v21.0";                       ///< whatsapp.graph_version
   /// whatsapp.graph_ca_file: extra PEM CA bundle trusted for the Graph API besides the system's
   /// (sandboxes, TLS-inspecting proxies, tests); certificates are always verified.
   std::string graph_ca_file;
@@ -74,15 +78,20 @@ struct whatsapp_config {
 
 /// Sending to Meta: retries, concurrency and the health of each WhatsApp session.
 struct outbound_config {
-  int max_attempts = 8;               ///< outbound.max_attempts: calls per message before it fails (retryable errors)
-  int backoff_base_ms = 500;          ///< outbound.backoff_base_ms: first retry delay (doubles, with jitter)
-  int backoff_max_ms = 60000;         ///< outbound.backoff_max_ms: cap of the retry delay
-  int request_timeout_ms = 10000;     ///< outbound.request_timeout_ms: one Graph API call, connect to answer
-  int max_in_flight = 16;             ///< outbound.max_in_flight: concurrent Graph calls per channel
-  int pair_burst = 10;                ///< outbound.pair_burst: messages to one recipient in a burst...
-  int pair_interval_ms = 6000;        ///< outbound.pair_interval_ms: ...then one per this interval (Meta's pair rate limit)
-  int health_interval_s = 60;         ///< outbound.health_interval_s: session health check against the Graph API
-  int breaker_open_ms = 2000;         ///< outbound.breaker_open_ms: first pause after the circuit breaker opens (doubles, max 60 s)
+  int max_attempts =
+      8; ///< outbound.max_attempts: calls per message before it fails (retryable errors)
+  int backoff_base_ms = 500; ///< outbound.backoff_base_ms: first retry delay (doubles, with jitter)
+  int backoff_max_ms = 60000; ///< outbound.backoff_max_ms: cap of the retry delay
+  int request_timeout_ms =
+      10000;              ///< outbound.request_timeout_ms: one Graph API call, connect to answer
+  int max_in_flight = 16; ///< outbound.max_in_flight: concurrent Graph calls per channel
+  int pair_burst = 10;    ///< outbound.pair_burst: messages to one recipient in a burst...
+  int pair_interval_ms =
+      6000; ///< outbound.pair_interval_ms: ...then one per this interval (Meta's pair rate limit)
+  int health_interval_s =
+      60; ///< outbound.health_interval_s: session health check against the Graph API
+  int breaker_open_ms = 2000; ///< outbound.breaker_open_ms: first pause after the circuit breaker
+                              ///< opens (doubles, max 60 s)
   /// outbound.http_connections: keep-alive connections per Graph API host. A node sends at most
   /// this many messages per Graph answer time (256 at 200 ms: 1,280/s).
   int http_connections = 256;
@@ -100,22 +109,22 @@ struct security_config {
   /// security.jwt_secret / PARLEY_SECURITY_JWT_SECRET (secret, >= 32 chars): HS256 key of access
   /// tokens. Empty: derived from master_key (HMAC-SHA256, see docs/security.md).
   std::string jwt_secret;
-  int access_token_ttl_s = 900;          ///< security.access_token_ttl_s: access JWT lifetime
-  int refresh_token_ttl_s = 30 * 86400;  ///< security.refresh_token_ttl_s: refresh token lifetime
-  int login_max_failures = 5;            ///< security.login_max_failures: failures before a lock
-  int login_lockout_base_s = 30;         ///< security.login_lockout_base_s: first lock, then doubling
-  int login_lockout_max_s = 3600;        ///< security.login_lockout_max_s: longest lock
-  int password_scrypt_log_n = 15;        ///< security.password_scrypt_log_n: scrypt N = 2^value
+  int access_token_ttl_s = 900;         ///< security.access_token_ttl_s: access JWT lifetime
+  int refresh_token_ttl_s = 30 * 86400; ///< security.refresh_token_ttl_s: refresh token lifetime
+  int login_max_failures = 5;           ///< security.login_max_failures: failures before a lock
+  int login_lockout_base_s = 30;  ///< security.login_lockout_base_s: first lock, then doubling
+  int login_lockout_max_s = 3600; ///< security.login_lockout_max_s: longest lock
+  int password_scrypt_log_n = 15; ///< security.password_scrypt_log_n: scrypt N = 2^value
 };
 
 struct log_config {
-  std::string level = "info";         ///< log.level / PARLEY_LOG_LEVEL: trace|debug|info|warn|error|off
+  std::string level = "info"; ///< log.level / PARLEY_LOG_LEVEL: trace|debug|info|warn|error|off
 };
 
 struct runtime_config {
-  int scheduler_threads = 2;          ///< runtime.scheduler_threads: CAF worker threads
-  int supervisor_max_restarts = 5;    ///< runtime.supervisor_max_restarts within...
-  int supervisor_window_s = 10;       ///< runtime.supervisor_window_s seconds, else escalate
+  int scheduler_threads = 2;             ///< runtime.scheduler_threads: CAF worker threads
+  int supervisor_max_restarts = 5;       ///< runtime.supervisor_max_restarts within...
+  int supervisor_window_s = 10;          ///< runtime.supervisor_window_s seconds, else escalate
   int conversation_idle_timeout_s = 300; ///< runtime.conversation_idle_timeout_s: passivation
 };
 
@@ -135,7 +144,8 @@ struct parley_config {
 /// Thrown for any configuration problem; `key` is the dotted key (e.g. "http.port").
 struct config_error : std::runtime_error {
   config_error(std::string k, const std::string& msg)
-    : std::runtime_error(k + ": " + msg), key(std::move(k)) {}
+      : std::runtime_error(k + ": " + msg)
+      , key(std::move(k)) {}
   std::string key;
 };
 
@@ -159,7 +169,8 @@ parley_config load(const std::optional<std::string>& file, const env_map& env,
 /// key for a malformed entry, a duplicate version or the current version.
 std::map<int, std::string> previous_master_keys(const security_config& sec);
 
-/// The configuration as JSON with every secret replaced by "***" (for logs and `serve --print-config`).
+/// The configuration as JSON with every secret replaced by "***" (for logs and `serve
+/// --print-config`).
 std::string redacted_json(const parley_config& cfg);
 
 } // namespace parley::config
