@@ -117,6 +117,11 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# Checkpoints far apart: the first change of every page after a checkpoint goes to the WAL as a
+# whole page, and with the defaults (1GB) a webhook load forced one every ~20 s
+# (docs/operations.md, "PostgreSQL settings").
+max_wal_size = 4GB
+checkpoint_timeout = 15min
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
