@@ -269,7 +269,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
           i int, tenant_id uuid, channel_id uuid, conversation_id uuid, to_wa text, type text,
           content jsonb, payload jsonb, cmid text, kind text, ref_id uuid, dispatch bool)
       ), ids AS MATERIALIZED (
-        SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE gen_random_uuid() END AS mid,
+        SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE parley_uuid_v7() END AS mid,
                nextval('outbox_id_seq') AS oid
         FROM r
       ), msg AS (

@@ -29,7 +29,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 start_services pg redis
-PARLEY_BENCH_PG_URL=$(bash "$DEPLOY_DIR/pg.sh" url postgres)
+PARLEY_BENCH_PG_URL=$(bash "$DEPLOY_DIR/pg.sh" local-url postgres)
 PARLEY_BENCH_REDIS_URL=$(bash "$DEPLOY_DIR/redis.sh" url)
 export PARLEY_BENCH_PG_URL PARLEY_BENCH_REDIS_URL
 

@@ -11,7 +11,10 @@
 #                        migrations, scratch databases, tooling
 #   pg.sh app-url [DB]   the same as `parley_app`, the application role Parley serves as (not a
 #                        superuser, not BYPASSRLS, not the owner: Row Level Security binds it).
-#                        Loopback trusts every local role, so it needs no password here.
+#                        Local connections trust every role, so it needs no password here. It
+#                        goes through the Unix socket in var/run when there is one: ~8 % more
+#                        webhooks/s than loopback TCP (docs/operations.md, PostgreSQL settings).
+#   pg.sh local-url [DB] `url` through the Unix socket when there is one (benchmarks)
 set -euo pipefail
 
 LOG_TAG=pg
@@ -100,14 +103,30 @@ include_if_exists = 'parley.conf'\n" >>"$tmp/postgresql.conf"
   mv "$tmp" "$PG_DATA"
 }
 
+# The socket directory, or nothing: Unix socket paths are limited to 107 bytes, so a deeply
+# nested checkout goes TCP-only.
+socket_dir() {
+  if [ "${#RUN_DIR}" -le 90 ]; then
+    printf '%s' "$RUN_DIR"
+  fi
+}
+
+# libpq URI of database $2 as role $1: through the socket when there is one and its path needs no
+# escaping in a URI query, else loopback TCP.
+local_uri() {
+  local dir
+  dir=$(socket_dir)
+  if [ -n "$dir" ] && [[ "$dir" =~ ^[A-Za-z0-9/._-]+$ ]]; then
+    printf 'postgresql://%s@/%s?host=%s&port=%s\n' "$1" "$2" "$dir" "$PG_PORT"
+  else
+    printf 'postgresql://%s@127.0.0.1:%s/%s\n' "$1" "$PG_PORT" "$2"
+  fi
+}
+
 # Settings are rewritten on each start, so PARLEY_PG_PORT or a moved checkout take effect.
 write_settings() {
-  local socket_dir="$RUN_DIR"
-  # Unix socket paths are limited to 107 bytes; with a deeply nested checkout go TCP-only
-  # (every client here uses 127.0.0.1 anyway).
-  if [ "${#socket_dir}" -gt 90 ]; then
-    socket_dir=""
-  fi
+  local socket_dir
+  socket_dir=$(socket_dir)
   cat >"$PG_DATA/parley.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
@@ -215,9 +234,10 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 url) printf 'postgresql://postgres@127.0.0.1:%s/%s\n' "$PG_PORT" "${2:-parley}" ;;
-app-url) printf 'postgresql://parley_app@127.0.0.1:%s/%s\n' "$PG_PORT" "${2:-parley}" ;;
+app-url) local_uri parley_app "${2:-parley}" ;;
+local-url) local_uri postgres "${2:-parley}" ;;
 *)
-  printf 'usage: %s {start|stop|status|url [DB]|app-url [DB]}\n' "$0" >&2
+  printf 'usage: %s {start|stop|status|url [DB]|app-url [DB]|local-url [DB]}\n' "$0" >&2
   exit 2
   ;;
 esac

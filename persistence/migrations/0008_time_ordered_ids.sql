@@ -1,5 +1,6 @@
 -- New contacts, conversations and messages get time-ordered ids (UUID version 7, RFC 9562: 48 bits
--- of Unix milliseconds, then random bits). A random (version 4) primary key sends every insert to
+-- of Unix milliseconds, then random bits; outbound_store draws accepted sends' ids from the same
+-- function). A random (version 4) primary key sends every insert to
 -- a random leaf of its index: as the table grows, each insert touches a page nobody touched
 -- lately, and after every checkpoint that page goes to the WAL whole. Ids that grow with time
 -- append to the right edge of the index instead. Ids stay opaque to clients (API.md): they are
