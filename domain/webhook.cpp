@@ -414,9 +414,10 @@ private:
     }
     note_phone_number_id(pnid);
     const auto& field_name = field->get_ref<const std::string&>();
-    if (field_name.rfind("invalid_", 0) == 0)
-      // Parley's reports of malformed items own these names (and always carry a reason): a
-      // change Meta named so would be indistinguishable from one. Kept whole, reported.
+    if (field_name.rfind("invalid_", 0) == 0 || field_name == "other_status")
+      // Parley's own reports own these names (malformed items, which always carry a reason, and
+      // statuses not about a message): a change Meta named so would be indistinguishable from
+      // one. Kept whole, reported.
       return report("invalid_change", std::move(pnid),
                     change_path(ei, ci) + ".field '" + field_name +
                         "' is reserved for Parley's reports of malformed items",

@@ -60,10 +60,10 @@
 // Malformed items inside an otherwise valid body are skipped and reported as other_change:
 //   field "invalid_message" / "invalid_status" / "invalid_change": value {"reason", and the
 //     offending "message" / "status" / "change" as sent}
-//   (a change whose own field starts with "invalid_" is reported as invalid_change too: those
-//   names belong to these reports)
 //   field "other_status": a statuses[] entry whose "type" is not "message" (e.g. payments),
 //     value = the entry as sent
+//   (a change whose own field starts with "invalid_" or is "other_status" is reported as
+//   invalid_change too: those names belong to these reports)
 // so nothing is silently dropped.
 #include <concepts>
 #include <cstdint>

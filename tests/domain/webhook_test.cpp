@@ -544,6 +544,17 @@ TEST(webhook, a_field_named_like_parleys_reports_is_not_taken_for_one) {
   EXPECT_EQ(ok.others[0].field, "message_template_quality_update");
 }
 
+TEST(webhook, a_field_named_like_parleys_other_status_report_is_not_taken_for_one) {
+  // "other_status" is what Parley calls a statuses[] entry that is not about a message: a change
+  // Meta named so would be counted and handed on as if it were such an entry.
+  auto b = parse_ok(envelope({{"id", "x"}}, "other_status"));
+  ASSERT_EQ(b.others.size(), 1u);
+  EXPECT_EQ(b.others[0].field, "invalid_change");
+  ASSERT_TRUE(b.others[0].value["reason"].is_string());
+  EXPECT_NE(b.others[0].value["reason"].get<std::string>().find("reserved"), std::string::npos);
+  EXPECT_EQ(b.others[0].value["change"]["field"], "other_status");
+}
+
 TEST(webhook, malformed_messages_are_reported_not_dropped) {
   json no_id = text_message("x");
   no_id.erase("id");
