@@ -29,6 +29,11 @@ struct conversation_state {
   std::array<uint64_t, 8> recent{};
   uint8_t recent_next = 0;
   bool has_conversation_id = false;
+  /// Hash of the profile name last committed with this contact's rows (0: none yet). While a
+  /// message brings the same name, its contact and conversation rows are known to exist as they
+  /// should, and the writer skips upserting them. 32 bits fit the padding after the flags: the
+  /// state must not grow (a million actors, under 2 KiB each with jemalloc's size classes).
+  uint32_t profile_hash = 0;
   static inline const char* name = "conversation";
 
   bool seen(uint64_t h) const {
@@ -53,12 +58,19 @@ uint64_t wamid_hash(const std::string& wamid) {
   return std::hash<std::string>{}(wamid) | 1u;
 }
 
+uint32_t profile_hash(const std::string& profile_name) {
+  return static_cast<uint32_t>(std::hash<std::string>{}(profile_name)) | 1u;
+}
+
 void arm_passivation(conversation_ptr self, caf::timespan after) {
   self->delayed_send(self, after, tick_atom::value);
 }
 
+/// "known": the contact and conversation rows exist with this profile name (see profile_hash).
 nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg) {
+  bool known = st.has_conversation_id && st.profile_hash == profile_hash(msg.profile_name);
   return {{"tenant_id", st.tenant_id.str()},
+          {"known", known},
           {"channel_id", st.channel_id.str()},
           {"wa_id", st.wa_id},
           {"profile_name", msg.profile_name},
@@ -73,16 +85,17 @@ nlohmann::json message_row(const conversation_state& st, domain::inbound_message
 /// Commits `row` and answers `rp` with the result. await: this contact's messages are committed
 /// in arrival order; other conversations keep flowing and share the writer's batches.
 void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp,
-           uint64_t wamid_hash, const char* kind, nlohmann::json row) {
+           uint64_t wamid_hash, uint32_t profile, const char* kind, nlohmann::json row) {
   self->request(self->state.deps->writer->get(), self->state.deps->write_timeout,
                 persistence::persist_atom::value, persistence::write_op{kind, std::move(row)})
       .await(
-          [self, rp, wamid_hash](nlohmann::json& result) mutable {
+          [self, rp, wamid_hash, profile](nlohmann::json& result) mutable {
             self->state.remember(wamid_hash);
             if (auto it = result.find("conversation_id"); it != result.end() && it->is_string())
               if (auto id = domain::uuid::parse(it->get_ref<const std::string&>())) {
                 self->state.conversation_id = *id;
                 self->state.has_conversation_id = true;
+                self->state.profile_hash = profile;
               }
             rp.deliver(std::move(result));
           },
@@ -149,16 +162,18 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
             rp.deliver(nlohmann::json{{"conversation_id", st.conversation()}, {"duplicate", true}});
             return rp;
           }
+          auto profile = profile_hash(msg.profile_name);
           auto row = message_row(st, msg);
           row["raw_event_id"] = raw.get<int64_t>();
-          store(self, rp, hash, inbound_store::message_kind, std::move(row));
+          store(self, rp, hash, profile, inbound_store::message_kind, std::move(row));
           return rp;
         }
         // Not durable yet: the raw event is written with the message, even when the wamid is a
         // known duplicate (nothing is acknowledged before it is stored).
+        auto profile = profile_hash(msg.profile_name);
         auto row = message_row(st, msg);
         row["event"] = std::move(raw);
-        store(self, rp, hash, inbound_store::message_event_kind, std::move(row));
+        store(self, rp, hash, profile, inbound_store::message_event_kind, std::move(row));
         return rp;
       },
       // `event`: null, or the raw event row to store in the same transaction.

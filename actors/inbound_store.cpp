@@ -83,10 +83,9 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
 #define PARLEY_META_TS(col)                                                                        \
   "CASE WHEN " col " > 0 AND " col " < 32503680000 THEN to_timestamp(" col ") ELSE now() END"
 
-/// `raw_ids`: the raw event of each row when the rows do not carry "raw_event_id" themselves.
-std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
-                                              const std::vector<nlohmann::json>& rows,
-                                              const std::vector<int64_t>* raw_ids) {
+/// Upserts the contacts and conversations of `people` (rows with tenant_id, channel_id, wa_id,
+/// profile_name, wamid, ts); returns the ids of the conversations it created (a uuid[] literal).
+std::string upsert_people(pqxx::work& tx, const std::vector<nlohmann::json>& people) {
   persistence::exec_prepared_sql(
       tx, "inbound_contacts", R"(
     INSERT INTO contacts (tenant_id, wa_id, profile_name)
@@ -97,7 +96,7 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       SET profile_name = EXCLUDED.profile_name, updated_at = now()
       WHERE EXCLUDED.profile_name IS NOT NULL
         AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
-      persistence::json_rows(rows, {"tenant_id", "wa_id", "profile_name"}));
+      persistence::json_rows(people, {"tenant_id", "wa_id", "profile_name"}));
   // A conversation created here starts with its counters and window already set from the batch's
   // messages: none of them can be stored yet (messages belong to their conversation), so all
   // distinct wamids are new. Only conversations that existed before are updated after the
@@ -124,9 +123,28 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       RETURNING id, xmax = 0 AS inserted
     )
     SELECT coalesce(array_agg(id), '{}')::text FROM up WHERE inserted)",
-      persistence::json_rows(rows,
+      persistence::json_rows(people,
                              {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"}));
-  const std::string created_ids = created[0][0].c_str();
+  return created[0][0].c_str();
+}
+
+/// `raw_ids`: the raw event of each row when the rows do not carry "raw_event_id" themselves.
+std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
+                                              const std::vector<nlohmann::json>& rows,
+                                              const std::vector<int64_t>* raw_ids) {
+  // Rows whose conversation actor knows their contact and conversation rows exist with this
+  // profile name skip both upserts (an upsert that changes nothing still locks and logs the
+  // row): traffic from known contacts skips the two statements altogether.
+  std::vector<nlohmann::json> people;
+  for (const auto& r : rows) {
+    if (r.value("known", false))
+      continue;
+    auto& p = people.emplace_back(nlohmann::json::object());
+    for (const char* key : {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"})
+      if (auto it = r.find(key); it != r.end())
+        p[key] = *it;
+  }
+  const std::string created_ids = people.empty() ? std::string{"{}"} : upsert_people(tx, people);
   // Only messages new to the database move an existing conversation's counters and window, so a
   // replayed or retried message changes nothing. The conversation is found per row through
   // its unique index (LATERAL): a hash join would scan every conversation of every tenant.

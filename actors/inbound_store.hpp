@@ -11,6 +11,8 @@ namespace parley::inbound_store {
 
 /// write_op kinds.
 inline constexpr const char* raw_event_kind = "raw_webhook_event";
+/// A message row may say "known": true when its conversation actor has committed this contact's
+/// rows with the same profile name before: the contact and conversation upserts skip it.
 inline constexpr const char* message_kind = "inbound_message";
 /// A message row plus "event": raw_event_row(...) of the webhook that carried it alone: both are
 /// stored in one transaction, the raw event already processed. Result adds "raw_event_id".

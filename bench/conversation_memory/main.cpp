@@ -39,7 +39,7 @@ using steady = std::chrono::steady_clock;
 
 struct options {
   size_t actors = 1000000;
-  std::chrono::seconds idle_timeout{15}; ///< long enough to outlast spawning and measuring
+  std::chrono::seconds idle_timeout{60}; ///< must outlast spawning and starting all actors
 };
 
 /// Resident set size in bytes (/proc/self/statm, second field).

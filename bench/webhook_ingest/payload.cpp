@@ -78,7 +78,7 @@ std::string webhook_factory::body(uint64_t seq) const {
   out += R"(","phone_number_id":")";
   out += pnid;
   out += R"("},"contacts":[{"profile":{"name":")";
-  out += names[(r >> 8) % names.size()];
+  out += names[contact % names.size()]; // a contact's profile name is stable, as on WhatsApp
   out += R"("},"wa_id":")";
   out += wa_id;
   out += R"("}],"messages":[{"from":")";

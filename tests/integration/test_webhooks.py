@@ -14,7 +14,7 @@ import unittest
 
 from harness import ParleyTestCase, channel_body, require_environment
 from webhook_fixtures import (FIXTURE_MESSAGE_PAYLOADS, FIXTURE_PAYLOADS, FIXTURE_STATUS_PAYLOADS,
-                              WEBHOOK_PATH, conversations, encode, entry, envelope,
+                              WEBHOOK_PATH, conversation_of, conversations, encode, entry, envelope,
                               load_fixtures, message_by_wamid, messages_change, messages_of,
                               metric, post_webhook, raw_event_count, rewrite, scrape, sign,
                               sql_quote, tenant_with_channel, text_body, text_message,
@@ -599,6 +599,58 @@ class RoutingChangeAndPoisonTest(WebhookServerCase):
         for w in wamids:
             self.assertTrue(wait_until(lambda: message_by_wamid(srv, tc.key, w), 15),
                             f"{w} held up by a poison message" + self._logs())
+
+    # A contact's later messages skip the contact and conversation upserts while the profile name
+    # is the one already stored (the conversation actor remembers it); a new name still reaches
+    # both rows, and the counters and window still move with every message.
+    def test_known_contact_keeps_counting_and_a_new_profile_name_is_stored(self):
+        srv = self.server
+        tc = tenant_with_channel(srv)[0]
+        wa_id = "15550008401"
+
+        def send(text, name, ts):
+            wamid = unique_wamid("known")
+            msg = text_message(wa_id, text, wamid, ts)
+            body = envelope(entry(messages_change(
+                tc.phone_number_id, [msg],
+                contacts=[{"profile": {"name": name}, "wa_id": wa_id}])))
+            self.post_ok(body)
+            self.assertTrue(wait_until(lambda: message_by_wamid(srv, tc.key, wamid), 15),
+                            f"{wamid} not stored" + self._logs())
+
+        def stored():
+            c = conversation_of(srv, tc.key, wa_id)
+            contact = srv.sql("SELECT profile_name FROM contacts "
+                              f"WHERE wa_id = {sql_quote(wa_id)} AND tenant_id = "
+                              f"(SELECT tenant_id FROM channels WHERE id = '{tc.channel_id}')")
+            return c, contact
+
+        def contact_xmax():
+            # An upsert that changes nothing still locks the row, which sets xmax: unchanged
+            # xmax means the known contact's messages did not touch its row at all.
+            return srv.sql(f"SELECT xmax FROM contacts WHERE wa_id = {sql_quote(wa_id)}")
+
+        t0 = 1_800_000_000
+        send("first", "Ada", t0)
+        untouched = contact_xmax()
+        send("second", "Ada", t0 + 60)
+        send("third", "Ada", t0 + 120)
+        self.assertEqual(contact_xmax(), untouched, "a known contact's row was upserted again")
+        c, contact = stored()
+        self.assertEqual(c["unread_count"], 3, c)
+        self.assertEqual(c["contact"]["name"], "Ada", c)
+        self.assertEqual(contact, "Ada")
+        self.assertTrue(c["last_inbound_at"].startswith("2027-01-15T08:02:00"), c)
+        send("fourth", "Ada L.", t0 + 180)
+        c, contact = stored()
+        self.assertEqual(c["unread_count"], 4, c)
+        self.assertEqual(c["contact"]["name"], "Ada L.", c)
+        self.assertEqual(contact, "Ada L.")
+        send("fifth", "Ada L.", t0 + 240)
+        c, contact = stored()
+        self.assertEqual(c["unread_count"], 5, c)
+        self.assertEqual(c["contact"]["name"], "Ada L.", c)
+        self.assertEqual(len(messages_of(srv, tc.key, c["id"])), 5)
 
     # Regression: jsonb cannot hold U+0000, so every insert of such a message failed ("unsupported
     # Unicode escape sequence") and the acknowledged event was retried forever, never stored.
