@@ -99,7 +99,12 @@ void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp
               }
             rp.deliver(std::move(result));
           },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          [self, rp](caf::error& err) mutable {
+            // Whatever failed, the next attempt upserts the contact's rows again instead of
+            // trusting what this actor remembers (say, rows deleted behind its back).
+            self->state.profile_hash = 0;
+            rp.deliver(std::move(err));
+          });
 }
 
 caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,

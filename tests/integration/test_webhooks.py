@@ -652,6 +652,39 @@ class RoutingChangeAndPoisonTest(WebhookServerCase):
         self.assertEqual(c["contact"]["name"], "Ada L.", c)
         self.assertEqual(len(messages_of(srv, tc.key, c["id"])), 5)
 
+    # A known contact whose rows vanished behind its conversation actor's back (deleted by hand
+    # here): the first attempt fails without its conversation, the actor forgets what it knew,
+    # and the retry upserts the rows again. Nothing acknowledged is lost.
+    def test_known_contact_whose_rows_vanished_is_stored_again(self):
+        srv = self.server
+        tc = tenant_with_channel(srv)[0]
+        wa_id = "15550008501"
+
+        def send(text):
+            wamid = unique_wamid("vanished")
+            body = envelope(entry(messages_change(
+                tc.phone_number_id, [text_message(wa_id, text, wamid)],
+                contacts=[{"profile": {"name": "Grace"}, "wa_id": wa_id}])))
+            self.post_ok(body)
+            return wamid
+
+        first = send("first")
+        self.assertTrue(wait_until(lambda: message_by_wamid(srv, tc.key, first), 15))
+        second = send("second")  # known now
+        self.assertTrue(wait_until(lambda: message_by_wamid(srv, tc.key, second), 15))
+        srv.sql("DELETE FROM messages WHERE from_wa = " + sql_quote(wa_id) + "; "
+                "DELETE FROM conversations WHERE wa_id = " + sql_quote(wa_id) + "; "
+                "DELETE FROM contacts WHERE wa_id = " + sql_quote(wa_id))
+        third = send("third")
+        self.assertTrue(wait_until(lambda: message_by_wamid(srv, tc.key, third), 20),
+                        "the message of a known contact whose rows vanished was not stored"
+                        + self._logs())
+        c = conversation_of(srv, tc.key, wa_id)
+        self.assertIsNotNone(c)
+        self.assertEqual(c["contact"]["name"], "Grace", c)
+        self.assertEqual(srv.sql("SELECT count(*) FROM contacts WHERE wa_id = "
+                                 + sql_quote(wa_id)), "1")
+
     # Regression: jsonb cannot hold U+0000, so every insert of such a message failed ("unsupported
     # Unicode escape sequence") and the acknowledged event was retried forever, never stored.
     def test_nul_character_in_a_message_is_stored(self):
