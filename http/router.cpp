@@ -99,15 +99,22 @@ route_match router::match(std::string_view method, std::string_view raw_path) co
 
   const route* best = nullptr;
   std::set<std::string> allowed;
-  for (const auto& r : routes_) {
-    if (!matches(r))
-      continue;
-    if (r.method == method) {
-      if (!best || more_specific(r, *best))
+  // HEAD is answered by the GET route (RFC 9110 9.3.2; the server sends the headers only) unless
+  // a route claims HEAD itself.
+  auto pick = [&](std::string_view wanted) {
+    for (const auto& r : routes_)
+      if (r.method == wanted && matches(r) && (!best || more_specific(r, *best)))
         best = &r;
-    } else {
-      allowed.insert(r.method);
-    }
+  };
+  pick(method);
+  if (!best && method == "HEAD")
+    pick("GET");
+  for (const auto& r : routes_) {
+    if (!matches(r) || r.method == method)
+      continue;
+    allowed.insert(r.method);
+    if (r.method == "GET")
+      allowed.insert("HEAD");
   }
   if (best) {
     m.result = route_match::outcome::found;

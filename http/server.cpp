@@ -27,8 +27,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <openssl/rand.h>
 
@@ -71,8 +71,8 @@ struct shared_state {
   std::atomic<bool> draining{false};
   std::atomic<size_t> in_flight{0};
   std::mutex mtx;
-  std::condition_variable cv;  ///< signalled whenever a session goes away
-  std::unordered_map<const session*, std::weak_ptr<session>> sessions;  ///< guarded by mtx
+  std::condition_variable cv; ///< signalled whenever a session goes away
+  std::unordered_map<const session*, std::weak_ptr<session>> sessions; ///< guarded by mtx
 };
 
 // Echoed client ids end up in our logs and responses: keep them short and free of control bytes.
@@ -110,7 +110,10 @@ const boost::system::error_category& beast_http_category() {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket sock, std::shared_ptr<shared_state> st)
-      : socket_(std::move(sock)), ex_(socket_.get_executor()), timer_(ex_), st_(std::move(st)) {
+      : socket_(std::move(sock))
+      , ex_(socket_.get_executor())
+      , timer_(ex_)
+      , st_(std::move(st)) {
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     if (!ec)
@@ -149,11 +152,11 @@ public:
 
 private:
   enum class phase {
-    idle,       ///< keep-alive, waiting for the first byte of the next request (idle_timeout)
-    reading,    ///< a request is arriving (read_timeout)
-    handling,   ///< the handler has it (request_timeout)
-    writing,    ///< the response is being written (read_timeout)
-    lingering,  ///< sent an error and `shutdown(send)`; discarding input so the client sees it
+    idle,      ///< keep-alive, waiting for the first byte of the next request (idle_timeout)
+    reading,   ///< a request is arriving (read_timeout)
+    handling,  ///< the handler has it (request_timeout)
+    writing,   ///< the response is being written (read_timeout)
+    lingering, ///< sent an error and `shutdown(send)`; discarding input so the client sees it
     closed,
   };
 
@@ -170,22 +173,23 @@ private:
 
   void on_deadline() {
     switch (phase_) {
-      case phase::handling:
-        st_->log.warn("request not answered in time",
-                      {{"method", summary_.method}, {"route", summary_.route},
-                       {"request_id", summary_.request_id},
-                       {"timeout_ms", st_->opts.request_timeout.count()}});
-        write_response(response::error(
-            503, "upstream_timeout",
-            "the request was not answered within " +
-                std::to_string(st_->opts.request_timeout.count()) + " ms; retry later"));
-        return;
-      case phase::closed:
-        return;
-      default:
-        // Slow or silent clients (and stuck writes) lose their connection without an answer.
-        close();
-        return;
+    case phase::handling:
+      st_->log.warn("request not answered in time",
+                    {{"method", summary_.method},
+                     {"route", summary_.route},
+                     {"request_id", summary_.request_id},
+                     {"timeout_ms", st_->opts.request_timeout.count()}});
+      write_response(response::error(503, "upstream_timeout",
+                                     "the request was not answered within " +
+                                         std::to_string(st_->opts.request_timeout.count()) +
+                                         " ms; retry later"));
+      return;
+    case phase::closed:
+      return;
+    default:
+      // Slow or silent clients (and stuck writes) lose their connection without an answer.
+      close();
+      return;
     }
   }
 
@@ -214,8 +218,9 @@ private:
   }
 
   void do_read() {
-    bhttp::async_read_some(socket_, buffer_, *parser_,
-                           [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+    bhttp::async_read_some(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -264,7 +269,8 @@ private:
   void on_read_error(error_code ec) {
     if (ec == bhttp::error::body_limit) {
       reject(413, "payload_too_large",
-             "request body exceeds the limit of " + std::to_string(st_->opts.body_limit) + " bytes");
+             "request body exceeds the limit of " + std::to_string(st_->opts.body_limit) +
+                 " bytes");
     } else if (ec == bhttp::error::header_limit) {
       reject(431, "headers_too_large",
              "request headers exceed the limit of " + std::to_string(st_->opts.header_limit) +
@@ -336,7 +342,8 @@ private:
       req.path = *path;
     keep_summary(req);
     if (parts.path.empty() || parts.path.front() != '/') {
-      write_response(response::error(400, "invalid_request", "the request target must start with '/'"));
+      write_response(
+          response::error(400, "invalid_request", "the request target must start with '/'"));
       return;
     }
     if (!path || !query) {
@@ -374,12 +381,15 @@ private:
     try {
       (*m.target)(std::move(req), done);
     } catch (const std::exception& e) {
-      st_->log.error("handler threw", {{"method", summary_.method}, {"route", summary_.route},
-                                       {"request_id", summary_.request_id}, {"error", e.what()}});
+      st_->log.error("handler threw", {{"method", summary_.method},
+                                       {"route", summary_.route},
+                                       {"request_id", summary_.request_id},
+                                       {"error", e.what()}});
       done(response::error(500, "internal_error", "internal error"));
     } catch (...) {
       st_->log.error("handler threw a non-standard exception",
-                     {{"method", summary_.method}, {"route", summary_.route},
+                     {{"method", summary_.method},
+                      {"route", summary_.route},
                       {"request_id", summary_.request_id}});
       done(response::error(500, "internal_error", "internal error"));
     }
@@ -404,9 +414,9 @@ private:
   }
 
   void on_drain() {
-    bool silent = phase_ == phase::idle ||
-                  (phase_ == phase::reading &&
-                   (!parser_ || (!parser_->got_some() && buffer_.size() == 0)));
+    bool silent =
+        phase_ == phase::idle ||
+        (phase_ == phase::reading && (!parser_ || (!parser_->got_some() && buffer_.size() == 0)));
     if (silent)
       close();
   }
@@ -415,9 +425,9 @@ private:
 
   void write_response(response r) {
     if (r.status < 100 || r.status > 999) {
-      st_->log.error("handler answered with an invalid status",
-                     {{"route", summary_.route}, {"status", r.status},
-                      {"request_id", summary_.request_id}});
+      st_->log.error(
+          "handler answered with an invalid status",
+          {{"route", summary_.route}, {"status", r.status}, {"request_id", summary_.request_id}});
       r = response::error(500, "internal_error", "internal error");
     }
     phase_ = phase::writing;
@@ -438,9 +448,10 @@ private:
     res_->keep_alive(!close_after_);
     res_->body() = std::move(r.body);
     res_->prepare_payload();
-    bhttp::async_write(socket_, *res_, [self = shared_from_this()](error_code ec, size_t) {
-      self->on_write(ec);
-    });
+    if (summary_.method == "HEAD")
+      res_->body().clear(); // headers only; Content-Length stays the GET answer's
+    bhttp::async_write(socket_, *res_,
+                       [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
   }
 
   void on_write(error_code ec) {
@@ -496,16 +507,15 @@ private:
   }
 
   void linger_read() {
-    socket_.async_read_some(buffer_.prepare(16 * 1024),
-                            [self = shared_from_this()](error_code ec, size_t n) {
-                              self->lingered_ += n;
-                              if (ec || self->phase_ != phase::lingering ||
-                                  self->lingered_ > (8u << 20)) {
-                                self->close();
-                                return;
-                              }
-                              self->linger_read();
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(16 * 1024), [self = shared_from_this()](error_code ec, size_t n) {
+          self->lingered_ += n;
+          if (ec || self->phase_ != phase::lingering || self->lingered_ > (8u << 20)) {
+            self->close();
+            return;
+          }
+          self->linger_read();
+        });
   }
 
   void close() {
@@ -520,26 +530,26 @@ private:
   }
 
   tcp::socket socket_;
-  asio::any_io_executor ex_;  ///< the connection's strand
+  asio::any_io_executor ex_; ///< the connection's strand
   asio::steady_timer timer_;
   std::shared_ptr<shared_state> st_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::optional<bhttp::response<bhttp::string_body>> res_;  ///< alive while being written
+  std::optional<bhttp::response<bhttp::string_body>> res_; ///< alive while being written
   std::string remote_ip_;
-  request summary_;         ///< the current request without body, for logs and the observer
+  request summary_; ///< the current request without body, for logs and the observer
   steady::time_point started_;
   phase phase_ = phase::reading;
-  uint64_t timer_gen_ = 0;  ///< stale timer completions compare unequal and are ignored
-  uint64_t seq_ = 0;        ///< number of the current request; answers for older ones are dropped
+  uint64_t timer_gen_ = 0; ///< stale timer completions compare unequal and are ignored
+  uint64_t seq_ = 0;       ///< number of the current request; answers for older ones are dropped
   size_t lingered_ = 0;
   int status_ = 0;
   bool first_request_ = true;
   bool keep_alive_ = true;
   bool close_after_ = false;
   bool continue_sent_ = false;
-  bool rejected_ = false;   ///< the request could not be read; the stream position is unknown
-  bool counted_ = false;    ///< this session holds one unit of shared_state::in_flight
+  bool rejected_ = false; ///< the request could not be read; the stream position is unknown
+  bool counted_ = false;  ///< this session holds one unit of shared_state::in_flight
 };
 
 std::string endpoint_text(const std::string& address, uint16_t port) {
@@ -553,10 +563,10 @@ std::string endpoint_text(const std::string& address, uint16_t port) {
 struct server::impl {
   impl(server_options opts, std::shared_ptr<const router> routes,
        std::shared_ptr<request_observer> observer)
-      : ioc(std::max(1, opts.io_threads)),
-        st(std::make_shared<shared_state>()),
-        acceptor(asio::make_strand(ioc)),
-        retry(acceptor.get_executor()) {
+      : ioc(std::max(1, opts.io_threads))
+      , st(std::make_shared<shared_state>())
+      , acceptor(asio::make_strand(ioc))
+      , retry(acceptor.get_executor()) {
     if (!routes)
       throw std::invalid_argument("http::server needs a router");
     st->opts = std::move(opts);
@@ -586,7 +596,8 @@ struct server::impl {
 
   bool on_io_thread() const {
     auto me = std::this_thread::get_id();
-    return std::any_of(threads.begin(), threads.end(), [&](const std::thread& t) { return t.get_id() == me; });
+    return std::any_of(threads.begin(), threads.end(),
+                       [&](const std::thread& t) { return t.get_id() == me; });
   }
 
   void run_loop() { run_io_loop(ioc, st->log, "exception escaped an HTTP I/O handler"); }
@@ -644,8 +655,8 @@ void server::start() {
   m.work.emplace(m.ioc.get_executor());
   for (int i = 0; i < o.io_threads; ++i)
     m.threads.emplace_back([&m] { m.run_loop(); });
-  m.st->log.debug("listening", {{"endpoint", endpoint_text(o.address, m.port)},
-                                {"io_threads", o.io_threads}});
+  m.st->log.debug("listening",
+                  {{"endpoint", endpoint_text(o.address, m.port)}, {"io_threads", o.io_threads}});
 }
 
 uint16_t server::port() const {
@@ -692,7 +703,7 @@ bool server::drain(std::chrono::milliseconds timeout) {
   }
   for (auto& s : live)
     s->drain();
-  live.clear();  // may destroy sessions, which takes the lock: do it outside
+  live.clear(); // may destroy sessions, which takes the lock: do it outside
   std::unique_lock lk(m.st->mtx);
   bool ok = m.st->cv.wait_for(lk, timeout, [&] { return m.st->sessions.empty(); });
   if (!ok)

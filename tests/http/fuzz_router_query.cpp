@@ -42,8 +42,8 @@ void check(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   // First byte picks the method so routing sees both hits and 405s.
-  static constexpr std::string_view methods[] = {"GET", "POST", "PATCH", "DELETE"};
-  std::string_view method = methods[size ? data[0] % 4 : 0];
+  static constexpr std::string_view methods[] = {"GET", "POST", "PATCH", "DELETE", "HEAD"};
+  std::string_view method = methods[size ? data[0] % 5 : 0];
   if (size)
     input.remove_prefix(1);
 

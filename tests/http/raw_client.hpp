@@ -20,7 +20,7 @@ namespace parley::http::test {
 
 struct reply {
   int status = 0;
-  std::map<std::string, std::string> headers;  ///< lower-case names
+  std::map<std::string, std::string> headers; ///< lower-case names
   std::string body;
 
   std::string header(const std::string& lower) const {
@@ -69,8 +69,9 @@ public:
   }
 
   /// Reads one response (Content-Length framed, as the server always sends); nullopt on EOF,
-  /// reset or timeout.
-  std::optional<reply> read_reply() {
+  /// reset or timeout. `headers_only`: the answer to a HEAD request, whose Content-Length
+  /// describes a body that is not sent.
+  std::optional<reply> read_reply(bool headers_only = false) {
     size_t end;
     while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
       if (!fill())
@@ -100,6 +101,8 @@ public:
     }
     buf_.erase(0, end + 4);
     size_t len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    if (headers_only)
+      len = 0;
     while (buf_.size() < len)
       if (!fill())
         return std::nullopt;
@@ -109,10 +112,10 @@ public:
   }
 
   /// Sends a request and reads its response.
-  std::optional<reply> roundtrip(std::string_view raw) {
+  std::optional<reply> roundtrip(std::string_view raw, bool headers_only = false) {
     if (!send(raw))
       return std::nullopt;
-    return read_reply();
+    return read_reply(headers_only);
   }
 
   /// True if the server closes the connection (EOF or reset) before the receive timeout,
@@ -148,9 +151,11 @@ inline std::string get(std::string_view target, std::string_view extra = {}) {
   return "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n" + std::string(extra) + "\r\n";
 }
 
-inline std::string post(std::string_view target, std::string_view body, std::string_view extra = {}) {
-  return "POST " + std::string(target) + " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" + std::string(body);
+inline std::string post(std::string_view target, std::string_view body,
+                        std::string_view extra = {}) {
+  return "POST " + std::string(target) +
+         " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra) + "\r\n" + std::string(body);
 }
 
 } // namespace parley::http::test

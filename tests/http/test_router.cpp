@@ -66,12 +66,32 @@ TEST(Router, NotFoundVersusMethodNotAllowed) {
 
   auto m = r.match("POST", "/v1/tenants/1");
   EXPECT_EQ(m.result, route_match::outcome::method_not_allowed);
-  EXPECT_EQ(m.allow, "DELETE, GET, PATCH");
+  EXPECT_EQ(m.allow, "DELETE, GET, HEAD, PATCH"); // HEAD rides on GET
   EXPECT_EQ(m.target, nullptr);
 
   m = r.match("GET", "/v1/nothing");
   EXPECT_EQ(m.result, route_match::outcome::not_found);
   EXPECT_TRUE(m.allow.empty());
+}
+
+TEST(Router, HeadUsesTheGetRouteUnlessOneClaimsHead) {
+  router r;
+  r.add("GET", "/v1/tenants/{id}", tagged("get"));
+  r.add("POST", "/v1/things", tagged("post"));
+  r.add("GET", "/probe", tagged("get-probe"));
+  r.add("HEAD", "/probe", tagged("head-probe"));
+  auto m = r.match("HEAD", "/v1/tenants/1");
+  ASSERT_TRUE(m.found());
+  EXPECT_EQ(m.pattern, "/v1/tenants/{id}");
+  EXPECT_EQ(m.params.at("id"), "1");
+  m = r.match("HEAD", "/v1/things");
+  EXPECT_EQ(m.result, route_match::outcome::method_not_allowed);
+  EXPECT_EQ(m.allow, "POST");
+  m = r.match("HEAD", "/probe");
+  ASSERT_TRUE(m.found());
+  m = r.match("GET", "/probe");
+  ASSERT_TRUE(m.found());
+  EXPECT_FALSE(r.match("HEAD", "/nowhere").found());
 }
 
 TEST(Router, LiteralBeatsCapture) {
@@ -92,12 +112,12 @@ TEST(Router, SegmentsMustMatchExactly) {
   r.add("GET", "/v1/tenants/{id}", tagged("get"));
   EXPECT_EQ(run(r.match("GET", "/")), "root");
   EXPECT_FALSE(r.match("GET", "/v1/tenants/").found());   // captures are never empty
-  EXPECT_FALSE(r.match("GET", "/v1/tenants/1/").found());  // trailing slash is a different path
+  EXPECT_FALSE(r.match("GET", "/v1/tenants/1/").found()); // trailing slash is a different path
   EXPECT_FALSE(r.match("GET", "/v1/tenants/1/x").found());
   EXPECT_FALSE(r.match("GET", "/v1/tenants").found());
   EXPECT_FALSE(r.match("GET", "").found());
   EXPECT_FALSE(r.match("GET", "v1/tenants/1").found());
-  EXPECT_FALSE(r.match("get", "/").found());  // methods are case-sensitive (RFC 9110)
+  EXPECT_FALSE(r.match("get", "/").found()); // methods are case-sensitive (RFC 9110)
 }
 
 TEST(Router, RejectsBadPatterns) {
@@ -110,7 +130,7 @@ TEST(Router, RejectsBadPatterns) {
   EXPECT_THROW(r.add("GET", "/a/x{y}", tagged("x")), std::invalid_argument);
   EXPECT_THROW(r.add("", "/a", tagged("x")), std::invalid_argument);
   r.add("GET", "/a/{x}", tagged("x"));
-  EXPECT_THROW(r.add("GET", "/a/{y}", tagged("y")), std::invalid_argument);  // same shape
+  EXPECT_THROW(r.add("GET", "/a/{y}", tagged("y")), std::invalid_argument); // same shape
   r.add("POST", "/a/{y}", tagged("y"));
   EXPECT_EQ(r.size(), 2u);
 }

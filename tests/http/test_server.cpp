@@ -56,7 +56,8 @@ public:
     int status;
     std::chrono::nanoseconds latency;
   };
-  explicit recording_observer(request_observer* next = nullptr) : next_(next) {}
+  explicit recording_observer(request_observer* next = nullptr)
+      : next_(next) {}
   void on_complete(const request& req, int status, std::chrono::nanoseconds latency) override {
     if (next_)
       next_->on_complete(req, status, latency);
@@ -85,9 +86,14 @@ class Server : public ::testing::Test {
 protected:
   Server() {
     routes_->add("GET", "/echo/{id}", [](request&& req, responder done) {
-      json j{{"method", req.method}, {"path", req.path},     {"route", req.route},
-             {"params", req.params}, {"query", req.query},   {"request_id", req.request_id},
-             {"x_test", std::string(req.header("x-test"))}, {"remote_ip", req.remote_ip}};
+      json j{{"method", req.method},
+             {"path", req.path},
+             {"route", req.route},
+             {"params", req.params},
+             {"query", req.query},
+             {"request_id", req.request_id},
+             {"x_test", std::string(req.header("x-test"))},
+             {"remote_ip", req.remote_ip}};
       done(response::json(200, j));
     });
     routes_->add("DELETE", "/echo/{id}", [](request&&, responder done) {
@@ -104,7 +110,8 @@ protected:
       r.headers.emplace_back("X-Evil", "a\r\nSet-Cookie: x=1");
       done(std::move(r));
     });
-    routes_->add("GET", "/park", [this](request&&, responder done) { parked_.push(std::move(done)); });
+    routes_->add("GET", "/park",
+                 [this](request&&, responder done) { parked_.push(std::move(done)); });
     routes_->add("GET", "/throw", [](request&&, responder) { throw std::runtime_error("boom"); });
     routes_->add("GET", "/drop", [](request&&, responder) {});
   }
@@ -193,7 +200,7 @@ TEST_F(Server, BodyArrivesByteExactAndHeadersAreSanitised) {
   EXPECT_EQ(r->body, body);
   EXPECT_EQ(r->header("content-type"), "application/octet-stream");
   EXPECT_EQ(r->header("x-custom"), "yes");
-  EXPECT_EQ(r->header("x-evil"), "");  // a header value with CR/LF is dropped, not injected
+  EXPECT_EQ(r->header("x-evil"), ""); // a header value with CR/LF is dropped, not injected
   EXPECT_EQ(r->header("set-cookie"), "");
 }
 
@@ -278,11 +285,36 @@ TEST_F(Server, WrongMethodIs405WithAllow) {
   auto r = c.roundtrip(t::post("/echo/1", "{}"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 405);
-  EXPECT_EQ(r->header("allow"), "DELETE, GET");
+  EXPECT_EQ(r->header("allow"), "DELETE, GET, HEAD");
   EXPECT_EQ(body_of(*r)["error"]["code"], "method_not_allowed");
   r = c.roundtrip("DELETE /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 204);
+}
+
+// Load balancers and monitors probe with HEAD: the GET route answers, headers only.
+TEST_F(Server, HeadIsAnsweredByTheGetRouteWithoutABody) {
+  start();
+  raw_client c(port());
+  auto get = c.roundtrip(t::get("/echo/7"));
+  ASSERT_TRUE(get);
+  ASSERT_EQ(get->status, 200);
+  ASSERT_FALSE(get->body.empty());
+  auto head = c.roundtrip("HEAD /echo/7 HTTP/1.1\r\nHost: t\r\n\r\n", true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  // The length of the body a GET would get (echo's body names the method, so one byte more).
+  EXPECT_EQ(head->header("content-length"), std::to_string(get->body.size() + 1));
+  EXPECT_EQ(head->header("content-type"), get->header("content-type"));
+  // Nothing follows the headers: the next answer on the connection parses cleanly.
+  auto again = c.roundtrip(t::get("/echo/8"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  EXPECT_NE(again->body.find("8"), std::string::npos);
+  // HEAD of an unknown path is still a 404 (headers only), and of a POST-only path a 405.
+  auto missing = c.roundtrip("HEAD /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", true);
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
 }
 
 TEST_F(Server, OversizedBodyIs413ThenClose) {
@@ -313,7 +345,8 @@ TEST_F(Server, OversizedChunkedBodyIs413) {
   raw_client c(port());
   std::string chunk(600, 'z');
   auto r = c.roundtrip("POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "258\r\n" + chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n");
+                       "258\r\n" +
+                       chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_EQ(body_of(*r)["error"]["code"], "payload_too_large");
@@ -401,7 +434,7 @@ TEST_F(Server, SilentConnectionIsDisconnected) {
 TEST_F(Server, IdleKeepAliveConnectionIsClosed) {
   server_options o;
   o.idle_timeout = 200ms;
-  o.read_timeout = 60s;  // so only the idle timeout can explain the close
+  o.read_timeout = 60s; // so only the idle timeout can explain the close
   start(o);
   raw_client c(port(), 3000ms);
   auto r = c.roundtrip(t::get("/echo/1"));
@@ -423,7 +456,7 @@ TEST_F(Server, HandlerTimeoutIs503AndTheLateAnswerIsIgnored) {
 
   auto late = parked_.pop();
   ASSERT_TRUE(late);
-  (*late)(response::json(200, {{"late", true}}));  // must be dropped, not written
+  (*late)(response::json(200, {{"late", true}})); // must be dropped, not written
   r = c.roundtrip(t::get("/echo/7"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -454,7 +487,7 @@ TEST_F(Server, ThrowingHandlerIs500AndTheServerLivesOn) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 500);
   EXPECT_EQ(body_of(*r)["error"]["code"], "internal_error");
-  EXPECT_EQ(body_of(*r)["error"]["message"], "internal error");  // no internals leak
+  EXPECT_EQ(body_of(*r)["error"]["message"], "internal error"); // no internals leak
   EXPECT_EQ(c.roundtrip(t::get("/echo/1"))->status, 200);
 }
 
@@ -472,7 +505,7 @@ TEST_F(Server, DrainLetsInFlightRequestsFinish) {
   start();
   raw_client c(port());
   ASSERT_TRUE(c.send(t::get("/park")));
-  auto pending = parked_.pop();  // the handler has the request
+  auto pending = parked_.pop(); // the handler has the request
   ASSERT_TRUE(pending);
   EXPECT_EQ(srv_->in_flight(), 1u);
 
@@ -483,7 +516,7 @@ TEST_F(Server, DrainLetsInFlightRequestsFinish) {
   std::promise<void> draining;
   auto answerer = std::thread([&, r = *pending] {
     draining.get_future().wait();
-    std::this_thread::sleep_for(100ms);  // answer while drain() is waiting
+    std::this_thread::sleep_for(100ms); // answer while drain() is waiting
     r(response::json(200, {{"done", true}}));
   });
   draining.set_value();
@@ -527,7 +560,7 @@ TEST_F(Server, StopWithOpenConnectionsAndParkedResponders) {
   auto pending = parked_.pop();
   ASSERT_TRUE(pending);
   srv_->stop();
-  (*pending)(response{});  // harmless after stop
+  (*pending)(response{}); // harmless after stop
   srv_.reset();
 }
 
@@ -579,8 +612,9 @@ TEST_F(Server, MetricsObserverCountsByRouteAndStatus) {
   ASSERT_EQ(c.roundtrip(t::get("/random/scanner/path"))->status, 404);
   obs->wait_for(3);
   auto text = reg.render();
-  EXPECT_NE(text.find(R"(parley_http_requests_total{method="GET",route="/echo/{id}",status="200"} 2)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"(parley_http_requests_total{method="GET",route="/echo/{id}",status="200"} 2)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(route="unmatched",status="404"} 1)"), std::string::npos) << text;
   EXPECT_NE(text.find("parley_http_request_duration_seconds_bucket"), std::string::npos);

@@ -276,7 +276,9 @@ class BadInputTest(ParleyTestCase):
                 ("POST", "/v1/tenants", b'{"name":', dict(auth, **{"Content-Type":
                                                                    "application/json"}), 400),
                 ("GET", "/v1/nothing-here", None, {}, 404),
-                ("HEAD", "/v1/tenants", None, auth, 405),
+                ("HEAD", "/v1/tenants", None, auth, 200),  # the GET route, headers only
+                ("HEAD", "/v1/tenants", None, {}, 401),
+                ("HEAD", f"/v1/tenants/{self.tenant['id']}/api-keys/x", None, auth, 405),
                 ("PUT", "/v1/tenants", b"{}", dict(auth, **{"Content-Type": "text/plain"}), 405),
                 ("POST", "/v1/tenants", b"{}", dict(auth, **{"Content-Type": "text/plain"}), 415),
                 ("GET", "/v1/tenants", None, {"Authorization": "Bearer nope"}, 401),
