@@ -66,9 +66,11 @@ void arm_passivation(conversation_ptr self, caf::timespan after) {
   self->delayed_send(self, after, tick_atom::value);
 }
 
-/// "known": the contact and conversation rows exist with this profile name (see profile_hash).
-nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg) {
-  bool known = st.has_conversation_id && st.profile_hash == profile_hash(msg.profile_name);
+/// "known": the contact and conversation rows exist with this profile name (`profile`, its
+/// profile_hash).
+nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg,
+                           uint32_t profile) {
+  bool known = st.has_conversation_id && st.profile_hash == profile;
   return {{"tenant_id", st.tenant_id.str()},
           {"known", known},
           {"channel_id", st.channel_id.str()},
@@ -168,7 +170,7 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
             return rp;
           }
           auto profile = profile_hash(msg.profile_name);
-          auto row = message_row(st, msg);
+          auto row = message_row(st, msg, profile);
           row["raw_event_id"] = raw.get<int64_t>();
           store(self, rp, hash, profile, inbound_store::message_kind, std::move(row));
           return rp;
@@ -176,7 +178,7 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
         // Not durable yet: the raw event is written with the message, even when the wamid is a
         // known duplicate (nothing is acknowledged before it is stored).
         auto profile = profile_hash(msg.profile_name);
-        auto row = message_row(st, msg);
+        auto row = message_row(st, msg, profile);
         row["event"] = std::move(raw);
         store(self, rp, hash, profile, inbound_store::message_event_kind, std::move(row));
         return rp;

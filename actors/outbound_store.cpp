@@ -353,6 +353,15 @@ std::vector<json> mark_dispatched(pqxx::work& tx, const std::vector<json>& rows)
   return std::vector<json>(rows.size(), json::object());
 }
 
+/// Adds `"key":value` to the text of a JSON object being built (from "{"; close it with '}').
+void append_member(std::string& object, std::string_view key, const json& value) {
+  if (object.size() > 1)
+    object += ',';
+  persistence::append_json_string(object, key);
+  object += ':';
+  persistence::append_json(object, value);
+}
+
 std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) {
   auto param = persistence::json_rows(rows);
   // The messages and outbox rows are named by id arrays (index conditions whatever plan is
@@ -370,21 +379,21 @@ std::vector<json> record_results(pqxx::work& tx, const std::vector<json>& rows) 
       done_ids.push_back(outbox_id);
     } else {
       retry_ids.push_back(outbox_id);
-      by_outbox += (by_outbox.size() > 1 ? ",\"" : "\"") + std::to_string(outbox_id) + "\":";
-      persistence::append_json(by_outbox, json{{"attempt", r["attempt"]},
-                                               {"failures", r.value("failures", 0)},
-                                               {"next_in_ms", r.value("next_in_ms", json())}});
+      append_member(by_outbox, std::to_string(outbox_id),
+                    json{{"attempt", r["attempt"]},
+                         {"failures", r.value("failures", 0)},
+                         {"next_in_ms", r.value("next_in_ms", json())}});
     }
     if (r["kind"] == "message") {
       const auto& id = r["message_id"].get_ref<const std::string&>();
       message_ids.insert(id);
-      by_message += (by_message.size() > 1 ? ",\"" : "\"") + id + "\":";
-      persistence::append_json(by_message, json{{"outcome", r["outcome"]},
-                                                {"final", final},
-                                                {"wamid", r.value("wamid", json())},
-                                                {"error_code", r.value("error_code", json())},
-                                                {"error_title", r.value("error_title", json())},
-                                                {"attempt", r["attempt"]}});
+      append_member(by_message, id,
+                    json{{"outcome", r["outcome"]},
+                         {"final", final},
+                         {"wamid", r.value("wamid", json())},
+                         {"error_code", r.value("error_code", json())},
+                         {"error_title", r.value("error_title", json())},
+                         {"attempt", r["attempt"]}});
     }
   }
   by_message += '}';
