@@ -1,5 +1,6 @@
 #include "actors/inbound_store.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -83,137 +84,154 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
 #define PARLEY_META_TS(col)                                                                        \
   "CASE WHEN " col " > 0 AND " col " < 32503680000 THEN to_timestamp(" col ") ELSE now() END"
 
-/// Upserts the contacts and conversations of `people` (rows with tenant_id, channel_id, wa_id,
-/// profile_name, wamid, ts); returns the ids of the conversations it created (a uuid[] literal).
-std::string upsert_people(pqxx::work& tx, const std::vector<nlohmann::json>& people) {
-  persistence::exec_prepared_sql(
-      tx, "inbound_contacts", R"(
-    INSERT INTO contacts (tenant_id, wa_id, profile_name)
-    SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
-    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text, profile_name text)
-    ORDER BY r.tenant_id, r.wa_id
-    ON CONFLICT (tenant_id, wa_id) DO UPDATE
-      SET profile_name = EXCLUDED.profile_name, updated_at = now()
-      WHERE EXCLUDED.profile_name IS NOT NULL
-        AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name)",
-      persistence::json_rows(people, {"tenant_id", "wa_id", "profile_name"}));
-  // A conversation created here starts with its counters and window already set from the batch's
-  // messages: none of them can be stored yet (messages belong to their conversation), so all
-  // distinct wamids are new. Only conversations that existed before are updated after the
-  // insert below: the common first message of a contact writes its conversation row once.
-  auto created = persistence::exec_prepared_sql(
-      tx, "inbound_conversations", R"(
-    WITH r AS (
-      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
-        tenant_id uuid, channel_id uuid, wa_id text, profile_name text, wamid text, ts bigint)
-    ), per AS (
+/// Stores the message rows of a batch in ONE statement: their raw events (`with_events`: each row
+/// carries "event", the webhook that held it alone, stored already processed), the contacts and
+/// conversations of rows not "known", the messages, and the counters of conversations that
+/// existed before. One statement instead of four saves three round trips, three executor
+/// start-ups and three parses of the batch's JSON per batch, on the writer's critical path.
+/// Without `with_events` each row carries its durable raw event's "raw_event_id".
+/// `retry_unseen`: rows that found no conversation are stored again once (see the SQL).
+std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
+                                              const std::vector<nlohmann::json>& rows,
+                                              bool with_events, bool retry_unseen) {
+  // Event bodies travel as they are, in one binary parameter each row slices (no base64, no JSON
+  // escaping). Rows are numbered, so no result relies on RETURNING order.
+  std::string bodies;
+  auto extra = [&](size_t i) {
+    std::string m = "\"i\":" + std::to_string(i);
+    if (!with_events)
+      return m;
+    const auto& event = rows[i].at("event");
+    const auto& body = event.at("body").get_ref<const std::string&>();
+    m += ",\"off\":" + std::to_string(bodies.size() + 1) +
+         ",\"len\":" + std::to_string(body.size()) + ",\"event_channel_id\":";
+    persistence::append_json(m, event.at("channel_id"));
+    m += ",\"request_id\":";
+    persistence::append_json(m, event.at("request_id"));
+    bodies += body;
+    return m;
+  };
+  auto param =
+      persistence::json_rows(rows,
+                             {"tenant_id", "channel_id", "wa_id", "profile_name", "known", "wamid",
+                              "type", "content", "raw", "context", "ts", "raw_event_id"},
+                             extra);
+  // All sub-statements run on one snapshot and cannot see each other's rows (PostgreSQL's rule
+  // for data-modifying WITH): a conversation created here is found through `made` (its
+  // RETURNING), not by a look-up, and is written once, with its counters and window already set
+  // from the batch (none of its messages can be stored yet: messages belong to their
+  // conversation), so the counters UPDATE leaves it out (it could not see it anyway).
+  // Rows of contacts the conversation actor knows ("known") skip both upserts: an upsert that
+  // changes nothing still locks and logs its row. A renamed contact's conversation takes the
+  // new name in the counters UPDATE (one write of the row, not two, which one statement could
+  // not do twice anyway). The conversation of a row is found through its unique index (LIMIT 1
+  // keeps the LATERAL a per-row look-up; flattened, PostgreSQL may scan the table), and the
+  // UPDATE names its rows by an id array and reads their values from JSON keyed by id: writer
+  // sessions may not hash-join and a nested loop over the batch costs n * n (see
+  // test_plan_stability); the id scan also locks rows in the same order in every writer.
+  // A row whose conversation a concurrent transaction created after this snapshot finds none
+  // and is left out; the caller stores it again in a new statement.
+  static const std::string sql = R"(
+    WITH r AS MATERIALIZED (
+      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
+      FROM jsonb_to_recordset($1::jsonb) AS r(
+        i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
+        wamid text, type text, content jsonb, raw jsonb, context jsonb, ts bigint,
+        raw_event_id bigint, off int, len int, event_channel_id uuid, request_id text)
+    ), ev AS (
+      INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at)
+      SELECT r.new_raw_id, r.event_channel_id, r.request_id,
+             substring($3::bytea FROM r.off FOR r.len), now()
+      FROM r WHERE $2
+    ), con AS (
+      INSERT INTO contacts (tenant_id, wa_id, profile_name)
+      SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
+      FROM r WHERE r.known IS NOT TRUE
+      ORDER BY r.tenant_id, r.wa_id
+      ON CONFLICT (tenant_id, wa_id) DO UPDATE
+        SET profile_name = EXCLUDED.profile_name, updated_at = now()
+        WHERE EXCLUDED.profile_name IS NOT NULL
+          AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name
+    ), per AS MATERIALIZED (
       SELECT r.tenant_id, r.channel_id, r.wa_id, max(nullif(r.profile_name, '')) AS contact_name,
              count(DISTINCT r.wamid) AS n, max()" PARLEY_META_TS("r.ts") R"() AS ts
-      FROM r GROUP BY r.tenant_id, r.channel_id, r.wa_id
-    ), up AS (
+      FROM r WHERE r.known IS NOT TRUE GROUP BY r.tenant_id, r.channel_id, r.wa_id
+    ), created AS (
       INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name, unread_count,
                                  last_inbound_at, last_message_at, window_expires_at)
       SELECT per.tenant_id, per.channel_id, per.wa_id, per.contact_name, per.n, per.ts, per.ts,
              per.ts + interval '24 hours'
       FROM per ORDER BY per.channel_id, per.wa_id
-      ON CONFLICT (channel_id, wa_id) DO UPDATE
-        SET contact_name = EXCLUDED.contact_name
-        WHERE EXCLUDED.contact_name IS NOT NULL
-          AND conversations.contact_name IS DISTINCT FROM EXCLUDED.contact_name
-      RETURNING id, xmax = 0 AS inserted
-    )
-    SELECT coalesce(array_agg(id), '{}')::text FROM up WHERE inserted)",
-      persistence::json_rows(people,
-                             {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"}));
-  return created[0][0].c_str();
-}
-
-/// `raw_ids`: the raw event of each row when the rows do not carry "raw_event_id" themselves.
-std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
-                                              const std::vector<nlohmann::json>& rows,
-                                              const std::vector<int64_t>* raw_ids) {
-  // Rows whose conversation actor knows their contact and conversation rows exist with this
-  // profile name skip both upserts (an upsert that changes nothing still locks and logs the
-  // row): traffic from known contacts skips the two statements altogether.
-  std::vector<nlohmann::json> people;
-  for (const auto& r : rows) {
-    if (r.value("known", false))
-      continue;
-    auto& p = people.emplace_back(nlohmann::json::object());
-    for (const char* key : {"tenant_id", "channel_id", "wa_id", "profile_name", "wamid", "ts"})
-      if (auto it = r.find(key); it != r.end())
-        p[key] = *it;
-  }
-  const std::string created_ids = people.empty() ? std::string{"{}"} : upsert_people(tx, people);
-  // Only messages new to the database move an existing conversation's counters and window, so a
-  // replayed or retried message changes nothing. The conversation is found per row through
-  // its unique index (LATERAL): a hash join would scan every conversation of every tenant.
-  // LIMIT 1 keeps each subquery a per-row index look-up: without it PostgreSQL flattens the
-  // LATERAL into an ordinary join and may hash-join the whole table after all. The counters
-  // UPDATE names its rows by an id array (a join alone left a generic plan made on a one-row
-  // table free to walk every conversation per batch: test_plan_stability) and takes each row's
-  // values from a JSON object keyed by id instead of joining the batch (writer sessions may not
-  // hash-join, and a nested loop over the batch costs n * n); the id scan also locks rows in the
-  // same physical order in every writer.
-  auto inserted = persistence::exec_prepared_sql(
-      tx, "inbound_messages", R"(
-    WITH r AS (
-      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
-        tenant_id uuid, channel_id uuid, wa_id text, wamid text, type text, content jsonb,
-        raw jsonb, context jsonb, ts bigint, raw_event_id bigint)
+      ON CONFLICT (channel_id, wa_id) DO NOTHING
+      RETURNING id, channel_id, wa_id
+    ), made AS MATERIALIZED (
+      SELECT coalesce(jsonb_object_agg(channel_id::text || wa_id, id), '{}') AS m,
+             coalesce(array_agg(id), '{}') AS ids
+      FROM created
+    ), named AS MATERIALIZED (
+      SELECT coalesce(jsonb_object_agg(channel_id::text || wa_id, contact_name)
+                        FILTER (WHERE contact_name IS NOT NULL), '{}') AS m
+      FROM per
     ), ins AS (
       INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type, content,
                             raw, context, from_wa, status, meta_timestamp, raw_event_id)
       SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
-             r.context, r.wa_id, 'received', )" PARLEY_META_TS("r.ts") R"(, r.raw_event_id
-      FROM r CROSS JOIN LATERAL (
-        SELECT id FROM conversations c WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id
-        LIMIT 1) c
+             r.context, r.wa_id, 'received', )" PARLEY_META_TS("r.ts") R"(,
+             coalesce(r.raw_event_id, r.new_raw_id)
+      FROM r CROSS JOIN made CROSS JOIN LATERAL (
+        SELECT coalesce((made.m ->> (r.channel_id::text || r.wa_id))::uuid,
+                        (SELECT id FROM conversations c
+                         WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id LIMIT 1)) AS id
+      ) c
+      WHERE c.id IS NOT NULL
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
       RETURNING id, conversation_id, channel_id, wamid, meta_timestamp
     ), counts AS (
-      SELECT conversation_id, count(*) AS n, max(meta_timestamp) AS ts FROM ins
-      WHERE NOT (conversation_id = ANY($2::uuid[]))
-      GROUP BY conversation_id
-    ), per AS MATERIALIZED (
+      SELECT ins.conversation_id, count(*) AS n, max(ins.meta_timestamp) AS ts
+      FROM ins CROSS JOIN made WHERE NOT (ins.conversation_id = ANY(made.ids))
+      GROUP BY ins.conversation_id
+    ), per_conversation AS MATERIALIZED (
       SELECT jsonb_object_agg(conversation_id::text, jsonb_build_object('n', n, 'ts', ts)) AS m
       FROM counts
     ), upd AS (
       UPDATE conversations c
       SET (unread_count, last_inbound_at, last_message_at, window_expires_at, status,
-           updated_at) = (
+           contact_name, updated_at) = (
         SELECT c.unread_count + v.n, greatest(c.last_inbound_at, v.ts),
                greatest(c.last_message_at, v.ts),
-               greatest(c.last_inbound_at, v.ts) + interval '24 hours', 'open', now()
-        FROM jsonb_to_record(per.m -> c.id::text) AS v(n int, ts timestamptz))
-      FROM per
+               greatest(c.last_inbound_at, v.ts) + interval '24 hours', 'open',
+               coalesce(named.m ->> (c.channel_id::text || c.wa_id), c.contact_name), now()
+        FROM jsonb_to_record(per_conversation.m -> c.id::text) AS v(n int, ts timestamptz))
+      FROM per_conversation, named
       WHERE c.id = ANY(ARRAY(SELECT conversation_id FROM counts))
     )
-    SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)",
-      persistence::json_rows(rows,
-                             {"tenant_id", "channel_id", "wa_id", "wamid", "type", "content", "raw",
-                              "context", "ts", "raw_event_id"},
-                             [raw_ids](size_t i) {
-                               return raw_ids ? "\"raw_event_id\":" + std::to_string((*raw_ids)[i])
-                                              : std::string{};
-                             }),
-      created_ids);
+    SELECT 'm', channel_id::text, wamid, id::text, conversation_id::text FROM ins
+    UNION ALL
+    SELECT 'e', i::text, new_raw_id::text, NULL, NULL FROM r WHERE $2)";
+  auto out = persistence::exec_prepared_sql(tx, "inbound_messages_batch", sql, param, with_events,
+                                            pqxx::binarystring(bodies.data(), bodies.size()));
   using key_t = std::pair<std::string, std::string>;
   std::map<key_t, std::pair<std::string, std::string>> ids;
   std::set<key_t> fresh;
-  for (const auto& row : inserted) {
-    key_t key{row[0].c_str(), row[1].c_str()};
+  std::vector<int64_t> raw_ids(rows.size(), 0);
+  for (const auto& row : out) {
+    if (row[0].c_str()[0] == 'e') {
+      raw_ids.at(row[1].as<size_t>()) = row[2].as<int64_t>();
+      continue;
+    }
+    key_t key{row[1].c_str(), row[2].c_str()};
     fresh.insert(key);
-    ids[key] = {row[2].c_str(), row[3].c_str()};
+    ids[key] = {row[3].c_str(), row[4].c_str()};
   }
+  auto key_of = [](const nlohmann::json& r) {
+    return key_t{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
+  };
   std::vector<nlohmann::json> missing;
-  for (const auto& r : rows) {
-    key_t key{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
-    if (!ids.count(key))
+  for (const auto& r : rows)
+    if (auto key = key_of(r); !ids.count(key))
       missing.push_back({{"channel_id", key.first}, {"wamid", key.second}});
-  }
   if (!missing.empty()) {
-    // Duplicates (Meta's retries, replays): the stored message's ids.
+    // Duplicates (Meta's retries, replays): the stored message's ids, seen by a new statement.
     auto all = persistence::exec_prepared_sql(tx, "inbound_message_ids", R"(
       SELECT r.channel_id::text, r.wamid, m.id::text, m.conversation_id::text
       FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)
@@ -224,18 +242,42 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
     for (const auto& row : all)
       ids[{row[0].c_str(), row[1].c_str()}] = {row[2].c_str(), row[3].c_str()};
   }
-  std::vector<nlohmann::json> results;
+  // Rows still without a message found no conversation: a concurrent transaction created it
+  // after this statement's snapshot. Stored again, once, in a statement that sees it.
+  std::vector<size_t> again;
+  std::vector<nlohmann::json> again_rows;
+  if (retry_unseen)
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (!ids.count(key_of(rows[i]))) {
+        again.push_back(i);
+        auto& copy = again_rows.emplace_back(rows[i]);
+        copy.erase("event");
+        copy["known"] = false;
+        if (with_events)
+          copy["raw_event_id"] = raw_ids[i];
+      }
+  std::vector<nlohmann::json> retried;
+  if (!again_rows.empty())
+    retried = store_messages_of(tx, again_rows, false, false);
+  std::vector<nlohmann::json> results(rows.size());
   std::set<key_t> reported_new;
-  for (const auto& r : rows) {
-    key_t key{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto key = key_of(rows[i]);
     auto it = ids.find(key);
-    if (it == ids.end())
-      throw std::runtime_error("message " + key.second + " missing after insert");
-    // Two copies in one batch: the first is new, the second a duplicate.
-    bool is_new = fresh.count(key) && reported_new.insert(key).second;
-    results.push_back({{"message_id", it->second.first},
-                       {"conversation_id", it->second.second},
-                       {"duplicate", !is_new}});
+    if (it == ids.end()) {
+      auto pos = std::find(again.begin(), again.end(), i);
+      if (pos == again.end())
+        throw std::runtime_error("message " + key.second + " missing after insert");
+      results[i] = std::move(retried[static_cast<size_t>(pos - again.begin())]);
+    } else {
+      // Two copies in one batch: the first is new, the second a duplicate.
+      bool is_new = fresh.count(key) && reported_new.insert(key).second;
+      results[i] = {{"message_id", it->second.first},
+                    {"conversation_id", it->second.second},
+                    {"duplicate", !is_new}};
+    }
+    if (with_events)
+      results[i]["raw_event_id"] = raw_ids[i];
   }
   return results;
 }
@@ -243,7 +285,12 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
 
 std::vector<nlohmann::json> store_messages(pqxx::work& tx,
                                            const std::vector<nlohmann::json>& rows) {
-  return store_messages_of(tx, rows, nullptr);
+  return store_messages_of(tx, rows, false, true);
+}
+
+std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
+                                                 const std::vector<nlohmann::json>& rows) {
+  return store_messages_of(tx, rows, true, true);
 }
 
 /// Rows that carry "event", the raw webhook that held each of them alone: the raw events are
@@ -258,12 +305,6 @@ std::vector<nlohmann::json> with_raw_events(pqxx::work& tx, const std::vector<nl
   for (size_t i = 0; i < results.size(); ++i)
     results[i]["raw_event_id"] = ids[i];
   return results;
-}
-
-std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
-                                                 const std::vector<nlohmann::json>& rows) {
-  return with_raw_events(
-      tx, rows, [&](const std::vector<int64_t>& ids) { return store_messages_of(tx, rows, &ids); });
 }
 
 std::vector<nlohmann::json> store_statuses(pqxx::work& tx,

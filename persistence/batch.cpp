@@ -5,6 +5,7 @@
 #include <span>
 #include <stdexcept>
 
+#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 #include "persistence/scope.hpp"
@@ -82,7 +83,7 @@ private:
     if (s_.conn)
       return true;
     try {
-      s_.conn = connect(s_.url, s_.opts);
+      open_session(s_);
       return true;
     } catch (...) {
       lose(classify_current_exception(s_.url));
@@ -103,9 +104,7 @@ private:
     auto started = std::chrono::steady_clock::now();
     try {
       std::vector<std::vector<nlohmann::json>> results;
-      pqxx::work tx{*s_.conn};
-      // Batches mix tenants: the writer works in platform scope (see persistence/scope.hpp).
-      tx.exec(set_platform_scope);
+      pqxx::work tx{*s_.conn}; // in platform scope since open_session
       for (const auto& g : groups) {
         auto fn = kinds_.find(g.kind);
         if (fn == kinds_.end())
@@ -193,6 +192,19 @@ private:
 };
 
 } // namespace
+
+void open_session(db_session& s) {
+  s.conn.reset();
+  auto conn = connect(s.url, s.opts);
+  try {
+    pqxx::nontransaction{*conn}.exec(set_session_platform_scope);
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw pqxx::broken_connection{std::string{"setting the writer's scope failed: "} + e.what()};
+  }
+  s.conn = std::move(conn);
+}
 
 batch_outcome run_batch(db_session& session, std::vector<write_op> ops,
                         const std::map<std::string, batch_fn>& kinds, const batch_metrics& m,

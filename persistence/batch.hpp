@@ -24,6 +24,10 @@ struct db_session {
   std::unique_ptr<pqxx::connection> conn;
 };
 
+/// (Re)opens `s.conn` for batches: in platform scope for the whole session (batches mix tenants).
+/// Throws like connect().
+void open_session(db_session& s);
+
 /// Per-row result of a batch: a committed value or the reason this row was not committed.
 struct row_result {
   bool ok = false;

@@ -80,7 +80,7 @@ void try_reconnect(writer_actor* self) {
   if (!st.down)
     return;
   try {
-    st.session.conn = connect(st.session.url, st.session.opts);
+    open_session(st.session);
     st.down = false;
     st.backoff = initial_backoff;
     mark_up(st);
