@@ -1,0 +1,107 @@
+// The inbound batch statement against a real PostgreSQL, where its correctness depends on
+// PostgreSQL's concurrency rules rather than on the rows alone.
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "actors/inbound_store.hpp"
+#include "persistence/batch.hpp"
+#include "persistence/migrations.hpp"
+#include "tests/persistence/pg_support.hpp"
+
+using namespace parley;
+using namespace std::chrono_literals;
+
+namespace {
+
+class inbound_store_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (test::admin_url().empty())
+      GTEST_SKIP() << "PARLEY_TEST_PG_URL is not set";
+    db_ = std::make_unique<test::scratch_db>(test::admin_url());
+    persistence::migrate(db_->url());
+    tenant_id = test::sql_value(db_->url(), "INSERT INTO tenants (name, slug) VALUES ('Acme', "
+                                            "'acme') RETURNING id::text");
+    channel_id = test::sql_value(
+        db_->url(), "INSERT INTO channels (tenant_id, phone_number_id, waba_id, "
+                    "display_phone_number, access_token_enc) VALUES ('" +
+                        tenant_id + "', '1001', 'waba', '+1555', 'x') RETURNING id::text");
+  }
+
+  nlohmann::json message(const std::string& wa_id, const std::string& wamid) const {
+    return {{"tenant_id", tenant_id},   {"known", false},
+            {"channel_id", channel_id}, {"wa_id", wa_id},
+            {"profile_name", "Ada"},    {"wamid", wamid},
+            {"type", "text"},           {"content", {{"text", "hi"}}},
+            {"raw", {{"id", wamid}}},   {"context", nullptr},
+            {"ts", 1800000000},         {"raw_event_id", 1}};
+  }
+
+  persistence::batch_outcome store(std::vector<nlohmann::json> rows) {
+    persistence::db_session session;
+    session.url = db_->url();
+    std::vector<persistence::write_op> ops;
+    for (auto& r : rows)
+      ops.push_back({inbound_store::message_kind, std::move(r)});
+    return persistence::run_batch(session, std::move(ops), inbound_store::batch_handlers(), {});
+  }
+
+  std::unique_ptr<test::scratch_db> db_;
+  std::string tenant_id;
+  std::string channel_id;
+};
+
+// Regression for the one-statement batch: a conversation that another transaction creates while
+// the statement runs is invisible to the statement's snapshot, so its message found no
+// conversation; it must be stored in the conversation that won, not fail the batch.
+TEST_F(inbound_store_test, MessageWhoseConversationIsCreatedConcurrentlyIsStoredInIt) {
+  pqxx::connection other{db_->url()};
+  pqxx::work racing{other};
+  racing.exec("SELECT set_config('parley.scope', 'platform', true)");
+  auto winner =
+      racing
+          .exec("INSERT INTO conversations (tenant_id, channel_id, wa_id) VALUES ('" + tenant_id +
+                "', '" + channel_id + "', '4915550001') RETURNING id::text")[0][0]
+          .as<std::string>();
+  // The batch blocks on the uncommitted conversation (its insert conflicts) until it commits.
+  auto outcome = std::async(std::launch::async, [&] {
+    return store({message("4915550001", "wamid.race"), message("4915550002", "wamid.calm")});
+  });
+  ASSERT_EQ(outcome.wait_for(500ms), std::future_status::timeout) << "the batch did not wait";
+  racing.commit();
+  auto out = outcome.get();
+  ASSERT_FALSE(out.unavailable);
+  ASSERT_EQ(out.rows.size(), 2u);
+  for (const auto& row : out.rows)
+    ASSERT_TRUE(row.ok) << row.failure.message;
+  EXPECT_EQ(out.rows[0].value["conversation_id"], winner);
+  EXPECT_EQ(out.rows[0].value["duplicate"], false);
+  EXPECT_NE(out.rows[1].value["conversation_id"], winner);
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT count(*) FROM messages"), "2");
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT conversation_id::text FROM messages WHERE wamid "
+                                        "= 'wamid.race'"),
+            winner);
+  // The message counts in the conversation that existed (the counters UPDATE), once.
+  EXPECT_EQ(test::sql_value(db_->url(),
+                            "SELECT unread_count FROM conversations WHERE id = '" + winner + "'"),
+            "1");
+}
+
+// The same wamid twice in one batch and again in a later batch: one message, the first copy new.
+TEST_F(inbound_store_test, RepeatedWamidsAreOneMessage) {
+  auto first = store({message("4915550003", "wamid.twice"), message("4915550003", "wamid.twice")});
+  ASSERT_TRUE(first.rows[0].ok && first.rows[1].ok);
+  EXPECT_EQ(first.rows[0].value["duplicate"], false);
+  EXPECT_EQ(first.rows[1].value["duplicate"], true);
+  auto again = store({message("4915550003", "wamid.twice")});
+  ASSERT_TRUE(again.rows[0].ok) << again.rows[0].failure.message;
+  EXPECT_EQ(again.rows[0].value["duplicate"], true);
+  EXPECT_EQ(again.rows[0].value["message_id"], first.rows[0].value["message_id"]);
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT count(*) FROM messages"), "1");
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT unread_count FROM conversations"), "1");
+}
+
+} // namespace
