@@ -23,8 +23,13 @@ response response::json(int status, const nlohmann::json& body) {
   return r;
 }
 
+response response::no_content() {
+  return response{204, "", "", {}};
+}
+
 response response::error(int status, std::string_view code, std::string_view message) {
-  return json(status, {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}});
+  return json(status,
+              {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}});
 }
 
 response response::from_error(parley::errc code, std::string_view message) {
@@ -32,14 +37,16 @@ response response::from_error(parley::errc code, std::string_view message) {
 }
 
 struct responder::state {
-  explicit state(deliver_fn d) : deliver(std::move(d)) {}
+  explicit state(deliver_fn d)
+      : deliver(std::move(d)) {}
   state(const state&) = delete;
   state& operator=(const state&) = delete;
 
   ~state() {
     if (!done.exchange(true) && deliver) {
       try {
-        deliver(response::error(500, "internal_error", "the request was dropped without an answer"));
+        deliver(
+            response::error(500, "internal_error", "the request was dropped without an answer"));
       } catch (...) {
         // A destructor must not throw; the server's request timeout still answers the client.
       }
@@ -50,7 +57,8 @@ struct responder::state {
   std::atomic<bool> done{false};
 };
 
-responder::responder(deliver_fn deliver) : state_(std::make_shared<state>(std::move(deliver))) {}
+responder::responder(deliver_fn deliver)
+    : state_(std::make_shared<state>(std::move(deliver))) {}
 
 void responder::operator()(response r) const {
   if (!state_ || state_->done.exchange(true))

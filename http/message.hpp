@@ -21,16 +21,16 @@ namespace parley::http {
 
 /// One parsed HTTP request as handlers see it.
 struct request {
-  std::string method;                                       ///< "GET", "POST", ...
-  std::string target;                                       ///< raw target including the query
-  std::string path;                                         ///< percent-decoded path without query
-  std::map<std::string, std::string> query;                 ///< decoded query parameters (last one wins)
+  std::string method;                       ///< "GET", "POST", ...
+  std::string target;                       ///< raw target including the query
+  std::string path;                         ///< percent-decoded path without query
+  std::map<std::string, std::string> query; ///< decoded query parameters (last one wins)
   std::vector<std::pair<std::string, std::string>> headers; ///< in arrival order; names lower-cased
-  std::string body;              ///< raw bytes (webhook HMACs are computed over exactly these)
-  std::string request_id;        ///< the client's X-Request-Id if sane, else a generated one
-  std::string remote_ip;         ///< peer address of the connection
+  std::string body;       ///< raw bytes (webhook HMACs are computed over exactly these)
+  std::string request_id; ///< the client's X-Request-Id if sane, else a generated one
+  std::string remote_ip;  ///< peer address of the connection
   std::map<std::string, std::string> params; ///< path parameters captured by the router ("{id}")
-  std::string route;             ///< the matched pattern, e.g. "/v1/tenants/{id}"; "" when none
+  std::string route; ///< the matched pattern, e.g. "/v1/tenants/{id}"; "" when none
 
   /// Value of the first header with this (lower-case) name; "" when absent.
   std::string_view header(std::string_view lower_name) const;
@@ -46,6 +46,8 @@ struct response {
 
   /// `status` with `body` serialised as JSON.
   static response json(int status, const nlohmann::json& body);
+  /// 204: no body, so no Content-Type either (nothing claims to be JSON).
+  static response no_content();
   /// `{"error":{"code":code,"message":message}}` as API.md prescribes.
   static response error(int status, std::string_view code, std::string_view message);
   /// An error response using the product's one status table (parley::http_status / api_code).

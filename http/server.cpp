@@ -448,6 +448,8 @@ private:
     res_->keep_alive(!close_after_);
     res_->body() = std::move(r.body);
     res_->prepare_payload();
+    if (r.status == 204) // RFC 9110 8.6: no Content-Length on a 204 (prepare_payload adds 0)
+      res_->erase(bhttp::field::content_length);
     if (summary_.method == "HEAD")
       res_->body().clear(); // headers only; Content-Length stays the GET answer's
     bhttp::async_write(socket_, *res_,

@@ -120,7 +120,7 @@ void delete_tenant(const context_ptr& ctx, const principal& p, http::request&& r
         // forget the tenant's numbers.
         caf::anon_send(ctx->tenants->get(), evict_atom::value, id);
         caf::anon_send(ctx->ingest->get(), reload_atom::value);
-        respond(http::response{204, "application/json", "", {}});
+        respond(http::response::no_content());
       },
       [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
       audit_store::audited(

@@ -224,8 +224,7 @@ void run_job(const context_ptr& ctx, persistence::db_job job, http::responder re
   runtime::ask<nlohmann::json>(
       *ctx->sys, ctx->db->get(), ctx->db_timeout,
       [respond, status](nlohmann::json& body) {
-        respond(status == 204 ? http::response{204, "application/json", "", {}}
-                              : http::response::json(status, body));
+        respond(status == 204 ? http::response::no_content() : http::response::json(status, body));
       },
       [respond](caf::error& err) { reply_error(respond, err); }, persistence::exec_atom::value,
       std::move(job));

@@ -64,6 +64,10 @@ class AdminTest(ParleyTestCase):
 
         r = self.server.admin("DELETE", f"/v1/tenants/{t['id']}")
         self.assertStatus(r, 204, "delete tenant")
+        # 204 has no content: no Content-Type claiming JSON, no Content-Length (RFC 9110 8.6).
+        self.assertIsNone(r.headers.get("Content-Type"), "204 with a Content-Type")
+        self.assertIsNone(r.headers.get("Content-Length"), "204 with a Content-Length")
+        self.assertEqual(r.body, "", "204 with a body")
         r = self.server.admin("GET", f"/v1/tenants/{t['id']}")
         self.assertError(r, 404, "not_found", what="get deleted tenant")
         r = self.server.admin("DELETE", f"/v1/tenants/{t['id']}")
