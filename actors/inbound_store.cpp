@@ -1,6 +1,7 @@
 #include "actors/inbound_store.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -15,70 +16,81 @@ namespace parley::inbound_store {
 
 namespace {
 
-/// Inserts raw events and returns their ids in row order. `processed`: the event's message is
-/// stored in the same transaction (the one-transaction path of single-message webhooks).
-/// `event_of(row)`: the raw event object of a row (the row itself, or its "event" member).
-std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows,
-                                       bool processed,
-                                       const nlohmann::json& (*event_of)(const nlohmann::json&)) {
-  // The bodies travel as they are, in one binary parameter that each row slices: no base64, no
-  // JSON escaping, nothing for PostgreSQL to parse or decode. Ids are drawn in the statement and
-  // returned with each row's position, so no row relies on RETURNING order (which PostgreSQL
-  // does not promise).
-  std::string param = "[";
+/// Raw webhook bodies travel as they are, in one binary parameter that each row slices: no base64,
+/// no JSON escaping, nothing for PostgreSQL to parse or decode. Each row's JSON gets its slice
+/// ("off", "len") and the event's "event_channel_id" and "request_id"; `bodies` is the parameter.
+struct event_slices {
   std::string bodies;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const auto& event = event_of(rows[i]);
+
+  /// JSON members for the raw event `event` (a raw_event_row), appending its body.
+  std::string members(const nlohmann::json& event) {
     const auto& body = event.at("body").get_ref<const std::string&>();
+    std::string m = "\"off\":" + std::to_string(bodies.size() + 1) +
+                    ",\"len\":" + std::to_string(body.size()) + ",\"event_channel_id\":";
+    persistence::append_json(m, event.at("channel_id"));
+    m += ",\"request_id\":";
+    persistence::append_json(m, event.at("request_id"));
+    bodies += body;
+    return m;
+  }
+  pqxx::binarystring param() const { return pqxx::binarystring(bodies.data(), bodies.size()); }
+};
+
+/// The row number (results never rely on RETURNING order, which PostgreSQL does not promise) and,
+/// `with_events`, the slice of the raw event the row carries as "event".
+std::function<std::string(size_t)> numbered(const std::vector<nlohmann::json>& rows,
+                                            bool with_events, event_slices& slices) {
+  return [&rows, with_events, &slices](size_t i) {
+    std::string m = "\"i\":" + std::to_string(i);
+    if (with_events)
+      m += "," + slices.members(rows[i].at("event"));
+    return m;
+  };
+}
+
+/// The raw-event columns of a batch statement's rows (see event_slices), and the CTE that
+/// inserts them already processed when $2 (with_events) is true; ids come from r.new_raw_id.
+#define PARLEY_EVENT_COLUMNS "off int, len int, event_channel_id uuid, request_id text"
+#define PARLEY_INSERT_EVENTS                                                                       \
+  "ev AS (INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at) "        \
+  "SELECT r.new_raw_id, r.event_channel_id, r.request_id, "                                        \
+  "substring($3::bytea FROM r.off FOR r.len), now() FROM r WHERE $2)"
+
+/// Inserts raw events (the rows themselves, not yet processed) and returns their ids in row order.
+std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
+  event_slices slices;
+  std::string param = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
     if (i)
       param += ',';
-    param += "{\"i\":" + std::to_string(i) + ",\"off\":" + std::to_string(bodies.size() + 1) +
-             ",\"len\":" + std::to_string(body.size()) + ",\"channel_id\":";
-    persistence::append_json(param, event.at("channel_id"));
-    param += ",\"request_id\":";
-    persistence::append_json(param, event.at("request_id"));
-    param += '}';
-    bodies += body;
+    param += "{\"i\":" + std::to_string(i) + "," + slices.members(rows[i]) + "}";
   }
   param += ']';
   static const std::string sql = R"(
     WITH r AS MATERIALIZED (
       SELECT nextval('raw_webhook_events_id_seq') AS id, r.*
-      FROM jsonb_to_recordset($1::jsonb) AS r(i int, off int, len int, channel_id uuid,
-                                               request_id text)
+      FROM jsonb_to_recordset($1::jsonb) AS r(i int, )" PARLEY_EVENT_COLUMNS R"()
     ), ins AS (
-      INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at)
-      SELECT r.id, r.channel_id, r.request_id, substring($3::bytea FROM r.off FOR r.len),
-             CASE WHEN $2 THEN now() END
+      INSERT INTO raw_webhook_events (id, channel_id, request_id, body)
+      SELECT r.id, r.event_channel_id, r.request_id, substring($2::bytea FROM r.off FOR r.len)
       FROM r
     )
     SELECT i, id FROM r)";
-  auto ids = persistence::exec_prepared_sql(tx, "inbound_raw_events_bytes", sql, param, processed,
-                                            pqxx::binarystring(bodies.data(), bodies.size()));
+  auto ids = persistence::exec_prepared_sql(tx, "inbound_raw_events", sql, param, slices.param());
   std::vector<int64_t> out(rows.size(), 0);
   for (const auto& row : ids)
     out.at(row[0].as<size_t>()) = row[1].as<int64_t>();
   return out;
 }
 
-const nlohmann::json& row_itself(const nlohmann::json& row) {
-  return row;
-}
-const nlohmann::json& event_member(const nlohmann::json& row) {
-  return row.at("event");
-}
-
 std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
                                              const std::vector<nlohmann::json>& rows) {
   std::vector<nlohmann::json> results;
   results.reserve(rows.size());
-  for (auto id : insert_raw_events(tx, rows, false, row_itself))
+  for (auto id : insert_raw_events(tx, rows))
     results.push_back({{"id", id}});
   return results;
 }
-
-/// Each statement gets only the columns it reads: PostgreSQL parses the JSON parameter once per
-/// statement, and the message rows (content, raw) are by far the largest part.
 
 /// Meta's message time as stored: out-of-range timestamps fall back to the arrival time.
 #define PARLEY_META_TS(col)                                                                        \
@@ -94,28 +106,12 @@ std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
 std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
                                               const std::vector<nlohmann::json>& rows,
                                               bool with_events, bool retry_unseen) {
-  // Event bodies travel as they are, in one binary parameter each row slices (no base64, no JSON
-  // escaping). Rows are numbered, so no result relies on RETURNING order.
-  std::string bodies;
-  auto extra = [&](size_t i) {
-    std::string m = "\"i\":" + std::to_string(i);
-    if (!with_events)
-      return m;
-    const auto& event = rows[i].at("event");
-    const auto& body = event.at("body").get_ref<const std::string&>();
-    m += ",\"off\":" + std::to_string(bodies.size() + 1) +
-         ",\"len\":" + std::to_string(body.size()) + ",\"event_channel_id\":";
-    persistence::append_json(m, event.at("channel_id"));
-    m += ",\"request_id\":";
-    persistence::append_json(m, event.at("request_id"));
-    bodies += body;
-    return m;
-  };
+  event_slices slices;
   auto param =
       persistence::json_rows(rows,
                              {"tenant_id", "channel_id", "wa_id", "profile_name", "known", "wamid",
                               "type", "content", "raw", "context", "ts", "raw_event_id"},
-                             extra);
+                             numbered(rows, with_events, slices));
   // All sub-statements run on one snapshot and cannot see each other's rows (PostgreSQL's rule
   // for data-modifying WITH): a conversation created here is found through `made` (its
   // RETURNING), not by a look-up, and is written once, with its counters and window already set
@@ -137,13 +133,8 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       FROM jsonb_to_recordset($1::jsonb) AS r(
         i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
         wamid text, type text, content jsonb, raw jsonb, context jsonb, ts bigint,
-        raw_event_id bigint, off int, len int, event_channel_id uuid, request_id text)
-    ), ev AS (
-      INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at)
-      SELECT r.new_raw_id, r.event_channel_id, r.request_id,
-             substring($3::bytea FROM r.off FOR r.len), now()
-      FROM r WHERE $2
-    ), con AS (
+        raw_event_id bigint, )" PARLEY_EVENT_COLUMNS R"()
+    ), )" PARLEY_INSERT_EVENTS R"(, con AS (
       INSERT INTO contacts (tenant_id, wa_id, profile_name)
       SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
       FROM r WHERE r.known IS NOT TRUE
@@ -209,7 +200,7 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
     UNION ALL
     SELECT 'e', i::text, new_raw_id::text, NULL, NULL FROM r WHERE $2)";
   auto out = persistence::exec_prepared_sql(tx, "inbound_messages_batch", sql, param, with_events,
-                                            pqxx::binarystring(bodies.data(), bodies.size()));
+                                            slices.param());
   using key_t = std::pair<std::string, std::string>;
   std::map<key_t, std::pair<std::string, std::string>> ids;
   std::set<key_t> fresh;
@@ -281,7 +272,6 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   }
   return results;
 }
-#undef PARLEY_META_TS
 
 std::vector<nlohmann::json> store_messages(pqxx::work& tx,
                                            const std::vector<nlohmann::json>& rows) {
@@ -293,44 +283,51 @@ std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
   return store_messages_of(tx, rows, true, true);
 }
 
-/// Rows that carry "event", the raw webhook that held each of them alone: the raw events are
-/// inserted already processed and `store(raw_ids)` stores the rows in the same transaction, so
-/// the 200 waits for one commit instead of three (raw event, part, processed mark) and a crash
-/// leaves both or neither; each result gets "raw_event_id".
-template <class Store>
-std::vector<nlohmann::json> with_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows,
-                                            Store store) {
-  auto ids = insert_raw_events(tx, rows, true, event_member);
-  auto results = store(ids);
-  for (size_t i = 0; i < results.size(); ++i)
-    results[i]["raw_event_id"] = ids[i];
-  return results;
-}
-
-std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
-                                           const std::vector<nlohmann::json>& rows) {
-  // Each report is stored once; the messages it concerns are then folded again from everything
-  // stored for them (parley_fold_statuses: forward-only, failed terminal), the same fold the
-  // outbound path applies when a send's wamid becomes known after its reports arrived.
-  auto fresh = persistence::exec_prepared_sql(
-      tx, "inbound_statuses", R"(
-    INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
-      meta_timestamp, error_code, error_title, errors, conversation, pricing)
-    SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
-           CASE WHEN r.ts > 0 AND r.ts < 32503680000 THEN to_timestamp(r.ts) ELSE now() END,
-           r.error_code, r.error_title, r.errors, r.conversation, r.pricing
-    FROM jsonb_to_recordset($1::jsonb) AS r(
-      tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text, ts bigint,
-      error_code int, error_title text, errors jsonb, conversation jsonb, pricing jsonb)
-    ON CONFLICT DO NOTHING
-    RETURNING channel_id::text, wamid)",
+/// Stores status reports, each once, and (`with_events`: each row carries "event", the webhook
+/// that held it alone) their raw events already processed, in one statement; the messages they
+/// concern are then folded again from everything stored for them (parley_fold_statuses:
+/// forward-only, failed terminal), the same fold the outbound path applies when a send's wamid
+/// becomes known after its reports arrived. The fold is a statement of its own: it must see the
+/// reports just inserted.
+std::vector<nlohmann::json>
+store_statuses_of(pqxx::work& tx, const std::vector<nlohmann::json>& rows, bool with_events) {
+  event_slices slices;
+  auto param =
       persistence::json_rows(rows,
                              {"tenant_id", "channel_id", "wamid", "status", "recipient_id", "ts",
-                              "error_code", "error_title", "errors", "conversation", "pricing"}));
-  if (!fresh.empty()) {
-    std::set<std::pair<std::string, std::string>> touched;
-    for (const auto& row : fresh)
-      touched.emplace(row[0].c_str(), row[1].c_str());
+                              "error_code", "error_title", "errors", "conversation", "pricing"},
+                             numbered(rows, with_events, slices));
+  static const std::string sql = R"(
+    WITH r AS MATERIALIZED (
+      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
+      FROM jsonb_to_recordset($1::jsonb) AS r(
+        i int, tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text,
+        ts bigint, error_code int, error_title text, errors jsonb, conversation jsonb,
+        pricing jsonb, )" PARLEY_EVENT_COLUMNS R"()
+    ), )" PARLEY_INSERT_EVENTS R"(, ins AS (
+      INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
+        meta_timestamp, error_code, error_title, errors, conversation, pricing)
+      SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
+             )" PARLEY_META_TS("r.ts") R"(,
+             r.error_code, r.error_title, r.errors, r.conversation, r.pricing
+      FROM r
+      ON CONFLICT DO NOTHING
+      RETURNING channel_id, wamid
+    )
+    SELECT 's', channel_id::text, wamid FROM ins
+    UNION ALL
+    SELECT 'e', i::text, new_raw_id::text FROM r WHERE $2)";
+  auto out = persistence::exec_prepared_sql(tx, "inbound_statuses_batch", sql, param, with_events,
+                                            slices.param());
+  std::set<std::pair<std::string, std::string>> touched;
+  std::vector<nlohmann::json> results(rows.size(), nlohmann::json{{"stored", true}});
+  for (const auto& row : out) {
+    if (row[0].c_str()[0] == 'e')
+      results.at(row[1].as<size_t>())["raw_event_id"] = row[2].as<int64_t>();
+    else
+      touched.emplace(row[1].c_str(), row[2].c_str());
+  }
+  if (!touched.empty()) {
     std::vector<nlohmann::json> keys;
     for (const auto& [channel, wamid] : touched)
       keys.push_back({{"channel_id", channel}, {"wamid", wamid}});
@@ -340,13 +337,20 @@ std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
         "FROM jsonb_to_recordset($1::jsonb) AS r(channel_id uuid, wamid text)",
         persistence::json_rows(keys));
   }
-  return std::vector<nlohmann::json>(rows.size(), nlohmann::json{{"stored", true}});
+  return results;
+}
+#undef PARLEY_META_TS
+#undef PARLEY_INSERT_EVENTS
+#undef PARLEY_EVENT_COLUMNS
+
+std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
+                                           const std::vector<nlohmann::json>& rows) {
+  return store_statuses_of(tx, rows, false);
 }
 
 std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
                                                 const std::vector<nlohmann::json>& rows) {
-  return with_raw_events(tx, rows,
-                         [&](const std::vector<int64_t>&) { return store_statuses(tx, rows); });
+  return store_statuses_of(tx, rows, true);
 }
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
