@@ -124,7 +124,9 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   // keeps the LATERAL a per-row look-up; flattened, PostgreSQL may scan the table), and the
   // UPDATE names its rows by an id array and reads their values from JSON keyed by id: writer
   // sessions may not hash-join and a nested loop over the batch costs n * n (see
-  // test_plan_stability); the id scan also locks rows in the same order in every writer.
+  // test_plan_stability); the id scan also locks rows in the same order in every writer. OFFSET 0
+  // keeps the conversation's LATERAL a subquery of its own: pulled up, its expression was
+  // evaluated twice per row (filter and insert), and with it the look-up.
   // A row whose conversation a concurrent transaction created after this snapshot finds none
   // and is left out; the caller stores it again in a new statement.
   static const std::string sql = R"(
@@ -173,6 +175,7 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
         SELECT coalesce((made.m ->> (r.channel_id::text || r.wa_id))::uuid,
                         (SELECT id FROM conversations c
                          WHERE c.channel_id = r.channel_id AND c.wa_id = r.wa_id LIMIT 1)) AS id
+        OFFSET 0
       ) c
       WHERE c.id IS NOT NULL
       ON CONFLICT (channel_id, wamid) WHERE wamid IS NOT NULL DO NOTHING
