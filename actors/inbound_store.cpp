@@ -129,14 +129,10 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   // evaluated twice per row (filter and insert), and with it the look-up.
   // A row whose conversation a concurrent transaction created after this snapshot finds none
   // and is left out; the caller stores it again in a new statement.
-  static const std::string sql = R"(
-    WITH r AS MATERIALIZED (
-      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
-      FROM jsonb_to_recordset($1::jsonb) AS r(
-        i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
-        wamid text, type text, content jsonb, raw jsonb, context jsonb, ts bigint,
-        raw_event_id bigint, )" PARLEY_EVENT_COLUMNS R"()
-    ), )" PARLEY_INSERT_EVENTS R"(, con AS (
+  // The contact and conversation part; `made` and `named` are what the rest reads of it. A batch
+  // of known contacts only (the common case once a number is warm) has nothing to upsert and
+  // takes them as constants: empty upserts still open their tables and indexes.
+  static const std::string people = R"(, con AS (
       INSERT INTO contacts (tenant_id, wa_id, profile_name)
       SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
       FROM r WHERE r.known IS NOT TRUE
@@ -165,7 +161,18 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       SELECT coalesce(jsonb_object_agg(channel_id::text || wa_id, contact_name)
                         FILTER (WHERE contact_name IS NOT NULL), '{}') AS m
       FROM per
-    ), ins AS (
+    ))";
+  static const std::string no_people = R"(, made AS (SELECT '{}'::jsonb AS m, '{}'::uuid[] AS ids),
+    named AS (SELECT '{}'::jsonb AS m))";
+  static const std::string events_and_rows = R"(
+    WITH r AS MATERIALIZED (
+      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
+      FROM jsonb_to_recordset($1::jsonb) AS r(
+        i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
+        wamid text, type text, content jsonb, raw jsonb, context jsonb, ts bigint,
+        raw_event_id bigint, )" PARLEY_EVENT_COLUMNS R"()
+    ), )" PARLEY_INSERT_EVENTS;
+  static const std::string messages = R"(, ins AS (
       INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type, content,
                             raw, context, from_wa, status, meta_timestamp, raw_event_id)
       SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
@@ -202,8 +209,14 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
     SELECT 'm', channel_id::text, wamid, id::text, conversation_id::text FROM ins
     UNION ALL
     SELECT 'e', i::text, new_raw_id::text, NULL, NULL FROM r WHERE $2)";
-  auto out = persistence::exec_prepared_sql(tx, "inbound_messages_batch", sql, param, with_events,
-                                            slices.param());
+  static const std::string with_people = events_and_rows + people + messages;
+  static const std::string all_known = events_and_rows + no_people + messages;
+  bool any_unknown = std::any_of(rows.begin(), rows.end(),
+                                 [](const nlohmann::json& r) { return !r.value("known", false); });
+  auto out = any_unknown ? persistence::exec_prepared_sql(tx, "inbound_messages_batch", with_people,
+                                                          param, with_events, slices.param())
+                         : persistence::exec_prepared_sql(tx, "inbound_messages_known", all_known,
+                                                          param, with_events, slices.param());
   using key_t = std::pair<std::string, std::string>;
   std::map<key_t, std::pair<std::string, std::string>> ids;
   std::set<key_t> fresh;

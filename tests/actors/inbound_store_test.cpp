@@ -104,4 +104,28 @@ TEST_F(inbound_store_test, RepeatedWamidsAreOneMessage) {
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT unread_count FROM conversations"), "1");
 }
 
+// A batch of known contacts only takes the statement without the upserts: the counters still
+// move, and a "known" contact whose rows are gone (deleted behind its actor's back) is stored
+// through the upserting statement instead of failing.
+TEST_F(inbound_store_test, KnownContactsCountAndVanishedOnesAreUpsertedAgain) {
+  ASSERT_TRUE(store({message("4915550004", "wamid.k1")}).rows[0].ok);
+  auto known = [&](const std::string& wa_id, const std::string& wamid) {
+    auto row = message(wa_id, wamid);
+    row["known"] = true;
+    return row;
+  };
+  auto out = store({known("4915550004", "wamid.k2"), known("4915550004", "wamid.k3")});
+  ASSERT_TRUE(out.rows[0].ok && out.rows[1].ok);
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT unread_count FROM conversations "
+                                        "WHERE wa_id = '4915550004'"),
+            "3");
+  auto vanished = store({known("4915550005", "wamid.k4")});
+  ASSERT_TRUE(vanished.rows[0].ok) << vanished.rows[0].failure.message;
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT count(*) FROM contacts WHERE wa_id = '4915550005'"),
+            "1");
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT unread_count FROM conversations "
+                                        "WHERE wa_id = '4915550005'"),
+            "1");
+}
+
 } // namespace
