@@ -50,33 +50,6 @@ std::map<size_t, std::string> known_client_ids(pqxx::work& tx, const std::vector
   return found;
 }
 
-/// Templates may open a conversation with a contact who never wrote.
-void open_template_conversations(pqxx::work& tx, const std::vector<json>& rows,
-                                 const std::vector<size_t>& todo) {
-  std::vector<json> people;
-  for (auto i : todo)
-    if (rows[i]["type"] == "template")
-      people.push_back({{"tenant_id", rows[i]["tenant_id"]},
-                        {"channel_id", rows[i]["channel_id"]},
-                        {"wa_id", rows[i]["to"]}});
-  if (people.empty())
-    return;
-  auto param = persistence::json_rows(people);
-  persistence::exec_prepared_sql(tx, "outbound_template_contacts", R"(
-    INSERT INTO contacts (tenant_id, wa_id)
-    SELECT DISTINCT r.tenant_id, r.wa_id FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, wa_id text)
-    ORDER BY 1, 2
-    ON CONFLICT (tenant_id, wa_id) DO NOTHING)",
-                                 param);
-  persistence::exec_prepared_sql(tx, "outbound_template_conversations", R"(
-    INSERT INTO conversations (tenant_id, channel_id, wa_id)
-    SELECT DISTINCT r.tenant_id, r.channel_id, r.wa_id
-    FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id uuid, channel_id uuid, wa_id text)
-    ORDER BY 2, 3
-    ON CONFLICT (channel_id, wa_id) DO NOTHING)",
-                                 param);
-}
-
 struct context_row {
   std::string conversation_id;
   bool window_open = false;
@@ -85,27 +58,54 @@ struct context_row {
 
 /// Each row's conversation (by channel and recipient), whether its window is open, and the
 /// message a reaction or read receipt refers to (by Parley id or wamid, same tenant and channel).
+/// Templates may open a conversation with a contact who never wrote: their contacts and
+/// conversations are created in the same statement (`open_templates`), which finds the ones it
+/// created through their RETURNING (its snapshot cannot see them). A conversation another
+/// transaction creates meanwhile is invisible to that snapshot too: such rows are looked up again
+/// by a second statement.
 std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& rows,
-                                       const std::vector<size_t>& todo) {
+                                       const std::vector<size_t>& todo,
+                                       bool open_templates = true) {
   std::vector<json> probe;
   for (auto i : todo)
     probe.push_back({{"i", i},
                      {"tenant_id", rows[i]["tenant_id"]},
                      {"channel_id", rows[i]["channel_id"]},
                      {"to_wa", rows[i]["to"]},
+                     {"template", open_templates && rows[i]["type"] == "template"},
                      {"ref_id", rows[i].value("ref_id", json(nullptr))},
                      {"ref_wamid", rows[i].value("ref_wamid", json(nullptr))}});
   // Every look-up goes through a unique index (LATERAL): the batch's size is unknown to the
   // planner, and a hash join would scan every conversation or message of the node. LIMIT 1
-  // stops PostgreSQL from flattening the subquery back into such a join.
+  // stops PostgreSQL from flattening the subquery back into such a join. The conversation of a
+  // template row created here is read from `made` (keyed by channel and recipient) instead.
   auto r = persistence::exec_prepared_sql(tx, "outbound_contexts", R"(
-    SELECT r.i, c.id::text, coalesce(c.window_expires_at > now(), false),
+    WITH r AS MATERIALIZED (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, channel_id uuid,
+                                                       to_wa text, template bool, ref_id uuid,
+                                                       ref_wamid text)
+    ), con AS (
+      INSERT INTO contacts (tenant_id, wa_id)
+      SELECT DISTINCT r.tenant_id, r.to_wa FROM r WHERE r.template
+      ORDER BY 1, 2
+      ON CONFLICT (tenant_id, wa_id) DO NOTHING
+    ), created AS (
+      INSERT INTO conversations (tenant_id, channel_id, wa_id)
+      SELECT DISTINCT r.tenant_id, r.channel_id, r.to_wa FROM r WHERE r.template
+      ORDER BY 2, 3
+      ON CONFLICT (channel_id, wa_id) DO NOTHING
+      RETURNING id, channel_id, wa_id
+    ), made AS MATERIALIZED (
+      SELECT coalesce(jsonb_object_agg(channel_id::text || wa_id, id), '{}') AS m FROM created
+    )
+    SELECT r.i, coalesce(made.m ->> (r.channel_id::text || r.to_wa), c.id::text),
+           coalesce(c.window_expires_at > now(), false),
            ref.id::text, ref.wamid, ref.direction, ref.from_wa, ref.conversation_id::text
-    FROM jsonb_to_recordset($1::jsonb) AS r(i int, tenant_id uuid, channel_id uuid, to_wa text,
-                                            ref_id uuid, ref_wamid text)
+    FROM r CROSS JOIN made
     LEFT JOIN LATERAL (
       SELECT id, window_expires_at FROM conversations c
-      WHERE c.channel_id = r.channel_id AND c.wa_id = r.to_wa LIMIT 1) c ON true
+      WHERE NOT (made.m ? (r.channel_id::text || r.to_wa))
+        AND c.channel_id = r.channel_id AND c.wa_id = r.to_wa LIMIT 1) c ON true
     LEFT JOIN LATERAL (
       SELECT m.id, m.wamid, m.direction, m.from_wa, m.conversation_id FROM messages m
       WHERE r.ref_id IS NOT NULL AND m.id = r.ref_id
@@ -117,6 +117,7 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
       LIMIT 1) ref ON true)",
                                           persistence::json_rows(probe));
   std::map<size_t, context_row> out;
+  std::vector<size_t> unseen;
   for (const auto& row : r) {
     context_row c;
     auto text = [&row](int col) {
@@ -129,8 +130,14 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
     c.ref_direction = text(5);
     c.ref_from = text(6);
     c.ref_conversation = text(7);
-    out[row[0].as<size_t>()] = std::move(c);
+    auto i = row[0].as<size_t>();
+    if (open_templates && c.conversation_id.empty() && rows[i]["type"] == "template")
+      unseen.push_back(i);
+    out[i] = std::move(c);
   }
+  if (!unseen.empty())
+    for (auto& [i, c] : contexts(tx, rows, unseen, false))
+      out[i] = std::move(c);
   return out;
 }
 
@@ -165,7 +172,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   std::vector<json> inserts;
   std::map<size_t, json> payload_of; // with references resolved, for the channel's queue
   if (!fresh.empty()) {
-    open_template_conversations(tx, rows, fresh);
     auto ctx = contexts(tx, rows, fresh);
     for (auto i : fresh) {
       const auto& row = rows[i];
@@ -259,10 +265,12 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   }
 
   std::set<size_t> raced;
-  std::set<std::string> touched, read;
   if (!inserts.empty()) {
     // Ids are drawn in one materialised step so both inserts and the answer agree on them. A
     // client_message_id committed meanwhile by another writer skips its row (no outbox either).
+    // The conversations of the rows accepted are updated by primary key (an id array from an
+    // InitPlan: an index condition whatever plan is cached): a reply moves last_message_at, a
+    // read receipt clears the unread count.
     auto r = persistence::exec_prepared_sql(tx, "outbound_accept", R"(
       WITH r AS (
         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -287,6 +295,18 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                CASE WHEN dispatch THEN 1 ELSE 0 END FROM ids
         WHERE kind = 'read' OR mid IN (SELECT id FROM msg)
         RETURNING id
+      ), done AS MATERIALIZED (
+        SELECT conversation_id, kind FROM ids WHERE oid IN (SELECT id FROM box)
+      ), upd AS (
+        UPDATE conversations c
+        SET last_message_at = CASE WHEN c.id = ANY(ARRAY(
+                SELECT conversation_id FROM done WHERE kind = 'message'))
+              THEN now() ELSE c.last_message_at END,
+            unread_count = CASE WHEN c.id = ANY(ARRAY(
+                SELECT conversation_id FROM done WHERE kind = 'read'))
+              THEN 0 ELSE c.unread_count END,
+            updated_at = now()
+        WHERE c.id = ANY(ARRAY(SELECT conversation_id FROM done))
       )
       SELECT i, mid::text, conversation_id::text, oid, to_wa, oid IN (SELECT id FROM box),
              parley_ts(now())
@@ -298,7 +318,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         raced.insert(i);
         continue;
       }
-      (rows[i]["kind"] == "read" ? read : touched).insert(row[2].c_str());
       if (rows[i]["kind"] == "message")
         ++sent_per_tenant[rows[i]["tenant_id"].get<std::string>()];
       results[i] = {{"message_id", row[1].c_str()},
@@ -310,16 +329,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                     {"duplicate", false}};
     }
   }
-  // Conversations by primary key (an array parameter, so the planner uses the index): a reply
-  // moves last_message_at, a read receipt clears the unread count.
-  if (!touched.empty() || !read.empty())
-    persistence::exec_prepared_sql(
-        tx, "outbound_last_message_at",
-        "UPDATE conversations SET last_message_at = CASE WHEN id = ANY($1::uuid[]) "
-        "THEN now() ELSE last_message_at END, unread_count = CASE WHEN id = "
-        "ANY($2::uuid[]) THEN 0 ELSE unread_count END, updated_at = now() "
-        "WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[])",
-        pg_array(touched), pg_array(read));
   if (!raced.empty()) {
     auto again = known_client_ids(tx, rows, std::vector<size_t>(raced.begin(), raced.end()));
     for (auto i : raced) {

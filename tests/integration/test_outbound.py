@@ -23,9 +23,9 @@ from typing import NamedTuple, Optional
 
 from harness import (ParleyServer, ParleyTestCase, RestartTestCase, http_request, import_fake,
                      require_environment)
-from webhook_fixtures import (entry, envelope, message_by_wamid, messages_change, metric,
-                              post_webhook, scrape, text_body, text_message, unique_wamid,
-                              wait_processed, wait_until)
+from webhook_fixtures import (conversation_of, entry, envelope, message_by_wamid,
+                              messages_change, metric, post_webhook, scrape, text_body,
+                              text_message, unique_wamid, wait_processed, wait_until)
 
 fake_graph = import_fake("fake_graph")
 FakeGraph = fake_graph.FakeGraph
@@ -769,6 +769,30 @@ class SendTest(OutboundCase):
         r = self.send(other, {"type": "read", "read": {"message_id": in1["id"]}},
                       with_channel=False)
         self.assertError(r, 404, "not_found", what="another tenant's message")
+
+    # A reply moves its conversation's last_message_at, a read receipt clears the unread count,
+    # and a template to a new contact opens its conversation (all in the accept's transaction).
+    def test_sends_keep_the_conversation_up_to_date(self):
+        ch = self.tenant()[0]
+        wa = new_wa_id()
+        w1 = self.inbound(ch, wa, "first")
+        self.inbound(ch, wa, "second")
+        before = conversation_of(self.server, ch.key, wa)
+        self.assertEqual(before["unread_count"], 2, before)
+        time.sleep(0.05)
+        self.text(ch, wa, new_tag("reply"))
+        after = conversation_of(self.server, ch.key, wa)
+        self.assertGreater(after["last_message_at"], before["last_message_at"], after)
+        self.assertEqual(after["unread_count"], 2, "a reply is not a read receipt")
+        self.send_ok(ch, {"type": "read", "read": {"message_id": w1}}, with_channel=False)
+        self.assertEqual(conversation_of(self.server, ch.key, wa)["unread_count"], 0)
+        fresh = new_wa_id()
+        self.assertIsNone(conversation_of(self.server, ch.key, fresh))
+        sent = self.template_to(ch, fresh, new_tag("open"))
+        opened = conversation_of(self.server, ch.key, fresh)
+        self.assertIsNotNone(opened, "a template did not open a conversation")
+        self.assertEqual(sent["conversation_id"], opened["id"], sent)
+        self.assertIsNotNone(opened["last_message_at"], opened)
 
     # -- isolation
 
