@@ -71,17 +71,7 @@ void arm_passivation(conversation_ptr self, caf::timespan after) {
 nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg,
                            uint32_t profile) {
   bool known = st.has_conversation_id && st.profile_hash == profile;
-  return {{"tenant_id", st.tenant_id.str()},
-          {"known", known},
-          {"channel_id", st.channel_id.str()},
-          {"wa_id", st.wa_id},
-          {"profile_name", msg.profile_name},
-          {"wamid", msg.wamid},
-          {"type", msg.type},
-          {"content", std::move(msg.content)},
-          {"raw", std::move(msg.raw)},
-          {"context", std::move(msg.context)},
-          {"ts", msg.timestamp}};
+  return inbound_store::message_row(st.tenant_id.str(), st.channel_id.str(), st.wa_id, msg, known);
 }
 
 /// Commits `row` and answers `rp` with the result. await: this contact's messages are committed

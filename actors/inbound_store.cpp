@@ -393,6 +393,21 @@ std::map<std::string, persistence::batch_fn> batch_handlers() {
   };
 }
 
+nlohmann::json message_row(const std::string& tenant_id, const std::string& channel_id,
+                           const std::string& wa_id, domain::inbound_message& msg, bool known) {
+  return {{"tenant_id", tenant_id},
+          {"known", known},
+          {"channel_id", channel_id},
+          {"wa_id", wa_id},
+          {"profile_name", msg.profile_name},
+          {"wamid", msg.wamid},
+          {"type", msg.type},
+          {"content", std::move(msg.content)},
+          {"raw", std::move(msg.raw)},
+          {"context", std::move(msg.context)},
+          {"ts", msg.timestamp}};
+}
+
 nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
                              const std::string& request_id) {
   // "body" holds the webhook's bytes as received (not necessarily UTF-8): never dumped as JSON.

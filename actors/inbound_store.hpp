@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "domain/webhook.hpp"
 #include "persistence/messages.hpp"
 
 namespace parley::inbound_store {
@@ -27,6 +28,10 @@ inline constexpr const char* raw_event_done_kind = "raw_event_done";
 std::map<std::string, persistence::batch_fn> batch_handlers();
 
 /// Row builders (the JSON each kind expects).
+/// A message_kind row for `msg` of contact `wa_id` (content, raw and context are moved out of
+/// `msg`); add "raw_event_id", or "event" for message_event_kind.
+nlohmann::json message_row(const std::string& tenant_id, const std::string& channel_id,
+                           const std::string& wa_id, domain::inbound_message& msg, bool known);
 nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
                              const std::string& request_id);
 nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string error = {});

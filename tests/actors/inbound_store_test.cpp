@@ -7,30 +7,15 @@
 #include <pqxx/pqxx>
 
 #include "actors/inbound_store.hpp"
-#include "persistence/batch.hpp"
-#include "persistence/migrations.hpp"
-#include "tests/persistence/pg_support.hpp"
+#include "tests/actors/store_fixture.hpp"
 
 using namespace parley;
 using namespace std::chrono_literals;
 
 namespace {
 
-class inbound_store_test : public ::testing::Test {
+class inbound_store_test : public test::store_fixture {
 protected:
-  void SetUp() override {
-    if (test::admin_url().empty())
-      GTEST_SKIP() << "PARLEY_TEST_PG_URL is not set";
-    db_ = std::make_unique<test::scratch_db>(test::admin_url());
-    persistence::migrate(db_->url());
-    tenant_id = test::sql_value(db_->url(), "INSERT INTO tenants (name, slug) VALUES ('Acme', "
-                                            "'acme') RETURNING id::text");
-    channel_id = test::sql_value(
-        db_->url(), "INSERT INTO channels (tenant_id, phone_number_id, waba_id, "
-                    "display_phone_number, access_token_enc) VALUES ('" +
-                        tenant_id + "', '1001', 'waba', '+1555', 'x') RETURNING id::text");
-  }
-
   nlohmann::json message(const std::string& wa_id, const std::string& wamid) const {
     return {{"tenant_id", tenant_id},   {"known", false},
             {"channel_id", channel_id}, {"wa_id", wa_id},
@@ -41,17 +26,8 @@ protected:
   }
 
   persistence::batch_outcome store(std::vector<nlohmann::json> rows) {
-    persistence::db_session session;
-    session.url = db_->url();
-    std::vector<persistence::write_op> ops;
-    for (auto& r : rows)
-      ops.push_back({inbound_store::message_kind, std::move(r)});
-    return persistence::run_batch(session, std::move(ops), inbound_store::batch_handlers(), {});
+    return run(inbound_store::message_kind, std::move(rows), inbound_store::batch_handlers());
   }
-
-  std::unique_ptr<test::scratch_db> db_;
-  std::string tenant_id;
-  std::string channel_id;
 };
 
 // Regression for the one-statement batch: a conversation that another transaction creates while

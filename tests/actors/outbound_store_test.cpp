@@ -6,30 +6,15 @@
 #include <pqxx/pqxx>
 
 #include "actors/outbound_store.hpp"
-#include "persistence/batch.hpp"
-#include "persistence/migrations.hpp"
-#include "tests/persistence/pg_support.hpp"
+#include "tests/actors/store_fixture.hpp"
 
 using namespace parley;
 using namespace std::chrono_literals;
 
 namespace {
 
-class outbound_store_test : public ::testing::Test {
+class outbound_store_test : public test::store_fixture {
 protected:
-  void SetUp() override {
-    if (test::admin_url().empty())
-      GTEST_SKIP() << "PARLEY_TEST_PG_URL is not set";
-    db_ = std::make_unique<test::scratch_db>(test::admin_url());
-    persistence::migrate(db_->url());
-    tenant_id = test::sql_value(db_->url(), "INSERT INTO tenants (name, slug) VALUES ('Acme', "
-                                            "'acme') RETURNING id::text");
-    channel_id = test::sql_value(
-        db_->url(), "INSERT INTO channels (tenant_id, phone_number_id, waba_id, "
-                    "display_phone_number, access_token_enc) VALUES ('" +
-                        tenant_id + "', '2001', 'waba', '+1555', 'x') RETURNING id::text");
-  }
-
   nlohmann::json template_to(const std::string& to) const {
     nlohmann::json tpl{{"name", "hello_world"}, {"language", {{"code", "en_US"}}}};
     return {{"tenant_id", tenant_id},
@@ -44,17 +29,8 @@ protected:
   }
 
   persistence::batch_outcome accept(std::vector<nlohmann::json> rows) {
-    persistence::db_session session;
-    session.url = db_->url();
-    std::vector<persistence::write_op> ops;
-    for (auto& r : rows)
-      ops.push_back({outbound_store::accept_kind, std::move(r)});
-    return persistence::run_batch(session, std::move(ops), outbound_store::batch_handlers(), {});
+    return run(outbound_store::accept_kind, std::move(rows), outbound_store::batch_handlers());
   }
-
-  std::unique_ptr<test::scratch_db> db_;
-  std::string tenant_id;
-  std::string channel_id;
 };
 
 // Regression for templates opening their conversation in the look-up statement: a conversation

@@ -32,7 +32,8 @@ protected:
     runtime::supervisor_options opts;
     opts.id = "root";
     opts.tree = &tree;
-    root = stop_later(runtime::spawn_supervisor(*sys_, opts, {tenant_registry_spec(deps, &registry_slot)}));
+    root = stop_later(
+        runtime::spawn_supervisor(*sys_, opts, {tenant_registry_spec(deps, &registry_slot)}));
     // The supervisor starts its children on its first run, on a worker thread.
     ASSERT_TRUE(eventually([&] { return static_cast<bool>(registry_slot.get()); }));
   }
@@ -48,8 +49,8 @@ protected:
     caf::scoped_actor self{*sys_};
     caf::expected<T> result{caf::error{}};
     self->request(target, 10s, std::forward<Ts>(xs)...)
-      .receive([&](T& value) { result = std::move(value); },
-               [&](caf::error& err) { result = std::move(err); });
+        .receive([&](T& value) { result = std::move(value); },
+                 [&](caf::error& err) { result = std::move(err); });
     return result;
   }
 
@@ -93,7 +94,8 @@ TEST_F(tenant_actor_test, a_crashed_tenant_is_restarted_and_rebuilds_its_state_f
   auto first = tenant(tenant_id);
   ASSERT_TRUE(ask<nlohmann::json>(first, get_atom::value));
   // Changed behind the actor's back: only a reload from PostgreSQL can pick this up.
-  test::sql_exec(db_->url(), "UPDATE tenants SET name = 'Acme Renamed' WHERE id = '" + tenant_id + "'");
+  test::sql_exec(db_->url(),
+                 "UPDATE tenants SET name = 'Acme Renamed' WHERE id = '" + tenant_id + "'");
   caf::anon_send_exit(first, caf::exit_reason::unhandled_exception);
   caf::actor second;
   ASSERT_TRUE(eventually([&] {
@@ -104,17 +106,20 @@ TEST_F(tenant_actor_test, a_crashed_tenant_is_restarted_and_rebuilds_its_state_f
   ASSERT_TRUE(state);
   EXPECT_EQ((*state)["name"], "Acme Renamed");
   EXPECT_TRUE(eventually([&] {
-    return tree.restarts("supervisor:root/tenant_registry:node/supervisor:tenants/tenant:" + tenant_id) == 1;
+    return tree.restarts("supervisor:root/tenant_registry:node/supervisor:tenants/tenant:" +
+                         tenant_id) == 1;
   }));
 }
 
 TEST_F(tenant_actor_test, updates_go_through_the_actor_and_persist) {
   auto t = tenant(tenant_id);
-  auto updated = ask<nlohmann::json>(t, update_atom::value, nlohmann::json{{"status", "suspended"}});
+  auto updated =
+      ask<nlohmann::json>(t, update_atom::value, nlohmann::json{{"status", "suspended"}});
   ASSERT_TRUE(updated);
   EXPECT_EQ((*updated)["status"], "suspended");
-  EXPECT_EQ(test::sql_value(db_->url(), "SELECT status FROM tenants WHERE id = '" + tenant_id + "'"),
-            "suspended");
+  EXPECT_EQ(
+      test::sql_value(db_->url(), "SELECT status FROM tenants WHERE id = '" + tenant_id + "'"),
+      "suspended");
 }
 
 TEST_F(tenant_actor_test, an_unknown_tenant_answers_not_found_and_is_not_restarted) {
@@ -130,7 +135,8 @@ TEST_F(tenant_actor_test, an_unknown_tenant_answers_not_found_and_is_not_restart
         return false;
     return true;
   }));
-  EXPECT_EQ(tree.restarts("supervisor:root/tenant_registry:node/supervisor:tenants/tenant:" + ghost), 0u);
+  EXPECT_EQ(
+      tree.restarts("supervisor:root/tenant_registry:node/supervisor:tenants/tenant:" + ghost), 0u);
 }
 
 TEST_F(tenant_actor_test, a_crashed_registry_is_restarted_and_its_slot_points_to_the_new_one) {
