@@ -52,12 +52,9 @@ void get_tenant(const context_ptr& ctx, const principal& p, http::request&& req,
                 http::responder respond) {
   auto id = uuid_param(req, "id", "tenant");
   require_tenant_access(p, id);
-  ask_tenant(ctx, id, respond, [ctx, respond](const caf::actor& tenant) {
-    runtime::ask<nlohmann::json>(
-        *ctx->sys, tenant, ctx->actor_timeout,
-        [respond](nlohmann::json& t) { respond(http::response::json(200, t)); },
-        [respond](caf::error& err) { reply_error(respond, err); }, get_atom::value);
-  });
+  ask_tenant_actor<nlohmann::json>(
+      ctx, id, respond, [respond](nlohmann::json& t) { respond(http::response::json(200, t)); },
+      [respond](caf::error& err) { reply_error(respond, err); }, 3, get_atom::value);
 }
 
 /// `respond`, after forgetting cached API-key resolutions: for changes that may revoke keys or

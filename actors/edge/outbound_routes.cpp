@@ -17,17 +17,13 @@ namespace {
 /// tenant -> channel actor; the channel answers after the outbox row is committed.
 void send_via_tenant(const context_ptr& ctx, const std::string& tenant_id, std::string channel_id,
                      domain::outbound_request req, http::responder respond) {
-  ask_tenant(ctx, tenant_id, respond,
-             [ctx, respond, channel_id = std::move(channel_id),
-              req = std::move(req)](const caf::actor& tenant) {
-               runtime::ask<nlohmann::json>(
-                   *ctx->sys, tenant, ctx->actor_timeout,
-                   [respond](nlohmann::json& r) {
-                     respond(http::response::json(r["status"].get<int>(), r["body"]));
-                   },
-                   [respond](caf::error& err) { reply_error(respond, err); }, send_atom::value,
-                   channel_id, req);
-             });
+  ask_tenant_actor<nlohmann::json>(
+      ctx, tenant_id, respond,
+      [respond](nlohmann::json& r) {
+        respond(http::response::json(r["status"].get<int>(), r["body"]));
+      },
+      [respond](caf::error& err) { reply_error(respond, err); }, 3, send_atom::value,
+      std::move(channel_id), std::move(req));
 }
 
 void send_message(const context_ptr& ctx, http::request&& req, http::responder respond) {
@@ -124,7 +120,8 @@ void patch_channel(const context_ptr& ctx, http::request&& req, http::responder 
                    return respond(http::response::from_error(errc::not_found, "channel not found"));
                  apply_channel_patch(
                      ctx, who.tenant_id, id, p,
-                     audit_event(who, rid, "channel.update", "channel", who.tenant_id, id), respond);
+                     audit_event(who, rid, "channel.update", "channel", who.tenant_id, id),
+                     respond);
                });
 }
 

@@ -12,6 +12,7 @@
 #include "actors/edge/context.hpp"
 #include "http/message.hpp"
 #include "persistence/messages.hpp"
+#include "runtime/ask.hpp"
 #include "runtime/errors.hpp"
 
 namespace parley::edge {
@@ -19,7 +20,8 @@ namespace parley::edge {
 /// A 429 thrown while validating; `guarded` adds its Retry-After header.
 struct retry_later : app_error {
   retry_later(std::chrono::nanoseconds wait, std::string message)
-    : app_error(errc::rate_limited, std::move(message)), retry_after(wait) {}
+      : app_error(errc::rate_limited, std::move(message))
+      , retry_after(wait) {}
   std::chrono::nanoseconds retry_after;
 };
 
@@ -39,7 +41,8 @@ void reply_error(const http::responder& respond, const caf::error& err);
 nlohmann::json json_body(const http::request& req);
 
 /// Field accessors: throw app_error(invalid_argument) naming the field and the expected form.
-std::string required_string(const nlohmann::json& body, std::string_view field, size_t max_len = 200);
+std::string required_string(const nlohmann::json& body, std::string_view field,
+                            size_t max_len = 200);
 std::optional<std::string> optional_string(const nlohmann::json& body, std::string_view field,
                                            size_t max_len = 2000);
 std::optional<int64_t> optional_int(const nlohmann::json& body, std::string_view field, int64_t min,
@@ -82,6 +85,30 @@ void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::
 /// Asks the tenant registry for the tenant's actor (activating it); errors are answered.
 void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
                 std::function<void(const caf::actor& tenant)> then);
+
+/// Asks the tenant actor of `tenant_id` (activated on demand) with `xs...` and hands the answer
+/// to `ok`, or the error to `fail`. A tenant actor can end between the registry's answer and the
+/// request reaching it (an unknown tenant's activation ends at once; an eviction): the request
+/// then fails with request_receiver_down though nobody saw it, so the registry is asked again
+/// (up to `attempts` times in all) instead of answering 503.
+template <class T, class Ok, class Fail, class... Ts>
+void ask_tenant_actor(const context_ptr& ctx, std::string tenant_id, http::responder respond, Ok ok,
+                      Fail fail, int attempts, Ts... xs) {
+  ask_tenant(ctx, tenant_id, respond,
+             [ctx, tenant_id, respond, ok, fail, attempts, xs...](const caf::actor& tenant) {
+               runtime::ask<T>(
+                   *ctx->sys, tenant, ctx->actor_timeout, [ok](T& value) mutable { ok(value); },
+                   [ctx, tenant_id, respond, ok, fail, attempts, xs...](caf::error& err) mutable {
+                     if (attempts > 1 && err.category() == caf::atom("system") &&
+                         err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down)) {
+                       ask_tenant_actor<T>(ctx, tenant_id, respond, ok, fail, attempts - 1, xs...);
+                       return;
+                     }
+                     fail(err);
+                   },
+                   xs...);
+             });
+}
 
 /// Runs a database job on the pool and answers `status` with its JSON (or the error).
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond,

@@ -5,6 +5,7 @@ import secrets
 import threading
 import time
 import unittest
+import uuid
 
 from harness import BAD, ParleyServer, ParleyTestCase, channel_body, require_environment
 
@@ -124,6 +125,25 @@ class AdminTest(ParleyTestCase):
                     self.assertError(r, 400, BAD, mentions="limit", srv=srv)
             r = srv.admin("GET", "/v1/tenants?cursor=not-a-cursor")
             self.assertError(r, 400, BAD, mentions="cursor", srv=srv)
+
+    # Regression: the actor activated for an unknown tenant ends at once; a request reaching it
+    # just after it ended was answered 503 upstream_timeout (seen in a clean-clone CI run).
+    def test_unknown_tenant_is_always_404(self):
+        tid = str(uuid.uuid4())
+        errors = []
+
+        def hammer():
+            for _ in range(40):
+                r = self.server.admin("GET", f"/v1/tenants/{tid}")
+                if r.status != 404:
+                    errors.append(r.describe())
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [], "an unknown tenant was not always 404")
 
     def test_unknown_and_malformed_tenant_ids(self):
         for tid in ("00000000-0000-0000-0000-000000000000", "not-a-uuid", "123",
