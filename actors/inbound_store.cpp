@@ -7,6 +7,7 @@
 
 #include <pqxx/pqxx>
 
+#include "domain/uuid.hpp"
 #include "persistence/json_rows.hpp"
 #include "persistence/json_text.hpp"
 #include "persistence/pg_array.hpp"
@@ -107,11 +108,20 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
                                               const std::vector<nlohmann::json>& rows,
                                               bool with_events, bool retry_unseen) {
   event_slices slices;
-  auto param =
-      persistence::json_rows(rows,
-                             {"tenant_id", "channel_id", "wa_id", "profile_name", "known", "wamid",
-                              "type", "content", "raw", "context", "ts", "raw_event_id"},
-                             numbered(rows, with_events, slices));
+  auto number = numbered(rows, with_events, slices);
+  // New rows' ids ("mid" the message's; for a contact the actor does not know, "kid" its contact's
+  // and "vid" its conversation's, used only if they are created) come from here, not from SQL.
+  auto with_ids = [&](size_t i) {
+    std::string m = number(i) + ",\"mid\":\"" + domain::uuid::new_time_ordered().str() + '"';
+    if (!rows[i].value("known", false))
+      m += ",\"kid\":\"" + domain::uuid::new_time_ordered().str() + "\",\"vid\":\"" +
+           domain::uuid::new_time_ordered().str() + '"';
+    return m;
+  };
+  auto param = persistence::json_rows(rows,
+                                      {"tenant_id", "channel_id", "wa_id", "profile_name", "known",
+                                       "wamid", "type", "content", "context", "ts", "raw_event_id"},
+                                      with_ids);
   // All sub-statements run on one snapshot and cannot see each other's rows (PostgreSQL's rule
   // for data-modifying WITH): a conversation created here is found through `made` (its
   // RETURNING), not by a look-up, and is written once, with its counters and window already set
@@ -133,8 +143,9 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   // of known contacts only (the common case once a number is warm) has nothing to upsert and
   // takes them as constants: empty upserts still open their tables and indexes.
   static const std::string people = R"(, con AS (
-      INSERT INTO contacts (tenant_id, wa_id, profile_name)
-      SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.tenant_id, r.wa_id, nullif(r.profile_name, '')
+      INSERT INTO contacts (id, tenant_id, wa_id, profile_name)
+      SELECT DISTINCT ON (r.tenant_id, r.wa_id) r.kid, r.tenant_id, r.wa_id,
+             nullif(r.profile_name, '')
       FROM r WHERE r.known IS NOT TRUE
       ORDER BY r.tenant_id, r.wa_id
       ON CONFLICT (tenant_id, wa_id) DO UPDATE
@@ -142,13 +153,15 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
         WHERE EXCLUDED.profile_name IS NOT NULL
           AND contacts.profile_name IS DISTINCT FROM EXCLUDED.profile_name
     ), per AS MATERIALIZED (
-      SELECT r.tenant_id, r.channel_id, r.wa_id, max(nullif(r.profile_name, '')) AS contact_name,
+      SELECT r.tenant_id, r.channel_id, r.wa_id, (array_agg(r.vid))[1] AS vid,
+             max(nullif(r.profile_name, '')) AS contact_name,
              count(DISTINCT r.wamid) AS n, max()" PARLEY_META_TS("r.ts") R"() AS ts
       FROM r WHERE r.known IS NOT TRUE GROUP BY r.tenant_id, r.channel_id, r.wa_id
     ), created AS (
-      INSERT INTO conversations (tenant_id, channel_id, wa_id, contact_name, unread_count,
+      INSERT INTO conversations (id, tenant_id, channel_id, wa_id, contact_name, unread_count,
                                  last_inbound_at, last_message_at, window_expires_at)
-      SELECT per.tenant_id, per.channel_id, per.wa_id, per.contact_name, per.n, per.ts, per.ts,
+      SELECT per.vid, per.tenant_id, per.channel_id, per.wa_id, per.contact_name, per.n, per.ts,
+             per.ts,
              per.ts + interval '24 hours'
       FROM per ORDER BY per.channel_id, per.wa_id
       ON CONFLICT (channel_id, wa_id) DO NOTHING
@@ -169,13 +182,13 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
       FROM jsonb_to_recordset($1::jsonb) AS r(
         i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
-        wamid text, type text, content jsonb, raw jsonb, context jsonb, ts bigint,
-        raw_event_id bigint, )" PARLEY_EVENT_COLUMNS R"()
+        wamid text, type text, content jsonb, context jsonb, ts bigint, raw_event_id bigint,
+        mid uuid, kid uuid, vid uuid, )" PARLEY_EVENT_COLUMNS R"()
     ), )" PARLEY_INSERT_EVENTS;
   static const std::string messages = R"(, ins AS (
-      INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type, content,
-                            raw, context, from_wa, status, meta_timestamp, raw_event_id)
-      SELECT r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content, r.raw,
+      INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, wamid, type,
+                            content, context, from_wa, status, meta_timestamp, raw_event_id)
+      SELECT r.mid, r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content,
              r.context, r.wa_id, 'received', )" PARLEY_META_TS("r.ts") R"(,
              coalesce(r.raw_event_id, r.new_raw_id)
       FROM r CROSS JOIN made CROSS JOIN LATERAL (
@@ -403,7 +416,6 @@ nlohmann::json message_row(const std::string& tenant_id, const std::string& chan
           {"wamid", msg.wamid},
           {"type", msg.type},
           {"content", std::move(msg.content)},
-          {"raw", std::move(msg.raw)},
           {"context", std::move(msg.context)},
           {"ts", msg.timestamp}};
 }

@@ -28,8 +28,9 @@ inline constexpr const char* raw_event_done_kind = "raw_event_done";
 std::map<std::string, persistence::batch_fn> batch_handlers();
 
 /// Row builders (the JSON each kind expects).
-/// A message_kind row for `msg` of contact `wa_id` (content, raw and context are moved out of
-/// `msg`); add "raw_event_id", or "event" for message_event_kind.
+/// A message_kind row for `msg` of contact `wa_id` (content and context are moved out of `msg`);
+/// add "raw_event_id", or "event" for message_event_kind. The message's original JSON is not
+/// stored again: it is in its raw event's body (messages.raw_event_id), byte for byte.
 nlohmann::json message_row(const std::string& tenant_id, const std::string& channel_id,
                            const std::string& wa_id, domain::inbound_message& msg, bool known);
 nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,

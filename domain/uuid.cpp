@@ -1,6 +1,7 @@
 #include "domain/uuid.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
@@ -21,6 +22,32 @@ std::optional<uuid> uuid::parse(std::string_view text) {
   uuid u;
   std::copy(raw->begin(), raw->end(), u.bytes_.begin());
   return u;
+}
+
+uuid uuid::time_ordered(int64_t unix_ms, const std::array<uint8_t, 10>& random) {
+  uuid u;
+  auto ms = static_cast<uint64_t>(unix_ms);
+  for (size_t k = 0; k < 6; ++k) // big-endian, so ids sort by time as bytes and as text
+    u.bytes_[k] = static_cast<uint8_t>(ms >> (8 * (5 - k)));
+  std::copy(random.begin(), random.end(), u.bytes_.begin() + 6);
+  u.bytes_[6] = static_cast<uint8_t>(0x70 | (u.bytes_[6] & 0x0f)); // version 7
+  u.bytes_[8] = static_cast<uint8_t>(0x80 | (u.bytes_[8] & 0x3f)); // variant 10
+  return u;
+}
+
+uuid uuid::new_time_ordered() {
+  constexpr size_t block = 4096;
+  thread_local std::string pool;
+  thread_local size_t used = block;
+  if (used + 10 > pool.size()) {
+    pool = crypto::random_bytes(block);
+    used = 0;
+  }
+  std::array<uint8_t, 10> random{};
+  std::copy_n(reinterpret_cast<const uint8_t*>(pool.data()) + used, random.size(), random.begin());
+  used += random.size();
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return time_ordered(std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), random);
 }
 
 std::string uuid::str() const {

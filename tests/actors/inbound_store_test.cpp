@@ -21,8 +21,8 @@ protected:
             {"channel_id", channel_id}, {"wa_id", wa_id},
             {"profile_name", "Ada"},    {"wamid", wamid},
             {"type", "text"},           {"content", {{"text", "hi"}}},
-            {"raw", {{"id", wamid}}},   {"context", nullptr},
-            {"ts", 1800000000},         {"raw_event_id", 1}};
+            {"context", nullptr},       {"ts", 1800000000},
+            {"raw_event_id", 1}};
   }
 
   persistence::batch_outcome store(std::vector<nlohmann::json> rows) {

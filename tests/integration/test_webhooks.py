@@ -141,8 +141,13 @@ class WebhookTest(WebhookServerCase):
                 seen[m["wa_message_id"]] = m
         self.assertEqual(set(seen), set(sent_messages),
                          "every fixture message is readable through the API, and nothing else")
-        raws = json.loads(srv.sql("SELECT json_object_agg(wamid, raw) FROM messages WHERE "
-                                  f"channel_id = {sql_quote(tc.channel_id)}"))
+        # The original of each message is its raw event's body (messages.raw is not written).
+        raws = json.loads(srv.sql(
+            "SELECT json_object_agg(m.wamid, (SELECT x FROM jsonb_path_query("
+            "convert_from(e.body, 'UTF8')::jsonb, "
+            "'$.entry[*].changes[*].value.messages[*]') x WHERE x->>'id' = m.wamid LIMIT 1)) "
+            "FROM messages m JOIN raw_webhook_events e ON e.id = m.raw_event_id "
+            f"WHERE m.channel_id = {sql_quote(tc.channel_id)}"))
         for wamid, (fx, sent) in sent_messages.items():
             got = seen[wamid]
             ctx = f"{fx.name}: {json.dumps(got)[:400]}"
