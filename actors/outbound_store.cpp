@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/plan_limits.hpp"
+#include "domain/uuid.hpp"
 #include "persistence/json_rows.hpp"
 #include "persistence/json_text.hpp"
 #include "persistence/pg_array.hpp"
@@ -219,19 +220,21 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         results[i] = reject("unprocessable", "no conversation with " + to + " on this channel");
         continue;
       }
-      payload_of[i] = payload;
-      inserts.push_back({{"i", i},
-                         {"tenant_id", row["tenant_id"]},
-                         {"channel_id", row["channel_id"]},
-                         {"conversation_id", conversation},
-                         {"to_wa", to},
-                         {"type", row["type"]},
-                         {"content", row["content"]},
-                         {"payload", std::move(payload)},
-                         {"cmid", row.value("client_message_id", json(nullptr))},
-                         {"dispatch", row.value("dispatch", false)},
-                         {"kind", row["kind"]},
-                         {"ref_id", is_read ? json(c.ref_id) : json(nullptr)}});
+      inserts.push_back(
+          {{"i", i},
+           {"new_id", is_read ? json(nullptr) : json(domain::uuid::new_time_ordered().str())},
+           {"tenant_id", row["tenant_id"]},
+           {"channel_id", row["channel_id"]},
+           {"conversation_id", conversation},
+           {"to_wa", to},
+           {"type", row["type"]},
+           {"content", row["content"]},
+           {"payload", payload},
+           {"cmid", row.value("client_message_id", json(nullptr))},
+           {"dispatch", row.value("dispatch", false)},
+           {"kind", row["kind"]},
+           {"ref_id", is_read ? json(c.ref_id) : json(nullptr)}});
+      payload_of[i] = std::move(payload);
     }
   }
 
@@ -266,7 +269,9 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
 
   std::set<size_t> raced;
   if (!inserts.empty()) {
-    // Ids are drawn in one materialised step so both inserts and the answer agree on them. A
+    // A message's id comes from Parley ("new_id", time-ordered like the inbound ones; a read
+    // receipt's row is keyed by the message it reads); outbox ids are drawn in one materialised
+    // step so both inserts and the answer agree on them. A
     // client_message_id committed meanwhile by another writer skips its row (no outbox either).
     // The conversations of the rows accepted are updated by primary key (an id array from an
     // InitPlan: an index condition whatever plan is cached): a reply moves last_message_at, a
@@ -275,9 +280,10 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
       WITH r AS (
         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
           i int, tenant_id uuid, channel_id uuid, conversation_id uuid, to_wa text, type text,
-          content jsonb, payload jsonb, cmid text, kind text, ref_id uuid, dispatch bool)
+          content jsonb, payload jsonb, cmid text, kind text, ref_id uuid, dispatch bool,
+          new_id uuid)
       ), ids AS MATERIALIZED (
-        SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE parley_uuid_v7() END AS mid,
+        SELECT r.*, CASE WHEN r.kind = 'read' THEN r.ref_id ELSE r.new_id END AS mid,
                nextval('outbox_id_seq') AS oid
         FROM r
       ), msg AS (
@@ -325,7 +331,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                     {"outbox_id", row[3].as<int64_t>()},
                     {"to", row[4].c_str()},
                     {"created_at", row[6].c_str()},
-                    {"payload", payload_of[i]},
+                    {"payload", std::move(payload_of[i])},
                     {"duplicate", false}};
     }
   }
