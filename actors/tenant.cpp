@@ -297,6 +297,7 @@ void tenant_impl(tenant_ptr self, tenant_deps deps, std::string tenant_id,
 
 struct registry_state {
   caf::actor tenants; ///< the supervisor of every tenant actor on this node
+  log::logger logger{"tenant_registry"};
   static inline const char* name = "tenant_registry";
 };
 
@@ -317,7 +318,27 @@ caf::behavior registry_impl(registry_ptr self, tenant_deps deps, std::string par
   opts.tree = deps.tree;
   self->state.tenants = runtime::spawn_supervisor(self->system(), opts, {});
   self->link_to(self->state.tenants);
+  // Rows of deleted tenants that landed after the delete are swept at start-up (a crash may have
+  // come between) and then every sweep_interval (tenant_store::sweep_deleted).
+  if (deps.db)
+    self->send(self, tick_atom::value);
   return {
+      [self, deps](tick_atom) {
+        self->request(deps.db->get(), deps.db_timeout, persistence::exec_atom::value,
+                      tenant_store::sweep_deleted(deps.sweep_horizon))
+            .then(
+                [self](nlohmann::json& swept) {
+                  if (swept.value("rows", int64_t{0}) > 0)
+                    self->state.logger.warn(
+                        "rows of deleted tenants swept",
+                        {{"tenants", swept["tenants"]}, {"rows", swept["rows"]}});
+                },
+                [self](caf::error& err) {
+                  self->state.logger.warn("deleted tenants not swept; next sweep later",
+                                          {{"error", self->system().render(err)}});
+                });
+        self->delayed_send(self, deps.sweep_interval, tick_atom::value);
+      },
       [self, deps](tenant_atom, std::string& tenant_id) {
         runtime::child_spec spec;
         spec.id = tenant_id;

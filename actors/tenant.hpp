@@ -19,8 +19,11 @@ struct tenant_deps {
   runtime::actor_slot* db = nullptr; ///< db_pool, reached through its slot (survives restarts)
   runtime::actor_tree* tree = nullptr;
   caf::timespan db_timeout = std::chrono::seconds(5);
-  size_t max_restarts = 5;           ///< of one tenant actor within...
+  size_t max_restarts = 5; ///< of one tenant actor within...
   caf::timespan restart_window = std::chrono::seconds(10);
+  /// The registry sweeps rows of tenants deleted within sweep_horizon this often (and at start).
+  caf::timespan sweep_interval = std::chrono::seconds(60);
+  std::chrono::seconds sweep_horizon = std::chrono::hours(24);
 };
 
 /// A tenant actor for `tenant_id`: loads its row from PostgreSQL on every (re)start, holding

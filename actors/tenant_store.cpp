@@ -105,24 +105,68 @@ persistence::db_job update(std::string tenant_id, nlohmann::json patch) {
           }};
 }
 
+namespace {
+
+/// Deletes the rows of `tenant_id` from the hot tables, which have no foreign keys (migration
+/// 0007), each through an index that leads with the tenant, or for status reports with one of
+/// its channels (`channel_ids`, a PostgreSQL array literal: the channels may be gone already);
+/// returns how many went.
+int64_t delete_hot_rows(pqxx::work& tx, const std::string& tenant_id,
+                        const std::string& channel_ids) {
+  int64_t n = 0;
+  for (const char* sql : {
+           "DELETE FROM delivery_attempts WHERE tenant_id = $1::uuid",
+           "DELETE FROM outbox WHERE tenant_id = $1::uuid",
+           "DELETE FROM messages WHERE tenant_id = $1::uuid",
+           "DELETE FROM conversations WHERE tenant_id = $1::uuid",
+           "DELETE FROM contacts WHERE tenant_id = $1::uuid",
+       })
+    n += tx.exec_params(sql, tenant_id).affected_rows();
+  n += tx.exec_params("DELETE FROM message_status_events WHERE channel_id = ANY($1::uuid[])",
+                      channel_ids)
+           .affected_rows();
+  return n;
+}
+
+} // namespace
+
 persistence::db_job remove(std::string tenant_id) {
   return {"", false, [id = std::move(tenant_id)](pqxx::work& tx) {
-            // The hot tables have no foreign keys (migration 0007): their rows go explicitly,
-            // each through an index that leads with the tenant (or its channels).
-            for (const char* sql : {
-                     "DELETE FROM delivery_attempts WHERE tenant_id = $1::uuid",
-                     "DELETE FROM outbox WHERE tenant_id = $1::uuid",
-                     "DELETE FROM messages WHERE tenant_id = $1::uuid",
-                     "DELETE FROM message_status_events WHERE channel_id IN "
-                     "(SELECT id FROM channels WHERE tenant_id = $1::uuid)",
-                     "DELETE FROM conversations WHERE tenant_id = $1::uuid",
-                     "DELETE FROM contacts WHERE tenant_id = $1::uuid",
-                 })
-              tx.exec_params(sql, id);
+            // Recorded first, with the channels the sweep needs once they are gone (cascade).
+            auto channels =
+                tx.exec_params("INSERT INTO deleted_tenants (id, channel_ids) "
+                               "SELECT $1::uuid, coalesce(array_agg(c.id), '{}') FROM channels c "
+                               "WHERE c.tenant_id = $1::uuid "
+                               "ON CONFLICT (id) DO UPDATE SET deleted_at = now(), "
+                               "channel_ids = deleted_tenants.channel_ids || EXCLUDED.channel_ids "
+                               "RETURNING channel_ids::text",
+                               id);
+            delete_hot_rows(tx, id, channels[0][0].c_str());
             auto r = tx.exec_params("DELETE FROM tenants WHERE id = $1::uuid RETURNING id", id);
             if (r.empty())
               throw app_error(errc::not_found, "tenant " + id + " not found");
             return nlohmann::json{{"deleted", true}};
+          }};
+}
+
+persistence::db_job sweep_deleted(std::chrono::seconds horizon) {
+  return {"", false, [horizon](pqxx::work& tx) {
+            // A tenant that exists (again) is never swept, whatever the table says.
+            auto recent = tx.exec_params(
+                "SELECT d.id::text, d.channel_ids::text FROM deleted_tenants d "
+                "WHERE d.deleted_at > now() - make_interval(secs => $1) "
+                "AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.id) ORDER BY d.id",
+                static_cast<double>(horizon.count()));
+            int64_t rows = 0;
+            for (const auto& row : recent) {
+              std::string id = row[0].c_str();
+              auto n = delete_hot_rows(tx, id, row[1].c_str());
+              rows += n;
+              tx.exec_params("UPDATE deleted_tenants SET swept_at = now(), "
+                             "swept_rows = swept_rows + $2 WHERE id = $1::uuid",
+                             id, n);
+            }
+            return nlohmann::json{{"tenants", recent.size()}, {"rows", rows}};
           }};
 }
 

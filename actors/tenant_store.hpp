@@ -1,6 +1,7 @@
 #pragma once
 // SQL for tenants, as database jobs for the pool. Shared by the tenant actor (its own row) and the
 // admin routes (create, list, delete). PostgreSQL renders the API's JSON itself.
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -21,7 +22,14 @@ persistence::db_job list(int limit_plus_one, std::optional<std::string> after_ti
 /// Applies a validated patch {"name"?, "status"?, "plan"?, "limits"?} (limits merge into the
 /// overrides key by key; a null value means unlimited); returns the updated tenant.
 persistence::db_job update(std::string tenant_id, nlohmann::json patch);
-/// Deletes the tenant and, by cascade, its keys and channels; not_found when absent.
+/// Deletes the tenant and, by cascade, its keys and channels; not_found when absent. Records it in
+/// deleted_tenants, so sweep_deleted() removes rows that land after the delete.
 persistence::db_job remove(std::string tenant_id);
+
+/// Deletes again the hot-table rows (messages, conversations, contacts, outbox, attempts, status
+/// reports) of tenants deleted within `horizon`: writes in flight when a tenant was deleted can
+/// land after it, and those tables have no foreign keys. Returns {"tenants": n, "rows": n}
+/// (rows = what this pass found and removed; 0 in the normal case).
+persistence::db_job sweep_deleted(std::chrono::seconds horizon);
 
 } // namespace parley::tenant_store
