@@ -11,16 +11,19 @@ namespace parley::domain {
 std::optional<uuid> uuid::parse(std::string_view text) {
   if (!is_uuid(text))
     return std::nullopt;
-  std::string digits;
-  digits.reserve(32);
-  for (char c : text)
-    if (c != '-')
-      digits += c;
-  auto raw = crypto::hex_decode(digits); // is_uuid admitted only hex digits: never nullopt
-  if (!raw || raw->size() != 16)
-    return std::nullopt;
+  // Called for every routed message (conversation keys): no allocation. is_uuid admitted only
+  // hex digits and the four dashes.
+  auto nibble = [](char c) {
+    return static_cast<uint8_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  };
   uuid u;
-  std::copy(raw->begin(), raw->end(), u.bytes_.begin());
+  size_t k = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '-')
+      continue;
+    uint8_t hi = nibble(text[i]);
+    u.bytes_[k++] = static_cast<uint8_t>(hi << 4 | nibble(text[++i]));
+  }
   return u;
 }
 

@@ -20,6 +20,9 @@ TEST(uuid, round_trips_the_canonical_form_in_lowercase) {
             "00000000-0000-0000-0000-000000000000");
   EXPECT_EQ(uuid::parse("ffffffff-ffff-ffff-ffff-ffffffffffff")->str(),
             "ffffffff-ffff-ffff-ffff-ffffffffffff");
+  EXPECT_EQ(uuid::parse("01234567-89aB-CdEf-0123-456789ABCDEF")->str(),
+            "01234567-89ab-cdef-0123-456789abcdef")
+      << "every digit, mixed case";
 }
 
 TEST(uuid, anything_else_is_refused) {
