@@ -37,11 +37,7 @@ TEST_F(inbound_store_test, MessageWhoseConversationIsCreatedConcurrentlyIsStored
   pqxx::connection other{db_->url()};
   pqxx::work racing{other};
   racing.exec("SELECT set_config('parley.scope', 'platform', true)");
-  auto winner =
-      racing
-          .exec("INSERT INTO conversations (tenant_id, channel_id, wa_id) VALUES ('" + tenant_id +
-                "', '" + channel_id + "', '4915550001') RETURNING id::text")[0][0]
-          .as<std::string>();
+  auto winner = insert_conversation(racing, "4915550001");
   // The batch blocks on the uncommitted conversation (its insert conflicts) until it commits.
   auto outcome = std::async(std::launch::async, [&] {
     return store({message("4915550001", "wamid.race"), message("4915550002", "wamid.calm")});

@@ -39,11 +39,7 @@ protected:
 TEST_F(outbound_store_test, TemplateWhoseConversationIsCreatedConcurrentlyIsAcceptedIntoIt) {
   pqxx::connection other{db_->url()};
   pqxx::work racing{other};
-  auto winner =
-      racing
-          .exec("INSERT INTO conversations (tenant_id, channel_id, wa_id) VALUES ('" + tenant_id +
-                "', '" + channel_id + "', '4915550101') RETURNING id::text")[0][0]
-          .as<std::string>();
+  auto winner = insert_conversation(racing, "4915550101");
   auto outcome = std::async(std::launch::async, [&] {
     return accept({template_to("4915550101"), template_to("4915550102")});
   });

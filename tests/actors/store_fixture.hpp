@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "persistence/batch.hpp"
 #include "persistence/migrations.hpp"
@@ -38,6 +39,15 @@ protected:
     for (auto& r : rows)
       ops.push_back({kind, std::move(r)});
     return persistence::run_batch(session, std::move(ops), handlers, {});
+  }
+
+  /// Inserts the conversation of (channel_id, `wa_id`) in `racing`, a transaction the test keeps
+  /// open to play a concurrent writer, and returns its id.
+  std::string insert_conversation(pqxx::work& racing, const std::string& wa_id) const {
+    return racing
+        .exec("INSERT INTO conversations (tenant_id, channel_id, wa_id) VALUES ('" + tenant_id +
+              "', '" + channel_id + "', '" + wa_id + "') RETURNING id::text")[0][0]
+        .as<std::string>();
   }
 
   std::unique_ptr<scratch_db> db_;
