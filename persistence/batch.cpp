@@ -179,6 +179,8 @@ private:
     for (size_t i = 0; i < done_.size(); ++i)
       if (!done_[i])
         fail(i, unavailable_);
+    for (auto& g : groups_)
+      out_.spent_rows.push_back(std::move(g.rows));
     return std::move(out_);
   }
 

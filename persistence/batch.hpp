@@ -38,6 +38,9 @@ struct row_result {
 struct batch_outcome {
   std::vector<row_result> rows;           ///< same order as the input
   std::optional<std::string> unavailable; ///< set when the database became unreachable
+  /// The batch's input rows, freed by whoever holds the outcome: after the answers are delivered
+  /// (freeing a batch's JSON was ~20 % of the writer's CPU, on the callers' critical path).
+  std::vector<std::vector<nlohmann::json>> spent_rows;
 };
 
 /// Metrics the committer updates (any may be null).
