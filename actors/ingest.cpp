@@ -74,6 +74,19 @@ metrics::counter& webhook_outcome(ingest_ptr self, const std::string& outcome) {
 
 void process(ingest_ptr self, progress_ptr ev);
 
+// Both exist from start-up (at 0), so an alert on their increase sees the first one.
+metrics::counter& raw_events_left(metrics::registry* reg) {
+  return reg->get_counter(
+      "parley_raw_events_left_total",
+      "Raw events whose processing failed every attempt (the sweep retries them)");
+}
+
+metrics::counter& raw_events_replayed(metrics::registry* reg) {
+  return reg->get_counter(
+      "parley_raw_events_replayed_total",
+      "Raw events found unprocessed (start-up replay or sweep) and processed again");
+}
+
 void finish(ingest_ptr self, const progress_ptr& ev) {
   auto& st = self->state;
   if (ev->failed > 0) {
@@ -91,6 +104,7 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
     }
     st.logger.warn("raw event left for the sweep",
                    {{"raw_event_id", ev->id}, {"error", ev->error}});
+    raw_events_left(st.deps.metrics).inc();
     st.in_flight.erase(ev->id);
     return;
   }
@@ -351,8 +365,10 @@ void replay_page(ingest_ptr self, int min_age_s) {
                                                              : "",
                                nullptr);
             }
-            if (fed > 0)
+            if (fed > 0) {
               self->state.logger.info("replayed raw events", {{"count", fed}});
+              raw_events_replayed(self->state.deps.metrics).inc(static_cast<double>(fed));
+            }
             if (rows.size() == 500)
               replay_page(self, min_age_s);
             else
@@ -450,6 +466,8 @@ void accept(ingest_ptr self, ack_promise rp, std::string body, std::string chann
 
 caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {
   self->state.deps = deps;
+  raw_events_left(deps.metrics);
+  raw_events_replayed(deps.metrics);
   if (deps.tree)
     deps.tree->enroll(self, {"ingest", "node", parent_path});
   self->set_down_handler([self](caf::down_msg& msg) {

@@ -22,8 +22,9 @@ packages=(
   postgresql-15 postgresql-client-15 redis-server redis-tools
   # promtool checks the metrics exposition and alert rules
   prometheus
-  # scripts, demo set-up and secrets
-  python3 curl openssl ca-certificates
+  # scripts, demo set-up and secrets; python3-yaml: the alert-rule test reads and writes the
+  # rules' YAML (promtool's rule unit tests)
+  python3 python3-yaml curl openssl ca-certificates
   # fuzzing, sanitizers, formatting
   clang libclang-rt-14-dev clang-format
 )

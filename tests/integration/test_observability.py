@@ -114,6 +114,10 @@ class ObservabilityTest(ParleyTestCase):
         self.assertGreaterEqual(alive.get("supervisor", 0), 1, alive)
         self.assertTrue("parley_db_batch_rows" in fams or "parley_db_commit_seconds" in fams,
                         sorted(fams))
+        # Exported from start-up at 0: an alert on their increase must see the first one.
+        for fam in ("parley_raw_events_left_total", "parley_raw_events_replayed_total",
+                    "parley_db_writer_up"):
+            self.assertIn(fam, fams, sorted(fams))
 
     def test_counters_count(self):
         def count(route, status):
