@@ -146,18 +146,41 @@ persistence::db_job create(std::string tenant_id, std::string name, std::string 
           }};
 }
 
-persistence::db_job list(std::string tenant_id) {
-  return {
-      tenant_id, true, [tenant_id](pqxx::work& tx) {
-        require_tenant(tx, tenant_id);
-        auto r = tx.exec_params(
-            "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'prefix', prefix, "
-            "'created_at', parley_ts(created_at), 'revoked_at', parley_ts(revoked_at)) "
-            "ORDER BY created_at, id), '[]')::text FROM api_keys WHERE tenant_id = $1::uuid",
-            tenant_id);
-        return nlohmann::json{{"data", nlohmann::json::parse(r[0][0].c_str())},
-                              {"next_cursor", nullptr}};
-      }};
+namespace {
+
+const char* const key_select =
+    "SELECT k.id, k.name, k.prefix, parley_ts(k.created_at) AS created_at, "
+    "parley_ts(k.revoked_at) AS revoked_at, parley_cursor_ts(k.created_at) AS _cursor_time "
+    "FROM api_keys k";
+
+} // namespace
+
+persistence::db_job list(std::string tenant_id, int limit_plus_one,
+                         std::optional<std::string> after_time,
+                         std::optional<std::string> after_id) {
+  return {tenant_id, true, [=](pqxx::work& tx) {
+            require_tenant(tx, tenant_id);
+            auto r = tx.exec_params(
+                std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + key_select +
+                    " WHERE k.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
+                    "(k.created_at, k.id) > ($2::timestamptz, $3::uuid)) "
+                    "ORDER BY k.created_at, k.id LIMIT $4) x",
+                tenant_id, after_time, after_id, limit_plus_one);
+            return nlohmann::json::parse(r[0][0].c_str());
+          }};
+}
+
+persistence::db_job get(std::string tenant_id, std::string key_id) {
+  return {tenant_id, true, [tenant_id, key_id](pqxx::work& tx) {
+            auto r = tx.exec_params(
+                std::string{"SELECT coalesce((SELECT row_to_json(x)::text FROM ("} + key_select +
+                    " WHERE k.tenant_id = $1::uuid AND k.id = $2::uuid) x), 'null')",
+                tenant_id, key_id);
+            auto key = nlohmann::json::parse(r[0][0].c_str());
+            if (key.is_object())
+              key.erase("_cursor_time");
+            return key;
+          }};
 }
 
 persistence::db_job revoke(std::string tenant_id, std::string key_id) {

@@ -24,7 +24,8 @@ struct new_channel {
 persistence::db_job create(new_channel c);
 /// Channels of one tenant, keyset-paged by (created_at, id).
 persistence::db_job list(std::string tenant_id, int limit_plus_one,
-                         std::optional<std::string> after_time, std::optional<std::string> after_id);
+                         std::optional<std::string> after_time,
+                         std::optional<std::string> after_id);
 /// One channel of one tenant; another tenant's channel is not_found.
 persistence::db_job get(std::string tenant_id, std::string channel_id);
 
@@ -50,8 +51,13 @@ namespace parley::api_key_store {
 /// Stores a new key's hash; returns {"id","name","prefix","created_at"}; not_found for no tenant.
 persistence::db_job create(std::string tenant_id, std::string name, std::string prefix,
                            std::string key_hash);
-/// Keys of a tenant without secrets.
-persistence::db_job list(std::string tenant_id);
+/// Up to `limit_plus_one` keys of a tenant (revoked ones included, without secrets), oldest
+/// first after the keyset position; rows carry "_cursor_time" for page_response().
+persistence::db_job list(std::string tenant_id, int limit_plus_one,
+                         std::optional<std::string> after_time,
+                         std::optional<std::string> after_id);
+/// One key of a tenant as list() shows it, or null.
+persistence::db_job get(std::string tenant_id, std::string key_id);
 /// Revokes; not_found when the key is not the tenant's.
 persistence::db_job revoke(std::string tenant_id, std::string key_id);
 /// Resolves a key hash to {"tenant_id","key_id"}; unauthorized when unknown, revoked or the

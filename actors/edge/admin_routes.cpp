@@ -152,7 +152,9 @@ void list_api_keys(const context_ptr& ctx, const principal& p, http::request&& r
                    http::responder respond) {
   auto tenant_id = uuid_param(req, "id", "tenant");
   require_tenant_access(p, tenant_id);
-  run_job(ctx, api_key_store::list(tenant_id), respond);
+  auto page = page_params(req);
+  run_page(ctx, api_key_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
+           page.limit, respond);
 }
 
 void revoke_api_key(const context_ptr& ctx, const principal& p, http::request&& req,
@@ -161,10 +163,7 @@ void revoke_api_key(const context_ptr& ctx, const principal& p, http::request&& 
   auto key_id = uuid_param(req, "key_id", "api key");
   require_tenant_access(p, tenant_id);
   auto before = [tenant_id, key_id](pqxx::work& tx) {
-    for (auto& k : api_key_store::list(tenant_id).fn(tx)["data"])
-      if (k["id"] == key_id)
-        return k;
-    return nlohmann::json(nullptr);
+    return api_key_store::get(tenant_id, key_id).fn(tx);
   };
   // Validation is done: from here on the answer comes from the committed change.
   respond = clearing_keys(ctx, std::move(respond));

@@ -211,6 +211,36 @@ class AdminTest(ParleyTestCase):
         r = self.post(f"/v1/tenants/{t['id']}/api-keys", {})
         self.assertError(r, 400, BAD, mentions="name")
 
+    def test_api_keys_are_listed_a_page_at_a_time(self):
+        t = self.server.create_tenant()
+        made = [self.server.create_api_key(t["id"], f"key-{n}")["id"] for n in range(5)]
+        revoked = made[1]
+        self.assertStatus(self.server.admin("DELETE", f"/v1/tenants/{t['id']}/api-keys/{revoked}"),
+                          204, "revoke")
+        other = self.server.create_tenant()
+        self.server.create_api_key(other["id"], "other tenant's")
+        seen, cursor = [], None
+        for _ in range(5):
+            path = f"/v1/tenants/{t['id']}/api-keys?limit=2"
+            if cursor:
+                path += f"&cursor={cursor}"
+            r = self.server.admin("GET", path)
+            self.assertStatus(r, 200, "page")
+            self.assertLessEqual(len(r.body["data"]), 2)
+            seen += r.body["data"]
+            cursor = r.body["next_cursor"]
+            if cursor is None:
+                break
+        # Oldest first, every key once, revoked ones included, no other tenant's, no secrets.
+        self.assertEqual([k["id"] for k in seen], made)
+        self.assertIsNotNone(next(k for k in seen if k["id"] == revoked)["revoked_at"])
+        for k in seen:
+            self.assertEqual(sorted(k), ["created_at", "id", "name", "prefix", "revoked_at"])
+        r = self.server.admin("GET", f"/v1/tenants/{t['id']}/api-keys?limit=0")
+        self.assertError(r, 400, BAD, mentions="limit")
+        r = self.server.admin("GET", f"/v1/tenants/{t['id']}/api-keys?cursor=not-a-cursor")
+        self.assertError(r, 400, BAD, mentions="cursor")
+
     def test_suspended_tenant_key_is_rejected(self):
         t = self.server.create_tenant()
         k = self.server.create_api_key(t["id"])

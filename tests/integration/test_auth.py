@@ -458,6 +458,9 @@ class AuthTest(ParleyTestCase):
         self.assertEqual(role["actor_id"], ta["id"])
         self.assertIsNone(by_action["user.delete"][0]["after"])
         self.assertEqual(by_action["api_key.revoke"][0]["object_id"], key["id"])
+        # The key as it was before the revoke (read alone, not found by scanning a list).
+        self.assertEqual(by_action["api_key.revoke"][0]["before"]["id"], key["id"])
+        self.assertIsNone(by_action["api_key.revoke"][0]["before"]["revoked_at"])
         self.assertEqual(by_action["channel.create"][0]["object_id"], ch["id"])
         text = json.dumps(entries)
         for secret in (password, ta_password, key["key"], "password_hash", "scrypt$", "access_token"):
