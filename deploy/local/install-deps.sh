@@ -20,8 +20,8 @@ packages=(
   # the private servers of make run / make test (postgresql-common may also start a system
   # cluster on 5432; we never use it)
   postgresql-15 postgresql-client-15 redis-server redis-tools
-  # promtool checks the metrics exposition and alert rules
-  prometheus
+  # promtool checks the metrics exposition and alert rules; systemd-analyze the unit file
+  prometheus systemd
   # scripts, demo set-up and secrets; python3-yaml: the alert-rule test reads and writes the
   # rules' YAML (promtool's rule unit tests)
   python3 python3-yaml curl openssl ca-certificates
