@@ -245,6 +245,8 @@ int serve(const config::parley_config& cfg) {
     deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     deps.max_restarts = static_cast<size_t>(cfg.runtime.supervisor_max_restarts);
     deps.restart_window = std::chrono::seconds(cfg.runtime.supervisor_window_s);
+    deps.sweep_interval = std::chrono::seconds(cfg.runtime.tenant_sweep_interval_s);
+    deps.sweep_horizon = std::chrono::hours(cfg.runtime.tenant_sweep_horizon_h);
 
     runtime::supervisor_options root_opts;
     root_opts.id = "root";

@@ -9,8 +9,8 @@
 #include <limits>
 #include <sstream>
 #include <string_view>
-#include <unistd.h>
 #include <type_traits>
+#include <unistd.h>
 #include <variant>
 #include <vector>
 
@@ -32,7 +32,7 @@ struct field_spec {
   std::string_view section;
   std::string_view key;
   field_ref (*ref)(parley_config&);
-  long long min;  // integers only
+  long long min; // integers only
   long long max;
   secrecy kind;
 };
@@ -43,71 +43,73 @@ constexpr long long any_string = 0;
 // The macro keeps the JSON key spelled exactly like the struct member.
 #define PARLEY_FIELD(sec, name, lo, hi, secr)                                                      \
   field_spec {                                                                                     \
-    #sec, #name, [](parley_config& c) -> field_ref { return &c.sec.name; }, lo, hi, secr           \
+#sec, #name, [](parley_config & c) -> field_ref { return &c.sec.name; }, lo, hi, secr          \
   }
 
 constexpr std::array field_table = {
-  PARLEY_FIELD(http, address, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(http, port, 0, 65535, secrecy::none),
-  PARLEY_FIELD(http, io_threads, 1, 64, secrecy::none),
-  PARLEY_FIELD(http, body_limit, 1, 1LL << 30, secrecy::none),
-  PARLEY_FIELD(http, header_limit, 1, 1LL << 20, secrecy::none),
-  PARLEY_FIELD(http, read_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(http, idle_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(http, request_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(http, drain_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(http, trusted_proxies, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
-  PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
-  PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),
-  // 0 is allowed: flush as soon as the writer is idle, trading batching for latency.
-  PARLEY_FIELD(db, batch_max_delay_ms, 0, 60000, secrecy::none),
-  PARLEY_FIELD(db, writers, 1, 64, secrecy::none),
-  PARLEY_FIELD(db, connect_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(db, statement_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(db, reconnect_max_backoff_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(db, request_timeout_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(db, migrate_url, any_string, any_string, secrecy::url_with_password),
-  PARLEY_FIELD(db, allow_rls_bypass, 0, 1, secrecy::none),
-  PARLEY_FIELD(redis, url, any_string, any_string, secrecy::url_with_password),
-  PARLEY_FIELD(ratelimit, enabled, 0, 1, secrecy::none),
-  PARLEY_FIELD(ratelimit, ip_failures_per_minute, 1, 1000000, secrecy::none),
-  PARLEY_FIELD(ratelimit, ip_failure_burst, 1, 1000000, secrecy::none),
-  PARLEY_FIELD(ratelimit, max_keys, 1, 100000000, secrecy::none),
-  PARLEY_FIELD(ratelimit, redis_timeout_ms, 1, 60000, secrecy::none),
-  PARLEY_FIELD(admin, token, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(whatsapp, app_secret, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(whatsapp, verify_token, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(whatsapp, graph_base_url, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(whatsapp, graph_version, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(whatsapp, graph_ca_file, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(security, master_key, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(security, master_key_version, 1, 1000000, secrecy::none),
-  PARLEY_FIELD(security, previous_master_keys, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(security, jwt_secret, any_string, any_string, secrecy::secret),
-  PARLEY_FIELD(security, access_token_ttl_s, 60, 86400, secrecy::none),
-  PARLEY_FIELD(security, refresh_token_ttl_s, 300, 365 * 86400, secrecy::none),
-  PARLEY_FIELD(security, login_max_failures, 1, 1000, secrecy::none),
-  PARLEY_FIELD(security, login_lockout_base_s, 1, 86400, secrecy::none),
-  PARLEY_FIELD(security, login_lockout_max_s, 1, 30 * 86400, secrecy::none),
-  // 10 (1 MiB) is for tests; production keeps 15 (32 MiB) or more.
-  PARLEY_FIELD(security, password_scrypt_log_n, 10, 20, secrecy::none),
-  PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
-  PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
-  // 0 restarts means "escalate on the first failure", a legitimate strict setting.
-  PARLEY_FIELD(runtime, supervisor_max_restarts, 0, 10000, secrecy::none),
-  PARLEY_FIELD(runtime, supervisor_window_s, 1, 86400, secrecy::none),
-  PARLEY_FIELD(runtime, conversation_idle_timeout_s, 1, 7 * 86400, secrecy::none),
-  PARLEY_FIELD(outbound, max_attempts, 1, 100, secrecy::none),
-  PARLEY_FIELD(outbound, backoff_base_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(outbound, backoff_max_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(outbound, request_timeout_ms, 1, 600000, secrecy::none),
-  PARLEY_FIELD(outbound, max_in_flight, 1, 1024, secrecy::none),
-  PARLEY_FIELD(outbound, pair_burst, 1, 10000, secrecy::none),
-  PARLEY_FIELD(outbound, pair_interval_ms, 1, day_ms, secrecy::none),
-  PARLEY_FIELD(outbound, health_interval_s, 1, 86400, secrecy::none),
-  PARLEY_FIELD(outbound, breaker_open_ms, 1, 600000, secrecy::none),
-  PARLEY_FIELD(outbound, http_connections, 1, 4096, secrecy::none),
+    PARLEY_FIELD(http, address, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(http, port, 0, 65535, secrecy::none),
+    PARLEY_FIELD(http, io_threads, 1, 64, secrecy::none),
+    PARLEY_FIELD(http, body_limit, 1, 1LL << 30, secrecy::none),
+    PARLEY_FIELD(http, header_limit, 1, 1LL << 20, secrecy::none),
+    PARLEY_FIELD(http, read_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(http, idle_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(http, request_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(http, drain_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(http, trusted_proxies, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
+    PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
+    PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),
+    // 0 is allowed: flush as soon as the writer is idle, trading batching for latency.
+    PARLEY_FIELD(db, batch_max_delay_ms, 0, 60000, secrecy::none),
+    PARLEY_FIELD(db, writers, 1, 64, secrecy::none),
+    PARLEY_FIELD(db, connect_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(db, statement_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(db, reconnect_max_backoff_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(db, request_timeout_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(db, migrate_url, any_string, any_string, secrecy::url_with_password),
+    PARLEY_FIELD(db, allow_rls_bypass, 0, 1, secrecy::none),
+    PARLEY_FIELD(redis, url, any_string, any_string, secrecy::url_with_password),
+    PARLEY_FIELD(ratelimit, enabled, 0, 1, secrecy::none),
+    PARLEY_FIELD(ratelimit, ip_failures_per_minute, 1, 1000000, secrecy::none),
+    PARLEY_FIELD(ratelimit, ip_failure_burst, 1, 1000000, secrecy::none),
+    PARLEY_FIELD(ratelimit, max_keys, 1, 100000000, secrecy::none),
+    PARLEY_FIELD(ratelimit, redis_timeout_ms, 1, 60000, secrecy::none),
+    PARLEY_FIELD(admin, token, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(whatsapp, app_secret, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(whatsapp, verify_token, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(whatsapp, graph_base_url, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(whatsapp, graph_version, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(whatsapp, graph_ca_file, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(security, master_key, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(security, master_key_version, 1, 1000000, secrecy::none),
+    PARLEY_FIELD(security, previous_master_keys, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(security, jwt_secret, any_string, any_string, secrecy::secret),
+    PARLEY_FIELD(security, access_token_ttl_s, 60, 86400, secrecy::none),
+    PARLEY_FIELD(security, refresh_token_ttl_s, 300, 365 * 86400, secrecy::none),
+    PARLEY_FIELD(security, login_max_failures, 1, 1000, secrecy::none),
+    PARLEY_FIELD(security, login_lockout_base_s, 1, 86400, secrecy::none),
+    PARLEY_FIELD(security, login_lockout_max_s, 1, 30 * 86400, secrecy::none),
+    // 10 (1 MiB) is for tests; production keeps 15 (32 MiB) or more.
+    PARLEY_FIELD(security, password_scrypt_log_n, 10, 20, secrecy::none),
+    PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
+    PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
+    // 0 restarts means "escalate on the first failure", a legitimate strict setting.
+    PARLEY_FIELD(runtime, supervisor_max_restarts, 0, 10000, secrecy::none),
+    PARLEY_FIELD(runtime, supervisor_window_s, 1, 86400, secrecy::none),
+    PARLEY_FIELD(runtime, conversation_idle_timeout_s, 1, 7 * 86400, secrecy::none),
+    PARLEY_FIELD(runtime, tenant_sweep_interval_s, 1, 86400, secrecy::none),
+    PARLEY_FIELD(runtime, tenant_sweep_horizon_h, 1, 30 * 24, secrecy::none),
+    PARLEY_FIELD(outbound, max_attempts, 1, 100, secrecy::none),
+    PARLEY_FIELD(outbound, backoff_base_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(outbound, backoff_max_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(outbound, request_timeout_ms, 1, 600000, secrecy::none),
+    PARLEY_FIELD(outbound, max_in_flight, 1, 1024, secrecy::none),
+    PARLEY_FIELD(outbound, pair_burst, 1, 10000, secrecy::none),
+    PARLEY_FIELD(outbound, pair_interval_ms, 1, day_ms, secrecy::none),
+    PARLEY_FIELD(outbound, health_interval_s, 1, 86400, secrecy::none),
+    PARLEY_FIELD(outbound, breaker_open_ms, 1, 600000, secrecy::none),
+    PARLEY_FIELD(outbound, http_connections, 1, 4096, secrecy::none),
 };
 
 #undef PARLEY_FIELD
@@ -117,11 +119,12 @@ constexpr std::string_view master_key_alias = "PARLEY_MASTER_KEY";
 
 // Variables the scripts, tests and benchmarks use for themselves; they are not node configuration.
 constexpr std::array<std::string_view, 10> foreign_env_prefixes = {
-  "PARLEY_TEST_", "PARLEY_BENCH_", "PARLEY_PG_", "PARLEY_REDIS_PORT", "PARLEY_DEMO_", "PARLEY_CONFIG",
-  "PARLEY_SANITIZE_", "PARLEY_BUILD_", "PARLEY_BIN", "PARLEY_FUZZ_",
+    "PARLEY_TEST_",  "PARLEY_BENCH_",    "PARLEY_PG_",    "PARLEY_REDIS_PORT", "PARLEY_DEMO_",
+    "PARLEY_CONFIG", "PARLEY_SANITIZE_", "PARLEY_BUILD_", "PARLEY_BIN",        "PARLEY_FUZZ_",
 };
 
-constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::array<std::string_view, 6> log_levels = {"trace", "debug", "info",
+                                                        "warn",  "error", "off"};
 
 std::string dotted(const field_spec& f) {
   return std::string(f.section) + "." + std::string(f.key);
@@ -230,12 +233,12 @@ std::string expected_form(const field_spec& f, const field_ref& ref) {
 
 void store_integer(parley_config& cfg, const field_spec& f, long long value) {
   std::visit(
-    [&](auto* target) {
-      using T = std::remove_pointer_t<decltype(target)>;
-      if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>)
-        *target = static_cast<T>(value);
-    },
-    f.ref(cfg));
+      [&](auto* target) {
+        using T = std::remove_pointer_t<decltype(target)>;
+        if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>)
+          *target = static_cast<T>(value);
+      },
+      f.ref(cfg));
 }
 
 void apply_json(parley_config& cfg, const field_spec& f, const json& v) {
@@ -243,7 +246,8 @@ void apply_json(parley_config& cfg, const field_spec& f, const json& v) {
   const bool secret = f.kind != secrecy::none;
   if (auto* s = std::get_if<std::string*>(&ref)) {
     if (!v.is_string())
-      reject(f, expected_form(f, ref) + ", got " + (secret ? std::string(v.type_name()) : shown(v)), "");
+      reject(f, expected_form(f, ref) + ", got " + (secret ? std::string(v.type_name()) : shown(v)),
+             "");
     **s = v.get<std::string>();
     return;
   }
@@ -269,7 +273,8 @@ void apply_json(parley_config& cfg, const field_spec& f, const json& v) {
   store_integer(cfg, f, value);
 }
 
-void apply_env(parley_config& cfg, const field_spec& f, const std::string& var, const std::string& text) {
+void apply_env(parley_config& cfg, const field_spec& f, const std::string& var,
+               const std::string& text) {
   auto ref = f.ref(cfg);
   if (auto* s = std::get_if<std::string*>(&ref)) {
     **s = text;
@@ -286,8 +291,8 @@ void apply_env(parley_config& cfg, const field_spec& f, const std::string& var, 
   }
   long long value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < f.min
-      || value > f.max)
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < f.min ||
+      value > f.max)
     reject(f, expected_form(f, ref) + ", got " + shown(json(text)), var);
   store_integer(cfg, f, value);
 }
@@ -304,12 +309,12 @@ void apply_file(parley_config& cfg, const std::string& json_text) {
   }
   const auto sections = section_names();
   if (!doc.is_object())
-    throw config_error("--config", "expected a JSON object with sections " + join(sections)
-                                     + ", got " + std::string(doc.type_name()));
+    throw config_error("--config", "expected a JSON object with sections " + join(sections) +
+                                       ", got " + std::string(doc.type_name()));
   for (const auto& [section, body] : doc.items()) {
     if (std::find(sections.begin(), sections.end(), section) == sections.end())
-      throw config_error(section, "unknown section; known sections: " + join(sections)
-                                    + did_you_mean(section, sections));
+      throw config_error(section, "unknown section; known sections: " + join(sections) +
+                                      did_you_mean(section, sections));
     if (!body.is_object())
       throw config_error(section, "expected an object, got " + shown(body));
     for (const auto& [key, value] : body.items()) {
@@ -339,16 +344,17 @@ void apply_environment(parley_config& cfg, const env_map& env, origin_map& origi
                     [&](std::string_view p) { return starts_with(name, p); }))
       continue;
     if (name == master_key_alias)
-      continue;  // applied below, after the canonical name, so the two can be checked together
+      continue; // applied below, after the canonical name, so the two can be checked together
     const field_spec* match = nullptr;
     for (const auto& f : field_table)
       if (env_name(f) == name)
         match = &f;
     if (match == nullptr)
-      throw config_error(name, "unknown environment variable; known: " + join(known_vars)
-                                 + did_you_mean(name, known_vars)
-                                 + "; variables starting with PARLEY_TEST_, PARLEY_BENCH_, "
-                                   "PARLEY_PG_, PARLEY_DEMO_, PARLEY_SANITIZE_, PARLEY_BUILD_, PARLEY_FUZZ_, PARLEY_BIN or "
+      throw config_error(name, "unknown environment variable; known: " + join(known_vars) +
+                                   did_you_mean(name, known_vars) +
+                                   "; variables starting with PARLEY_TEST_, PARLEY_BENCH_, "
+                                   "PARLEY_PG_, PARLEY_DEMO_, PARLEY_SANITIZE_, PARLEY_BUILD_, "
+                                   "PARLEY_FUZZ_, PARLEY_BIN or "
                                    "PARLEY_CONFIG are left to scripts");
     apply_env(cfg, *match, name, value);
     origin[dotted(*match)] = name;
@@ -358,8 +364,8 @@ void apply_environment(parley_config& cfg, const env_map& env, origin_map& origi
     const auto* f = find_field("security", "master_key");
     auto canonical = env.find(env_name(*f));
     if (canonical != env.end() && canonical->second != alias->second)
-      throw config_error(dotted(*f), std::string(master_key_alias) + " and " + env_name(*f)
-                                       + " are both set and differ; set only one");
+      throw config_error(dotted(*f), std::string(master_key_alias) + " and " + env_name(*f) +
+                                         " are both set and differ; set only one");
     apply_env(cfg, *f, alias->first, alias->second);
     origin[dotted(*f)] = alias->first;
   }
@@ -384,8 +390,8 @@ void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
          "required: set PARLEY_DB_URL (or db.url in the config file) to a libpq URI such as "
          "postgresql://user:password@127.0.0.1:5432/parley");
 
-  if (!cfg.redis.url.empty()
-      && (!starts_with(cfg.redis.url, "redis://") || cfg.redis.url.size() == 8))
+  if (!cfg.redis.url.empty() &&
+      (!starts_with(cfg.redis.url, "redis://") || cfg.redis.url.size() == 8))
     fail("redis", "url", "expected redis://host:port (or empty to run without Redis)");
 
   if (p == purpose::serve && cfg.admin.token.empty())
@@ -395,11 +401,11 @@ void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
   // Only the length is reported: the value is a secret.
   if (!cfg.admin.token.empty() && cfg.admin.token.size() < 16)
     fail("admin", "token",
-         "must be at least 16 characters, got " + std::to_string(cfg.admin.token.size())
-           + " (generate one with `openssl rand -hex 32`)");
+         "must be at least 16 characters, got " + std::to_string(cfg.admin.token.size()) +
+             " (generate one with `openssl rand -hex 32`)");
 
-  if (!starts_with(cfg.whatsapp.graph_base_url, "http://")
-      && !starts_with(cfg.whatsapp.graph_base_url, "https://"))
+  if (!starts_with(cfg.whatsapp.graph_base_url, "http://") &&
+      !starts_with(cfg.whatsapp.graph_base_url, "https://"))
     fail("whatsapp", "graph_base_url",
          "expected an http:// or https:// URL, got " + shown(json(cfg.whatsapp.graph_base_url)));
   if (cfg.whatsapp.graph_version.empty())
@@ -412,16 +418,16 @@ void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
          "(generate one with `openssl rand -hex 32`)");
   if (!key.empty() && (key.size() != 64 || !is_hex(key)))
     fail("security", "master_key",
-         "expected exactly 64 hex characters (32 bytes), got " + std::to_string(key.size())
-           + " characters" + (is_hex(key) ? "" : " including non-hex ones")
-           + " (generate one with `openssl rand -hex 32`)");
+         "expected exactly 64 hex characters (32 bytes), got " + std::to_string(key.size()) +
+             " characters" + (is_hex(key) ? "" : " including non-hex ones") +
+             " (generate one with `openssl rand -hex 32`)");
 
   // Parsing validates every entry (format, versions) and names the key on failure.
   previous_master_keys(cfg.security);
   if (!cfg.security.jwt_secret.empty() && cfg.security.jwt_secret.size() < 32)
     fail("security", "jwt_secret",
-         "must be at least 32 characters, got " + std::to_string(cfg.security.jwt_secret.size())
-           + " (generate one with `openssl rand -hex 32`, or leave it empty to derive it from "
+         "must be at least 32 characters, got " + std::to_string(cfg.security.jwt_secret.size()) +
+             " (generate one with `openssl rand -hex 32`, or leave it empty to derive it from "
              "the master key)");
   if (cfg.security.login_lockout_max_s < cfg.security.login_lockout_base_s)
     fail("security", "login_lockout_max_s", "must be at least security.login_lockout_base_s");
@@ -534,18 +540,19 @@ std::map<int, std::string> previous_master_keys(const security_config& sec) {
       number.remove_prefix(1);
     int version = 0;
     auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), version);
-    if (colon == std::string_view::npos || number.empty() || ec != std::errc{}
-        || end != number.data() + number.size() || version < 1)
+    if (colon == std::string_view::npos || number.empty() || ec != std::errc{} ||
+        end != number.data() + number.size() || version < 1)
       throw config_error(key, "expected comma-separated entries 'v<version>:<64 hex chars>' "
-                              "(e.g. v1:<old key>), entry " + std::to_string(out.size() + 1)
-                                + " is malformed");
+                              "(e.g. v1:<old key>), entry " +
+                                  std::to_string(out.size() + 1) + " is malformed");
     auto hex = entry.substr(colon + 1);
     if (hex.size() != 64 || !is_hex(hex))
-      throw config_error(key, "the key of version " + std::to_string(version)
-                                + " must be exactly 64 hex characters (32 bytes)");
+      throw config_error(key, "the key of version " + std::to_string(version) +
+                                  " must be exactly 64 hex characters (32 bytes)");
     if (version == sec.master_key_version)
-      throw config_error(key, "version " + std::to_string(version)
-                                + " is the current security.master_key_version; list only older keys");
+      throw config_error(key,
+                         "version " + std::to_string(version) +
+                             " is the current security.master_key_version; list only older keys");
     if (!out.emplace(version, std::string(hex)).second)
       throw config_error(key, "version " + std::to_string(version) + " is listed twice");
   }
@@ -553,26 +560,32 @@ std::map<int, std::string> previous_master_keys(const security_config& sec) {
 }
 
 std::string redacted_json(const parley_config& cfg) {
-  parley_config copy = cfg;  // the table hands out mutable references
+  parley_config copy = cfg; // the table hands out mutable references
   // Ordered so --print-config reads in the order the struct (and the docs) declare the keys.
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
   for (const auto& f : field_table) {
     nlohmann::ordered_json value;
     std::visit(
-      [&](auto* target) {
-        using T = std::remove_pointer_t<decltype(target)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-          switch (f.kind) {
+        [&](auto* target) {
+          using T = std::remove_pointer_t<decltype(target)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            switch (f.kind) {
             // An unset secret stays visibly empty: that is useful and reveals nothing.
-            case secrecy::secret: value = target->empty() ? "" : "***"; break;
-            case secrecy::url_with_password: value = redact_url(*target); break;
-            case secrecy::none: value = *target; break;
+            case secrecy::secret:
+              value = target->empty() ? "" : "***";
+              break;
+            case secrecy::url_with_password:
+              value = redact_url(*target);
+              break;
+            case secrecy::none:
+              value = *target;
+              break;
+            }
+          } else {
+            value = *target;
           }
-        } else {
-          value = *target;
-        }
-      },
-      f.ref(copy));
+        },
+        f.ref(copy));
     doc[std::string(f.section)][std::string(f.key)] = std::move(value);
   }
   return doc.dump(2);

@@ -126,6 +126,10 @@ struct runtime_config {
   int supervisor_max_restarts = 5;       ///< runtime.supervisor_max_restarts within...
   int supervisor_window_s = 10;          ///< runtime.supervisor_window_s seconds, else escalate
   int conversation_idle_timeout_s = 300; ///< runtime.conversation_idle_timeout_s: passivation
+  /// runtime.tenant_sweep_interval_s / tenant_sweep_horizon_h: how often each node removes rows
+  /// that writes in flight committed for tenants deleted within the horizon.
+  int tenant_sweep_interval_s = 60;
+  int tenant_sweep_horizon_h = 24;
 };
 
 struct parley_config {

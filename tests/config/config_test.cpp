@@ -21,9 +21,9 @@ const std::string admin_token = "admin-token-0123456789";
 // The smallest environment that passes validation.
 env_map required_env() {
   return {
-    {"PARLEY_DB_URL", "postgresql://parley:dbpass@127.0.0.1:5432/parley"},
-    {"PARLEY_ADMIN_TOKEN", admin_token},
-    {"PARLEY_MASTER_KEY", master_key},
+      {"PARLEY_DB_URL", "postgresql://parley:dbpass@127.0.0.1:5432/parley"},
+      {"PARLEY_ADMIN_TOKEN", admin_token},
+      {"PARLEY_MASTER_KEY", master_key},
   };
 }
 
@@ -103,8 +103,8 @@ TEST(config, file_values_are_applied) {
 }
 
 TEST(config, secrets_can_come_from_the_file) {
-  auto cfg = parse(R"({"db": {"url": "postgresql://x@h/db"}, "admin": {"token": ")" + admin_token
-                     + R"("}, "security": {"master_key": ")" + master_key + R"("}})",
+  auto cfg = parse(R"({"db": {"url": "postgresql://x@h/db"}, "admin": {"token": ")" + admin_token +
+                       R"("}, "security": {"master_key": ")" + master_key + R"("}})",
                    {});
   EXPECT_EQ(cfg.db.url, "postgresql://x@h/db");
   EXPECT_EQ(cfg.admin.token, admin_token);
@@ -118,7 +118,9 @@ TEST(config, environment_overrides_file) {
                                    {"PARLEY_WHATSAPP_APP_SECRET", "from-env"},
                                    {"PARLEY_WHATSAPP_VERIFY_TOKEN", "vt-env"},
                                    {"PARLEY_DB_POOL_SIZE", "3"},
-                                   {"PARLEY_RUNTIME_CONVERSATION_IDLE_TIMEOUT_S", "60"}});
+                                   {"PARLEY_RUNTIME_CONVERSATION_IDLE_TIMEOUT_S", "60"},
+                                   {"PARLEY_RUNTIME_TENANT_SWEEP_INTERVAL_S", "600"},
+                                   {"PARLEY_RUNTIME_TENANT_SWEEP_HORIZON_H", "2"}});
   auto cfg = parse(R"({"http": {"port": 9000, "address": "0.0.0.0"}, "log": {"level": "debug"},
                        "db": {"url": "postgresql://file/db", "pool_size": 9},
                        "whatsapp": {"app_secret": "from-file"}})",
@@ -132,6 +134,8 @@ TEST(config, environment_overrides_file) {
   EXPECT_EQ(cfg.whatsapp.app_secret, "from-env");
   EXPECT_EQ(cfg.whatsapp.verify_token, "vt-env");
   EXPECT_EQ(cfg.runtime.conversation_idle_timeout_s, 60);
+  EXPECT_EQ(cfg.runtime.tenant_sweep_interval_s, 600);
+  EXPECT_EQ(cfg.runtime.tenant_sweep_horizon_h, 2);
 }
 
 TEST(config, master_key_canonical_name_and_alias) {
@@ -203,7 +207,12 @@ TEST(config, wrong_types_and_ranges_name_the_key) {
   expect_error(R"({"db": {"pool_size": 0}})", required_env(), "db.pool_size");
   expect_error(R"({"db": {"writers": 0}})", required_env(), "db.writers");
   expect_error(R"({"db": {"statement_timeout_ms": 0}})", required_env(), "db.statement_timeout_ms");
-  expect_error(R"({"runtime": {"scheduler_threads": 0}})", required_env(), "runtime.scheduler_threads");
+  expect_error(R"({"runtime": {"scheduler_threads": 0}})", required_env(),
+               "runtime.scheduler_threads");
+  expect_error(R"({"runtime": {"tenant_sweep_interval_s": 0}})", required_env(),
+               "runtime.tenant_sweep_interval_s", {"1..86400"});
+  expect_error(R"({"runtime": {"tenant_sweep_horizon_h": 721}})", required_env(),
+               "runtime.tenant_sweep_horizon_h", {"1..720"});
   expect_error(R"({"http": 5})", required_env(), "http", {"expected an object"});
   expect_error(R"({"log": {"level": "loud"}})", required_env(), "log.level", {"loud"});
   expect_error(R"({"whatsapp": {"graph_base_url": "ftp://x"}})", required_env(),
@@ -218,7 +227,8 @@ TEST(config, malformed_json_is_rejected) {
 }
 
 TEST(config, required_values) {
-  expect_error("", without(required_env(), "PARLEY_DB_URL"), "db.url", {"required", "PARLEY_DB_URL"});
+  expect_error("", without(required_env(), "PARLEY_DB_URL"), "db.url",
+               {"required", "PARLEY_DB_URL"});
   expect_error("", without(required_env(), "PARLEY_ADMIN_TOKEN"), "admin.token",
                {"required", "PARLEY_ADMIN_TOKEN", "16"});
   expect_error("", without(required_env(), "PARLEY_MASTER_KEY"), "security.master_key",
@@ -235,7 +245,7 @@ TEST(config, secret_checks_never_echo_the_secret) {
   expect_error(R"({"admin": {"token": 1234567890123456789}})", required_env(), "admin.token",
                {"expected a string, got number"});
   for (const auto& [env, value] : std::initializer_list<std::pair<std::string, std::string>>{
-         {"PARLEY_ADMIN_TOKEN", "short-tok"}, {"PARLEY_MASTER_KEY", "zzzzzz-not-hex"}}) {
+           {"PARLEY_ADMIN_TOKEN", "short-tok"}, {"PARLEY_MASTER_KEY", "zzzzzz-not-hex"}}) {
     try {
       parse("", with(required_env(), {{env, value}}));
       ADD_FAILURE();
@@ -251,9 +261,9 @@ TEST(config, redaction_hides_every_secret) {
                                    {"PARLEY_REDIS_URL", "redis://:redispass@127.0.0.1:6379"}});
   auto cfg = parse("", env);
   auto text = redacted_json(cfg);
-  for (const auto& secret : {std::string("dbpass"), admin_token, master_key,
-                             std::string("app-secret-value"), std::string("verify-token-value"),
-                             std::string("redispass")})
+  for (const auto& secret :
+       {std::string("dbpass"), admin_token, master_key, std::string("app-secret-value"),
+        std::string("verify-token-value"), std::string("redispass")})
     EXPECT_EQ(text.find(secret), std::string::npos) << secret << " leaked in " << text;
 
   auto doc = nlohmann::json::parse(text);
@@ -275,15 +285,16 @@ TEST(config, redaction_of_other_url_forms) {
   EXPECT_EQ(redacted_db("postgresql://u@h/db"), "postgresql://u@h/db");
   EXPECT_EQ(redacted_db("postgresql://h/db?user=u&password=pw&sslmode=disable"),
             "postgresql://h/db?user=u&password=***&sslmode=disable");
-  EXPECT_EQ(redacted_db("host=h user=u password=pw dbname=d"), "host=h user=u password=*** dbname=d");
+  EXPECT_EQ(redacted_db("host=h user=u password=pw dbname=d"),
+            "host=h user=u password=*** dbname=d");
   EXPECT_EQ(redacted_db("host=h password = 'p w' dbname=d"), "host=h password = *** dbname=d");
   EXPECT_EQ(redacted_db("postgresql://u:p@ss@h/db"), "postgresql://u:***@h/db");
   EXPECT_EQ(redacted_db(R"(host=h password='a\'b c' dbname=d)"), "host=h password=*** dbname=d");
 }
 
 TEST(config, redacted_json_round_trips_non_secret_values) {
-  auto cfg = parse(R"({"http": {"port": 1234}, "runtime": {"supervisor_window_s": 7}})",
-                   required_env());
+  auto cfg =
+      parse(R"({"http": {"port": 1234}, "runtime": {"supervisor_window_s": 7}})", required_env());
   auto doc = nlohmann::json::parse(redacted_json(cfg));
   EXPECT_EQ(doc["http"]["port"], 1234);
   EXPECT_EQ(doc["runtime"]["supervisor_window_s"], 7);
@@ -293,8 +304,8 @@ TEST(config, redacted_json_round_trips_non_secret_values) {
 }
 
 TEST(config, load_reads_a_file) {
-  auto path = std::filesystem::temp_directory_path()
-              / ("parley-config-test-" + std::to_string(::getpid()) + ".json");
+  auto path = std::filesystem::temp_directory_path() /
+              ("parley-config-test-" + std::to_string(::getpid()) + ".json");
   {
     std::ofstream out(path);
     out << R"({"http": {"port": 4321}})";
@@ -338,9 +349,10 @@ TEST(config, security_defaults) {
 
 TEST(config, previous_master_keys) {
   const std::string old1(64, 'a'), old2(64, 'B');
-  auto cfg = parse("", with(required_env(), {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
-                                             {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS",
-                                              "v1:" + old1 + ", 2:" + old2}}));
+  auto cfg =
+      parse("", with(required_env(),
+                     {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
+                      {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", "v1:" + old1 + ", 2:" + old2}}));
   auto prev = previous_master_keys(cfg.security);
   ASSERT_EQ(prev.size(), 2u);
   EXPECT_EQ(prev[1], old1);
@@ -348,8 +360,9 @@ TEST(config, previous_master_keys) {
   // Bad entries name the key and never echo the secret.
   for (const std::string& bad : {"v1:" + std::string(63, 'a'), "v1" + old1, "vx:" + old1,
                                  "v1:" + old1 + ",v1:" + old2, "v3:" + old1})
-    expect_error("", with(required_env(), {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
-                                           {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", bad}}),
+    expect_error("",
+                 with(required_env(), {{"PARLEY_SECURITY_MASTER_KEY_VERSION", "3"},
+                                       {"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", bad}}),
                  "security.previous_master_keys");
   try {
     parse("", with(required_env(), {{"PARLEY_SECURITY_PREVIOUS_MASTER_KEYS", "v7:" + old1 + "x"}}));
@@ -362,21 +375,24 @@ TEST(config, previous_master_keys) {
 TEST(config, jwt_secret_and_lockout) {
   expect_error("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", "short"}}),
                "security.jwt_secret", {"32"});
-  EXPECT_NO_THROW(parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(32, 'j')}})));
-  expect_error("", with(required_env(), {{"PARLEY_SECURITY_LOGIN_LOCKOUT_MAX_S", "10"},
-                                         {"PARLEY_SECURITY_LOGIN_LOCKOUT_BASE_S", "60"}}),
+  EXPECT_NO_THROW(
+      parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(32, 'j')}})));
+  expect_error("",
+               with(required_env(), {{"PARLEY_SECURITY_LOGIN_LOCKOUT_MAX_S", "10"},
+                                     {"PARLEY_SECURITY_LOGIN_LOCKOUT_BASE_S", "60"}}),
                "security.login_lockout_max_s");
   expect_error("", with(required_env(), {{"PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N", "9"}}),
                "security.password_scrypt_log_n");
   auto doc = nlohmann::json::parse(redacted_json(
-    parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(40, 'j')}}))));
+      parse("", with(required_env(), {{"PARLEY_SECURITY_JWT_SECRET", std::string(40, 'j')}}))));
   EXPECT_EQ(doc["security"]["jwt_secret"], "***");
 }
 TEST(config, isolation_and_rate_limit_keys) {
-  auto cfg = parse(R"({"db": {"allow_rls_bypass": true, "migrate_url": "postgresql://owner:pw@h/db"},
+  auto cfg =
+      parse(R"({"db": {"allow_rls_bypass": true, "migrate_url": "postgresql://owner:pw@h/db"},
                        "ratelimit": {"enabled": false, "ip_failure_burst": 7},
                        "http": {"trusted_proxies": "10.0.0.1"}})",
-                   required_env());
+            required_env());
   EXPECT_TRUE(cfg.db.allow_rls_bypass);
   EXPECT_EQ(cfg.db.migrate_url, "postgresql://owner:pw@h/db");
   EXPECT_FALSE(cfg.ratelimit.enabled);
@@ -392,8 +408,10 @@ TEST(config, isolation_and_rate_limit_keys) {
   EXPECT_TRUE(dflt.ratelimit.enabled);
 
   // Booleans from the environment: true/false/1/0, anything else names the key.
-  EXPECT_TRUE(parse("", with(required_env(), {{"PARLEY_DB_ALLOW_RLS_BYPASS", "1"}})).db.allow_rls_bypass);
-  EXPECT_FALSE(parse("", with(required_env(), {{"PARLEY_RATELIMIT_ENABLED", "false"}})).ratelimit.enabled);
+  EXPECT_TRUE(
+      parse("", with(required_env(), {{"PARLEY_DB_ALLOW_RLS_BYPASS", "1"}})).db.allow_rls_bypass);
+  EXPECT_FALSE(
+      parse("", with(required_env(), {{"PARLEY_RATELIMIT_ENABLED", "false"}})).ratelimit.enabled);
   try {
     parse("", with(required_env(), {{"PARLEY_DB_ALLOW_RLS_BYPASS", "yes"}}));
     ADD_FAILURE();
