@@ -61,7 +61,7 @@ fi
 count_ctest
 
 if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
-  say "sanitizer pass: unit tests built with -DPARLEY_SANITIZE=ON in build-asan/"
+  say "sanitizer pass: unit tests and the binary built with -DPARLEY_SANITIZE=ON in build-asan/; the integration tests drive that binary"
   asan_ok=1
   if [ ! -f "$ASAN_DIR/CMakeCache.txt" ]; then
     # -O1 is what ASan recommends; it also keeps this second build short.
@@ -70,10 +70,11 @@ if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
       asan_ok=0
   fi
   if [ "$asan_ok" = 1 ]; then
-    # Only the unit-test executables (custom target unit_tests); without that target, everything.
+    # The unit-test executables (custom target unit_tests) and the binary the integration tests
+    # start (their PARLEY_BIN is this build's parley); without those targets, everything.
     # (Captured first: grep -q would end the pipe early, and pipefail would call that a failure.)
     targets=$(cmake --build "$ASAN_DIR" --target help 2>/dev/null || true)
-    target=(--target unit_tests)
+    target=(--target unit_tests parley)
     if ! grep -qE '(^|[ .])unit_tests( |$)' <<<"$targets"; then
       say "warning: no unit_tests target in build-asan/; building every target"
       target=()
@@ -85,9 +86,9 @@ if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
     if ! ASAN_OPTIONS="detect_leaks=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
       LSAN_OPTIONS="suppressions=$lsan_supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
-      ctest --test-dir "$ASAN_DIR" -L '^unit$' --output-on-failure --no-tests=error -j "$JOBS" \
-      --timeout 600 | tee "$ctest_log"; then
-      failed+=("ctest -L unit in build-asan/")
+      ctest --test-dir "$ASAN_DIR" -L '^(unit|integration)$' --output-on-failure --no-tests=error \
+      -j "$JOBS" --timeout 600 | tee "$ctest_log"; then
+      failed+=("ctest -L 'unit|integration' in build-asan/")
     fi
     count_ctest
   else
