@@ -16,6 +16,24 @@ void require_tenant(pqxx::work& tx, const std::string& tenant_id) {
     throw app_error(errc::not_found, "tenant " + tenant_id + " not found");
 }
 
+/// One page of a tenant's rows as a JSON array: `select` reads the table under `alias`, whose
+/// tenant_id, created_at and id give the keyset order (for page_response(), with
+/// "_cursor_time"). 404 when the tenant does not exist.
+nlohmann::json tenant_page(pqxx::work& tx, const std::string& select, const std::string& alias,
+                           const std::string& tenant_id, int limit_plus_one,
+                           const std::optional<std::string>& after_time,
+                           const std::optional<std::string>& after_id) {
+  require_tenant(tx, tenant_id);
+  const auto& a = alias;
+  auto r =
+      tx.exec_params("SELECT coalesce(json_agg(x), '[]')::text FROM (" + select + " WHERE " + a +
+                         ".tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR (" + a +
+                         ".created_at, " + a + ".id) > ($2::timestamptz, $3::uuid)) ORDER BY " + a +
+                         ".created_at, " + a + ".id LIMIT $4) x",
+                     tenant_id, after_time, after_id, limit_plus_one);
+  return nlohmann::json::parse(r[0][0].c_str());
+}
+
 } // namespace
 
 } // namespace parley
@@ -69,14 +87,8 @@ persistence::db_job list(std::string tenant_id, int limit_plus_one,
                          std::optional<std::string> after_time,
                          std::optional<std::string> after_id) {
   return {tenant_id, true, [=](pqxx::work& tx) {
-            require_tenant(tx, tenant_id);
-            auto r = tx.exec_params(
-                std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + channel_select +
-                    " WHERE c.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
-                    "(c.created_at, c.id) > ($2::timestamptz, $3::uuid)) "
-                    "ORDER BY c.created_at, c.id LIMIT $4) x",
-                tenant_id, after_time, after_id, limit_plus_one);
-            return nlohmann::json::parse(r[0][0].c_str());
+            return tenant_page(tx, channel_select, "c", tenant_id, limit_plus_one, after_time,
+                               after_id);
           }};
 }
 
@@ -159,14 +171,8 @@ persistence::db_job list(std::string tenant_id, int limit_plus_one,
                          std::optional<std::string> after_time,
                          std::optional<std::string> after_id) {
   return {tenant_id, true, [=](pqxx::work& tx) {
-            require_tenant(tx, tenant_id);
-            auto r = tx.exec_params(
-                std::string{"SELECT coalesce(json_agg(x), '[]')::text FROM ("} + key_select +
-                    " WHERE k.tenant_id = $1::uuid AND ($2::timestamptz IS NULL OR "
-                    "(k.created_at, k.id) > ($2::timestamptz, $3::uuid)) "
-                    "ORDER BY k.created_at, k.id LIMIT $4) x",
-                tenant_id, after_time, after_id, limit_plus_one);
-            return nlohmann::json::parse(r[0][0].c_str());
+            return tenant_page(tx, key_select, "k", tenant_id, limit_plus_one, after_time,
+                               after_id);
           }};
 }
 
