@@ -286,7 +286,7 @@ int serve(const config::parley_config& cfg) {
             tenant_registry_spec(deps, &tenants_slot),
             ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
                                     std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
-                                    std::chrono::seconds(30), 30, 5},
+                                    std::chrono::seconds(30), 30, 5, cfg.retention.raw_event_days},
                         &ingest_slot),
         });
     // The root ending means the node cannot work; watch it so the process exits instead of

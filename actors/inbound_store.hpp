@@ -40,5 +40,8 @@ nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string e
 /// Unprocessed raw events with id > after and at least `min_age_s` old, oldest first, at most
 /// `limit` ({"id","channel_id","body_b64"}), for replay.
 persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s);
+/// Deletes processed raw events received more than `days` days ago among the `limit` oldest
+/// rows; returns {"deleted": n}. Bounded work per call: call again while it deletes `limit`.
+persistence::db_job prune_raw_events(int days, int limit);
 
 } // namespace parley::inbound_store

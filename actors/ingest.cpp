@@ -74,11 +74,16 @@ metrics::counter& webhook_outcome(ingest_ptr self, const std::string& outcome) {
 
 void process(ingest_ptr self, progress_ptr ev);
 
-// Both exist from start-up (at 0), so an alert on their increase sees the first one.
+// These exist from start-up (at 0), so an alert on their increase sees the first one.
 metrics::counter& raw_events_left(metrics::registry* reg) {
   return reg->get_counter(
       "parley_raw_events_left_total",
       "Raw events whose processing failed every attempt (the sweep retries them)");
+}
+
+metrics::counter& raw_events_pruned(metrics::registry* reg) {
+  return reg->get_counter("parley_raw_events_pruned_total",
+                          "Processed raw events deleted after retention.raw_event_days");
 }
 
 metrics::counter& raw_events_replayed(metrics::registry* reg) {
@@ -381,6 +386,33 @@ void replay_page(ingest_ptr self, int min_age_s) {
           });
 }
 
+/// Deletes processed raw events past retention, a bounded page at a time until a page comes back
+/// short (docs/operations.md "Retention").
+void prune_raw_events(ingest_ptr self, int64_t pruned_before = 0) {
+  auto& st = self->state;
+  constexpr int page = 5000;
+  if (st.deps.raw_event_retention_days <= 0)
+    return;
+  self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
+                inbound_store::prune_raw_events(st.deps.raw_event_retention_days, page))
+      .then(
+          [self, pruned_before](nlohmann::json& r) {
+            auto deleted = r["deleted"].get<int64_t>();
+            raw_events_pruned(self->state.deps.metrics).inc(static_cast<double>(deleted));
+            if (deleted == page)
+              return prune_raw_events(self, pruned_before + deleted);
+            if (pruned_before + deleted > 0)
+              self->state.logger.info(
+                  "raw events pruned",
+                  {{"count", pruned_before + deleted},
+                   {"retention_days", self->state.deps.raw_event_retention_days}});
+          },
+          [self](caf::error& err) {
+            self->state.logger.warn("raw events not pruned; will retry at the next sweep",
+                                    {{"error", message_of(err)}});
+          });
+}
+
 using ack_promise = caf::typed_response_promise<nlohmann::json>;
 
 /// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
@@ -468,6 +500,7 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
   self->state.deps = deps;
   raw_events_left(deps.metrics);
   raw_events_replayed(deps.metrics);
+  raw_events_pruned(deps.metrics);
   if (deps.tree)
     deps.tree->enroll(self, {"ingest", "node", parent_path});
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -478,8 +511,9 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
         return;
       }
   });
-  // Start-up: everything not processed, whatever its age.
+  // Start-up: everything not processed, whatever its age; then what retention lets go.
   replay_page(self, 0);
+  prune_raw_events(self);
   if (deps.sweep_interval.count() > 0)
     self->delayed_send(self, deps.sweep_interval, tick_atom::value);
   return {
@@ -499,6 +533,7 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
       },
       [self](tick_atom) {
         replay_page(self, self->state.deps.sweep_min_age_s);
+        prune_raw_events(self);
         self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);
       },
       [self](status_atom) {

@@ -24,6 +24,9 @@ struct ingest_deps {
   caf::timespan sweep_interval = std::chrono::seconds(30);
   int sweep_min_age_s = 30;
   int max_attempts = 5; ///< immediate retries of one event before leaving it to the sweep
+  /// Processed raw events older than this many days are pruned at start-up and at each sweep
+  /// (0 = never).
+  int raw_event_retention_days = 0;
 };
 
 /// The ingest actor as a permanent child; its handle is published in `slot`. On every start it

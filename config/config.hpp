@@ -132,6 +132,12 @@ struct runtime_config {
   int tenant_sweep_horizon_h = 24;
 };
 
+struct retention_config {
+  /// retention.raw_event_days: processed raw webhook events (Meta's original JSON) older than
+  /// this are deleted; 0 keeps them forever. Messages, statuses and conversations are kept.
+  int raw_event_days = 30;
+};
+
 struct parley_config {
   http_config http;
   db_config db;
@@ -143,6 +149,7 @@ struct parley_config {
   log_config log;
   runtime_config runtime;
   outbound_config outbound;
+  retention_config retention;
 };
 
 /// Thrown for any configuration problem; `key` is the dotted key (e.g. "http.port").

@@ -30,6 +30,15 @@ protected:
                                            "', '1001', 'waba', '+1555', 'x') RETURNING id::text");
   }
 
+  /// A pool job run in its own committed transaction, as a pool worker would (without the scope).
+  nlohmann::json run_job(const persistence::db_job& job) {
+    pqxx::connection conn{db_->url()};
+    pqxx::work tx{conn};
+    auto out = job.fn(tx);
+    tx.commit();
+    return out;
+  }
+
   /// `rows` as one batch of `kind`, committed (or not) as the writer would.
   persistence::batch_outcome run(const char* kind, std::vector<nlohmann::json> rows,
                                  const std::map<std::string, persistence::batch_fn>& handlers) {

@@ -10,14 +10,6 @@ namespace {
 
 class tenant_sweep_test : public test::store_fixture {
 protected:
-  nlohmann::json run_job(persistence::db_job job) {
-    pqxx::connection conn{db_->url()};
-    pqxx::work tx{conn};
-    auto out = job.fn(tx);
-    tx.commit();
-    return out;
-  }
-
   /// One row of `tenant`'s (on `channel`) in every hot table.
   void add_rows(const std::string& tenant, const std::string& channel, const std::string& tag) {
     test::sql_exec(db_->url(), R"(

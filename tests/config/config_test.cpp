@@ -69,6 +69,7 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.whatsapp.graph_version, "v21.0");
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_EQ(cfg.runtime.scheduler_threads, 2);
+  EXPECT_EQ(cfg.retention.raw_event_days, 30);
   EXPECT_EQ(cfg.security.master_key, master_key);
   EXPECT_EQ(cfg.admin.token, admin_token);
 }
@@ -120,7 +121,8 @@ TEST(config, environment_overrides_file) {
                                    {"PARLEY_DB_POOL_SIZE", "3"},
                                    {"PARLEY_RUNTIME_CONVERSATION_IDLE_TIMEOUT_S", "60"},
                                    {"PARLEY_RUNTIME_TENANT_SWEEP_INTERVAL_S", "600"},
-                                   {"PARLEY_RUNTIME_TENANT_SWEEP_HORIZON_H", "2"}});
+                                   {"PARLEY_RUNTIME_TENANT_SWEEP_HORIZON_H", "2"},
+                                   {"PARLEY_RETENTION_RAW_EVENT_DAYS", "0"}});
   auto cfg = parse(R"({"http": {"port": 9000, "address": "0.0.0.0"}, "log": {"level": "debug"},
                        "db": {"url": "postgresql://file/db", "pool_size": 9},
                        "whatsapp": {"app_secret": "from-file"}})",
@@ -136,6 +138,7 @@ TEST(config, environment_overrides_file) {
   EXPECT_EQ(cfg.runtime.conversation_idle_timeout_s, 60);
   EXPECT_EQ(cfg.runtime.tenant_sweep_interval_s, 600);
   EXPECT_EQ(cfg.runtime.tenant_sweep_horizon_h, 2);
+  EXPECT_EQ(cfg.retention.raw_event_days, 0);
 }
 
 TEST(config, master_key_canonical_name_and_alias) {
@@ -213,6 +216,8 @@ TEST(config, wrong_types_and_ranges_name_the_key) {
                "runtime.tenant_sweep_interval_s", {"1..86400"});
   expect_error(R"({"runtime": {"tenant_sweep_horizon_h": 721}})", required_env(),
                "runtime.tenant_sweep_horizon_h", {"1..720"});
+  expect_error(R"({"retention": {"raw_event_days": -1}})", required_env(),
+               "retention.raw_event_days", {"0..3650"});
   expect_error(R"({"http": 5})", required_env(), "http", {"expected an object"});
   expect_error(R"({"log": {"level": "loud"}})", required_env(), "log.level", {"loud"});
   expect_error(R"({"whatsapp": {"graph_base_url": "ftp://x"}})", required_env(),

@@ -238,5 +238,30 @@ class DeletedTenantSweepTest(RestartTestCase):
         srv2.stop()
 
 
+class RawEventRetentionTest(RestartTestCase):
+    """retention.raw_event_days (default 30): processed raw events older than that are pruned at
+    start-up and at each sweep (unprocessed ones stay: tests/actors/raw_event_retention_test)."""
+
+    def test_processed_events_past_retention_are_pruned_at_start_up(self):
+        srv = self.start()
+        old = self.db.sql("INSERT INTO raw_webhook_events (received_at, body, processed_at) "
+                          "VALUES (now() - interval '31 days', '{}', now() - interval '31 days') "
+                          "RETURNING id")
+        recent = self.db.sql("INSERT INTO raw_webhook_events (received_at, body, processed_at) "
+                             "VALUES (now() - interval '29 days', '{}', now()) RETURNING id")
+        srv.stop()
+        srv2 = self.start()
+        deadline = time.monotonic() + 30
+        gone = f"SELECT count(*) FROM raw_webhook_events WHERE id = {old}"
+        while self.db.sql(gone) != "0" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.db.sql(gone), "0", srv2.logs(30))
+        self.assertEqual(self.db.sql(f"SELECT count(*) FROM raw_webhook_events WHERE id = {recent}"),
+                         "1")
+        pruned = [r for r in srv2.log_records() if r.get("msg") == "raw events pruned"]
+        self.assertTrue(pruned and pruned[0].get("count") >= 1, srv2.logs(30))
+        srv2.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,79 @@
+// retention.raw_event_days: processed raw events past retention are deleted a bounded page at a
+// time; unprocessed ones (the replay's work) and recent ones are kept whatever their age.
+#include <pqxx/pqxx>
+
+#include "actors/inbound_store.hpp"
+#include "tests/actors/store_fixture.hpp"
+
+namespace parley {
+namespace {
+
+class raw_event_retention_test : public test::store_fixture {
+protected:
+  /// A raw event received `age_days` ago, processed or not; returns its id.
+  std::string add_event(int age_days, bool processed) {
+    return test::sql_value(
+        db_->url(),
+        "INSERT INTO raw_webhook_events (received_at, body, processed_at) VALUES (now() - "
+        "make_interval(days => " +
+            std::to_string(age_days) + "), '{}'::bytea, " +
+            (processed ? "now() - make_interval(days => " + std::to_string(age_days) + ")"
+                       : std::string{"NULL"}) +
+            ") RETURNING id::text");
+  }
+
+  bool exists(const std::string& id) {
+    return test::sql_value(db_->url(),
+                           "SELECT count(*) FROM raw_webhook_events WHERE id = " + id) == "1";
+  }
+};
+
+TEST_F(raw_event_retention_test, OnlyProcessedEventsPastRetentionGo) {
+  auto old_done = add_event(40, true);
+  auto old_pending = add_event(40, false); // never processed: the sweep still owes it work
+  auto edge_done = add_event(29, true);
+  auto new_done = add_event(0, true);
+  auto r = run_job(inbound_store::prune_raw_events(30, 100));
+  EXPECT_EQ(r["deleted"], 1);
+  EXPECT_FALSE(exists(old_done));
+  EXPECT_TRUE(exists(old_pending));
+  EXPECT_TRUE(exists(edge_done));
+  EXPECT_TRUE(exists(new_done));
+  // Nothing left to prune: a second run deletes nothing.
+  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 100))["deleted"], 0);
+}
+
+TEST_F(raw_event_retention_test, EachCallLooksAtTheOldestPageOnly) {
+  auto a = add_event(50, true);
+  auto b = add_event(45, true);
+  auto c = add_event(40, true);
+  // A page of two: the two oldest go, the third waits for the next call.
+  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 2))["deleted"], 2);
+  EXPECT_FALSE(exists(a));
+  EXPECT_FALSE(exists(b));
+  EXPECT_TRUE(exists(c));
+  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 2))["deleted"], 1);
+  EXPECT_FALSE(exists(c));
+}
+
+TEST_F(raw_event_retention_test, MessagesOutliveTheirRawEvent) {
+  auto ev = add_event(40, true);
+  test::sql_exec(db_->url(), R"(
+    WITH c AS (INSERT INTO conversations (tenant_id, channel_id, wa_id)
+               VALUES (')" + tenant_id +
+                                 "', '" + channel_id +
+                                 R"(', '15550001') RETURNING id)
+    INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, wamid, type,
+                          content, status, raw_event_id)
+    SELECT ')" + tenant_id + "', c.id, '" +
+                                 channel_id +
+                                 R"(', 'inbound', 'wamid.kept', 'text', '{"body":"hi"}',
+           'received', )" + ev + " FROM c");
+  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 100))["deleted"], 1);
+  EXPECT_EQ(test::sql_value(db_->url(),
+                            "SELECT content->>'body' FROM messages WHERE wamid = 'wamid.kept'"),
+            "hi");
+}
+
+} // namespace
+} // namespace parley
