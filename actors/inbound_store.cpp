@@ -446,22 +446,27 @@ persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s) 
           }};
 }
 
-persistence::db_job prune_raw_events(int days, int limit) {
-  return {"", false, [days, limit](pqxx::work& tx) {
-            // The oldest rows by primary key, not a search by received_at: ids grow with time,
-            // so the head of the table is what ages out, and a table with nothing to prune
-            // costs one short index scan instead of a full one (received_at has no index: the
-            // hot path would pay for it). Nodes pruning at once wait briefly for each other's
-            // row locks and then skip the rows already gone.
+persistence::db_job prune_raw_events(int days, int limit, int64_t after) {
+  return {"", false, [days, limit, after](pqxx::work& tx) {
+            // Pages of the oldest rows by primary key, not a search by received_at: ids grow
+            // with time, so the head of the table is what ages out, and a table with nothing to
+            // prune costs one short index scan instead of a full one (received_at has no index:
+            // the hot path would pay for it). Unprocessed events in a page are stepped over.
+            // Nodes pruning at once wait briefly for each other's row locks, then skip the rows
+            // already gone.
             auto r = tx.exec_params(
-                "WITH gone AS (DELETE FROM raw_webhook_events WHERE id IN ("
-                "SELECT id FROM (SELECT id, received_at, processed_at FROM raw_webhook_events "
-                "ORDER BY id LIMIT $2) oldest "
-                "WHERE processed_at IS NOT NULL "
+                "WITH page AS MATERIALIZED (SELECT id, received_at, processed_at "
+                "FROM raw_webhook_events WHERE id > $3 ORDER BY id LIMIT $2), "
+                "gone AS (DELETE FROM raw_webhook_events WHERE id IN ("
+                "SELECT id FROM page WHERE processed_at IS NOT NULL "
                 "AND received_at < now() - make_interval(days => $1)) RETURNING 1) "
-                "SELECT count(*) FROM gone",
-                days, limit);
-            return nlohmann::json{{"deleted", r[0][0].as<int64_t>()}};
+                "SELECT (SELECT count(*) FROM gone), coalesce((SELECT max(id) FROM page), $3), "
+                "(SELECT count(*) FROM page) = $2 AND coalesce((SELECT received_at < now() - "
+                "make_interval(days => $1) FROM page ORDER BY id DESC LIMIT 1), false)",
+                days, limit, after);
+            return nlohmann::json{{"deleted", r[0][0].as<int64_t>()},
+                                  {"last_id", r[0][1].as<int64_t>()},
+                                  {"more", r[0][2].as<bool>()}};
           }};
 }
 

@@ -41,7 +41,9 @@ nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string e
 /// `limit` ({"id","channel_id","body_b64"}), for replay.
 persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s);
 /// Deletes processed raw events received more than `days` days ago among the `limit` oldest
-/// rows; returns {"deleted": n}. Bounded work per call: call again while it deletes `limit`.
-persistence::db_job prune_raw_events(int days, int limit);
+/// rows with an id above `after`; returns {"deleted": n, "last_id": the page's last id,
+/// "more": true when the page was full and still old, so the next page (after last_id) may hold
+/// more to delete}. Bounded work per call.
+persistence::db_job prune_raw_events(int days, int limit, int64_t after = 0);
 
 } // namespace parley::inbound_store

@@ -386,21 +386,21 @@ void replay_page(ingest_ptr self, int min_age_s) {
           });
 }
 
-/// Deletes processed raw events past retention, a bounded page at a time until a page comes back
-/// short (docs/operations.md "Retention").
-void prune_raw_events(ingest_ptr self, int64_t pruned_before = 0) {
+/// Deletes processed raw events past retention, a bounded page at a time from the oldest until a
+/// page reaches events still within retention (docs/operations.md "Retention").
+void prune_raw_events(ingest_ptr self, int64_t after = 0, int64_t pruned_before = 0) {
   auto& st = self->state;
   constexpr int page = 5000;
   if (st.deps.raw_event_retention_days <= 0)
     return;
   self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
-                inbound_store::prune_raw_events(st.deps.raw_event_retention_days, page))
+                inbound_store::prune_raw_events(st.deps.raw_event_retention_days, page, after))
       .then(
           [self, pruned_before](nlohmann::json& r) {
             auto deleted = r["deleted"].get<int64_t>();
             raw_events_pruned(self->state.deps.metrics).inc(static_cast<double>(deleted));
-            if (deleted == page)
-              return prune_raw_events(self, pruned_before + deleted);
+            if (r["more"].get<bool>())
+              return prune_raw_events(self, r["last_id"].get<int64_t>(), pruned_before + deleted);
             if (pruned_before + deleted > 0)
               self->state.logger.info(
                   "raw events pruned",

@@ -43,17 +43,30 @@ TEST_F(raw_event_retention_test, OnlyProcessedEventsPastRetentionGo) {
   EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 100))["deleted"], 0);
 }
 
-TEST_F(raw_event_retention_test, EachCallLooksAtTheOldestPageOnly) {
+TEST_F(raw_event_retention_test, PagesStepOverEventsStillOwedWork) {
+  auto stuck = add_event(60, false);
   auto a = add_event(50, true);
   auto b = add_event(45, true);
   auto c = add_event(40, true);
-  // A page of two: the two oldest go, the third waits for the next call.
-  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 2))["deleted"], 2);
+  auto recent = add_event(1, true);
+  // A page of two: the stuck event and the oldest processed one; the page is full and still old,
+  // so the caller goes on after it.
+  auto first = run_job(inbound_store::prune_raw_events(30, 2));
+  EXPECT_EQ(first["deleted"], 1);
+  EXPECT_TRUE(first["more"].get<bool>());
+  EXPECT_EQ(first["last_id"].get<int64_t>(), std::stoll(a));
+  auto second = run_job(inbound_store::prune_raw_events(30, 2, first["last_id"].get<int64_t>()));
+  EXPECT_EQ(second["deleted"], 2);
+  EXPECT_TRUE(second["more"].get<bool>());
+  // The next page reaches an event within retention: done.
+  auto third = run_job(inbound_store::prune_raw_events(30, 2, second["last_id"].get<int64_t>()));
+  EXPECT_EQ(third["deleted"], 0);
+  EXPECT_FALSE(third["more"].get<bool>());
+  EXPECT_TRUE(exists(stuck));
   EXPECT_FALSE(exists(a));
   EXPECT_FALSE(exists(b));
-  EXPECT_TRUE(exists(c));
-  EXPECT_EQ(run_job(inbound_store::prune_raw_events(30, 2))["deleted"], 1);
   EXPECT_FALSE(exists(c));
+  EXPECT_TRUE(exists(recent));
 }
 
 TEST_F(raw_event_retention_test, MessagesOutliveTheirRawEvent) {
