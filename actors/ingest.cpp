@@ -60,6 +60,7 @@ struct ingest_state {
   std::unordered_map<std::string, caf::actor> tenant_actors;             ///< cached activations
   std::unordered_set<int64_t> in_flight; ///< event ids being processed
   int64_t replay_cursor = 0;
+  bool pruning = false; ///< a retention pass is under way (a long one may outlast a sweep tick)
   log::logger logger{"ingest"};
   static inline const char* name = "ingest";
 };
@@ -391,8 +392,9 @@ void replay_page(ingest_ptr self, int min_age_s) {
 void prune_raw_events(ingest_ptr self, int64_t after = 0, int64_t pruned_before = 0) {
   auto& st = self->state;
   constexpr int page = 5000;
-  if (st.deps.raw_event_retention_days <= 0)
+  if (st.deps.raw_event_retention_days <= 0 || (after == 0 && st.pruning))
     return;
+  st.pruning = true;
   self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
                 inbound_store::prune_raw_events(st.deps.raw_event_retention_days, page, after))
       .then(
@@ -401,6 +403,7 @@ void prune_raw_events(ingest_ptr self, int64_t after = 0, int64_t pruned_before 
             raw_events_pruned(self->state.deps.metrics).inc(static_cast<double>(deleted));
             if (r["more"].get<bool>())
               return prune_raw_events(self, r["last_id"].get<int64_t>(), pruned_before + deleted);
+            self->state.pruning = false;
             if (pruned_before + deleted > 0)
               self->state.logger.info(
                   "raw events pruned",
@@ -408,6 +411,7 @@ void prune_raw_events(ingest_ptr self, int64_t after = 0, int64_t pruned_before 
                    {"retention_days", self->state.deps.raw_event_retention_days}});
           },
           [self](caf::error& err) {
+            self->state.pruning = false;
             self->state.logger.warn("raw events not pruned; will retry at the next sweep",
                                     {{"error", message_of(err)}});
           });
