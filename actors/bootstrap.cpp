@@ -1,5 +1,6 @@
 #include "actors/bootstrap.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <thread>
 
@@ -140,11 +141,11 @@ std::map<std::string, persistence::batch_fn> all_batch_handlers() {
 
 /// Activates every tenant that has channels, so outboxes left by a crash are re-driven and
 /// sessions are checked without waiting for traffic.
-void activate_channel_tenants(caf::actor_system& sys, runtime::actor_slot& db,
+void activate_channel_tenants(runtime::relay_pool& relays, runtime::actor_slot& db,
                               runtime::actor_slot& tenants, caf::timespan timeout,
                               const log::logger& logger) {
   runtime::ask<nlohmann::json>(
-      sys, db.get(), timeout,
+      relays, db.get(), timeout,
       [&tenants](nlohmann::json& ids) {
         for (const auto& id : ids)
           caf::anon_send(tenants.get(), tenant_atom::value, id.get<std::string>());
@@ -308,8 +309,12 @@ int serve(const config::parley_config& cfg) {
 
     // Resolved API keys live 5 s: revocations elsewhere in a cluster take effect within that.
     edge::api_key_cache key_cache{std::chrono::seconds(5)};
+    // One relay per scheduler thread: enough to keep the workers busy, few enough to stay warm.
+    runtime::relay_pool relays{sys,
+                               static_cast<size_t>(std::max(1, cfg.runtime.scheduler_threads))};
     auto ctx = std::make_shared<edge::context>();
     ctx->sys = &sys;
+    ctx->relays = &relays;
     ctx->cfg = &cfg;
     ctx->db = &db_slot;
     ctx->writer = &writer_slot;
@@ -350,7 +355,7 @@ int serve(const config::parley_config& cfg) {
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
       return 1;
     }
-    activate_channel_tenants(sys, db_slot, tenants_slot, ctx->db_timeout, logger);
+    activate_channel_tenants(relays, db_slot, tenants_slot, ctx->db_timeout, logger);
     logger.info("listening", {{"address", cfg.http.address}, {"port", server.port()}});
 
     int sig = wait_for_signal();
@@ -365,6 +370,7 @@ int serve(const config::parley_config& cfg) {
     // 0.17's actor_system destructor was seen to wait forever while that thread still ran, so it
     // ends here, before the actors.
     limiter.stop();
+    relays.stop(); // nothing asks any more; relays count as running actors
     drained =
         wait_for_ingest(sys, ingest_slot, std::chrono::milliseconds(cfg.http.drain_timeout_ms)) &&
         drained;

@@ -90,11 +90,11 @@ void patch_tenant(const context_ptr& ctx, const principal& p, http::request&& re
   // Validation is done: from here on the answer comes from the committed change.
   respond = clearing_keys(ctx, std::move(respond));
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, id](nlohmann::json& t) {
         caf::anon_send(ctx->ingest->get(), reload_atom::value); // suspension stops routing
         runtime::ask<caf::actor>(
-            *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+            *ctx->relays, ctx->tenants->get(), ctx->actor_timeout,
             [](caf::actor& tenant) { caf::anon_send(tenant, reload_atom::value); },
             [](caf::error&) {}, tenant_atom::value, id);
         respond(http::response::json(200, t));
@@ -111,7 +111,7 @@ void delete_tenant(const context_ptr& ctx, const principal& p, http::request&& r
   // Validation is done: from here on the answer comes from the committed change.
   respond = clearing_keys(ctx, std::move(respond));
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, id](nlohmann::json&) {
         // The row is gone; stop the actor so no stale copy keeps answering, and let ingest
         // forget the tenant's numbers.
@@ -136,7 +136,7 @@ void create_api_key(const context_ptr& ctx, const principal& p, http::request&& 
   auto key = crypto::generate_api_key();
   auto prefix = key.substr(0, 12);
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [respond, key](nlohmann::json& created) {
         // The only time the key is ever shown.
         created["key"] = key;
@@ -207,7 +207,7 @@ void create_channel(const context_ptr& ctx, const principal& p, http::request&& 
   c.graph_base_url = optional_http_url(body, "graph_base_url");
   c.throughput_mps = static_cast<int>(optional_int(body, "throughput_mps", 1, 1000).value_or(80));
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, tenant_id](nlohmann::json& channel) {
         // A number that was unknown a moment ago must route from the next webhook on, and its
         // session starts at once (the tenant activates its channels on reload).

@@ -86,7 +86,7 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
   if (!tid.empty())
     tenant = tid;
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, allowed, then, sub](nlohmann::json& who) {
         principal p;
         p.how = principal::kind::user;
@@ -142,7 +142,7 @@ void authenticate_api_key(const context_ptr& ctx, const http::request& req,
       return admit_api_key(ctx, respond, allowed, then, *who);
   }
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, allowed, then, hash](nlohmann::json& who) {
         if (ctx->key_cache)
           ctx->key_cache->put(hash, who);

@@ -17,15 +17,16 @@ void ready(const context_ptr& ctx, http::request&&, http::responder respond) {
   if (ctx->draining->load())
     return respond(unready("this node is draining", "shutting_down"));
   runtime::ask<bool>(
-    *ctx->sys, ctx->db->get(), std::chrono::seconds(2),
-    [respond](bool ok) {
-      if (ok)
-        respond(http::response::json(200, {{"status", "ready"}, {"checks", {{"database", "ok"}}}}));
-      else
-        respond(unready("database unreachable"));
-    },
-    [respond](caf::error&) { respond(unready("database unreachable")); },
-    persistence::health_atom::value);
+      *ctx->relays, ctx->db->get(), std::chrono::seconds(2),
+      [respond](bool ok) {
+        if (ok)
+          respond(
+              http::response::json(200, {{"status", "ready"}, {"checks", {{"database", "ok"}}}}));
+        else
+          respond(unready("database unreachable"));
+      },
+      [respond](caf::error&) { respond(unready("database unreachable")); },
+      persistence::health_atom::value);
 }
 
 /// Refreshes the gauges derived from the actor tree, then renders every metric.
@@ -47,12 +48,12 @@ void metrics_route(const context_ptr& ctx, http::request&&, http::responder resp
       reg.get_gauge("parley_actors_alive", "Live actors by kind", {{"kind", kind}}).set(n);
       reg.get_gauge("parley_actor_mailbox_depth", "Messages waiting in mailboxes, summed by kind",
                     {{"kind", kind}})
-        .set(mailbox_sum[kind]);
+          .set(mailbox_sum[kind]);
       reg.get_gauge("parley_actor_mailbox_depth_max", "Deepest mailbox by kind", {{"kind", kind}})
-        .set(mailbox_max[kind]);
+          .set(mailbox_max[kind]);
       reg.get_gauge("parley_actor_restarts", "Restarts of live actors' logical paths, by kind",
                     {{"kind", kind}})
-        .set(restarts[kind]);
+          .set(restarts[kind]);
     }
     // Kinds that disappeared read 0 rather than their last value.
     for (const auto& kind : {"tenant", "tenant_registry", "supervisor"})

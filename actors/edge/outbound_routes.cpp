@@ -40,7 +40,7 @@ void send_message(const context_ptr& ctx, http::request&& req, http::responder r
       return send_via_tenant(ctx, tenant_id, *out.channel_id, out, respond);
     // Without channel_id the tenant's only channel is meant.
     runtime::ask<nlohmann::json>(
-        *ctx->sys, ctx->db->get(), ctx->db_timeout,
+        *ctx->relays, ctx->db->get(), ctx->db_timeout,
         [ctx, respond, out, tenant_id](nlohmann::json& r) {
           send_via_tenant(ctx, tenant_id, r["channel_id"].get<std::string>(), out, respond);
         },
@@ -87,14 +87,14 @@ void apply_channel_patch(const context_ptr& ctx, const std::string& tenant_id,
                          const std::string& id, const channel_store::channel_patch& p,
                          audit_store::event ev, http::responder respond) {
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, tenant_id, id](nlohmann::json& channel) {
         caf::anon_send(ctx->ingest->get(), reload_atom::value);
         ask_tenant(
             ctx, tenant_id, respond,
             [ctx, respond, tenant_id, id, channel](const caf::actor& tenant) {
               runtime::ask<bool>(
-                  *ctx->sys, tenant, ctx->actor_timeout,
+                  *ctx->relays, tenant, ctx->actor_timeout,
                   [ctx, respond, tenant_id, id](bool) {
                     run_job(ctx, channel_store::get(tenant_id, id), respond);
                   },

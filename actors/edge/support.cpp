@@ -203,7 +203,7 @@ nlohmann::json page_response(nlohmann::json rows, int limit) {
 
 void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::responder respond) {
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [respond, limit](nlohmann::json& rows) {
         respond(http::response::json(200, page_response(std::move(rows), limit)));
       },
@@ -214,7 +214,7 @@ void run_page(const context_ptr& ctx, persistence::db_job job, int limit, http::
 void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder respond,
                 std::function<void(const caf::actor& tenant)> then) {
   runtime::ask<caf::actor>(
-      *ctx->sys, ctx->tenants->get(), ctx->actor_timeout,
+      *ctx->relays, ctx->tenants->get(), ctx->actor_timeout,
       [then](caf::actor& tenant) { then(tenant); },
       [respond](caf::error& err) { reply_error(respond, err); }, tenant_atom::value,
       std::move(tenant_id));
@@ -222,7 +222,7 @@ void ask_tenant(const context_ptr& ctx, std::string tenant_id, http::responder r
 
 void run_job(const context_ptr& ctx, persistence::db_job job, http::responder respond, int status) {
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [respond, status](nlohmann::json& body) {
         respond(status == 204 ? http::response::no_content() : http::response::json(status, body));
       },

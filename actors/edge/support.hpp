@@ -97,7 +97,7 @@ void ask_tenant_actor(const context_ptr& ctx, std::string tenant_id, http::respo
   ask_tenant(ctx, tenant_id, respond,
              [ctx, tenant_id, respond, ok, fail, attempts, xs...](const caf::actor& tenant) {
                runtime::ask<T>(
-                   *ctx->sys, tenant, ctx->actor_timeout, [ok](T& value) mutable { ok(value); },
+                   *ctx->relays, tenant, ctx->actor_timeout, [ok](T& value) mutable { ok(value); },
                    [ctx, tenant_id, respond, ok, fail, attempts, xs...](caf::error& err) mutable {
                      if (attempts > 1 && err.category() == caf::atom("system") &&
                          err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down)) {

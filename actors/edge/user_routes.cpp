@@ -215,7 +215,7 @@ void login(const context_ptr& ctx, http::request&& req, http::responder respond)
   lr.lockout.max_s = ctx->cfg->security.login_lockout_max_s;
   lr.hashing = hashing_of(*ctx);
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, refresh_token, ip = client_address(*ctx, req),
        rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {
@@ -242,7 +242,7 @@ void refresh(const context_ptr& ctx, http::request&& req, http::responder respon
   auto presented = refresh_token_field(req);
   auto next = session::new_refresh_token();
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->db->get(), ctx->db_timeout,
+      *ctx->relays, ctx->db->get(), ctx->db_timeout,
       [ctx, respond, next, ip = client_address(*ctx, req),
        rid = req.request_id](nlohmann::json& out) {
         if (!out.value("ok", false)) {

@@ -63,7 +63,7 @@ void accept(const edge_ptr& edge, http::request&& req, http::responder respond,
   auto started = std::chrono::steady_clock::now();
   auto& ctx = edge->ctx;
   runtime::ask<nlohmann::json>(
-      *ctx->sys, ctx->ingest->get(), ctx->db_timeout,
+      *ctx->relays, ctx->ingest->get(), ctx->db_timeout,
       [edge, respond, started](nlohmann::json&) {
         respond(http::response::json(200, {{"status", "received"}}));
         edge->accepted->inc();
@@ -148,7 +148,7 @@ void channel_webhook(const edge_ptr& edge, http::request&& req, http::responder 
     return check(std::move(req), std::move(respond), *cached);
   auto shared_req = std::make_shared<http::request>(std::move(req));
   runtime::ask<nlohmann::json>(
-      *edge->ctx->sys, edge->ctx->db->get(), edge->ctx->db_timeout,
+      *edge->ctx->relays, edge->ctx->db->get(), edge->ctx->db_timeout,
       [edge, shared_req, respond, channel_id, check](nlohmann::json& row) {
         std::string secret = edge->ctx->cfg->whatsapp.app_secret; // channels without their own
         if (row["app_secret_enc"].is_string()) {
