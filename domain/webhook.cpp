@@ -1,6 +1,7 @@
 #include "domain/webhook.hpp"
 
 #include "domain/json_depth.hpp"
+#include "domain/json_fast_parse.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -624,6 +625,9 @@ webhook_result parse_webhook(std::string_view body) {
   try {
     if (json_text_nests_deeper_than(body, max_webhook_depth))
       return too_deep();
+    if (auto fast = parse_json_fast(body))
+      return parse_owned(std::move(*fast));
+    // What simdjson refuses, nlohmann decides (see json_fast_parse.hpp): same answers as before.
     json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded())
       return webhook_error{"body is not valid JSON"};

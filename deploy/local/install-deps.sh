@@ -12,7 +12,7 @@ packages=(
   build-essential make g++ cmake ccache pkg-config
   # libraries (CAF 0.17.6, Boost 1.74 for Beast/Asio, libpqxx 6.4, hiredis, ...)
   libcaf-dev libboost-dev libpqxx-dev libpq-dev libhiredis-dev nlohmann-json3-dev libspdlog-dev
-  libfmt-dev libssl-dev libcli11-dev libjemalloc-dev
+  libfmt-dev libssl-dev libcli11-dev libjemalloc-dev libsimdjson-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # HTTP load generator of the ingestion benchmark

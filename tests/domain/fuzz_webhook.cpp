@@ -1,7 +1,8 @@
 // libFuzzer target: parse_webhook must accept any bytes without crashing or throwing, the body and
-// document entry points must agree, and whatever it returns must keep the promises the header
-// makes (ids non-empty, content typed, everything serialisable). Also linked into test_domain,
-// where the replay test drives it over the fixtures with the normal compiler.
+// document entry points must agree, the fast JSON scan must build what nlohmann's parser builds,
+// and whatever it returns must keep the promises the header makes (ids non-empty, content typed,
+// everything serialisable). Also linked into test_domain, where the replay test drives it over the
+// fixtures with the normal compiler.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/json_fast_parse.hpp"
 #include "domain/message_status.hpp"
 #include "domain/webhook.hpp"
 
@@ -99,6 +101,9 @@ bool run_one(std::string_view body) {
 
   // The document overloads must reach the same verdict on the same JSON.
   json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  // The fast scan accepts nothing nlohmann refuses, and builds the same document.
+  const auto fast = parse_json_fast(body);
+  check(!fast || (!doc.is_discarded() && *fast == doc));
   if (doc.is_discarded()) {
     check(std::holds_alternative<webhook_error>(from_text));
     return true;

@@ -1,0 +1,65 @@
+#include "domain/json_fast_parse.hpp"
+
+#include <cstdint>
+#include <string>
+
+#include <simdjson.h>
+
+namespace parley::domain {
+
+namespace {
+
+using nlohmann::json;
+
+// Recursion is bounded by simdjson's own depth limit (1024 levels; webhooks are measured against
+// a much lower one before they get here).
+json to_nlohmann(simdjson::dom::element e) {
+  switch (e.type()) {
+  case simdjson::dom::element_type::OBJECT: {
+    json out = json::object();
+    for (auto field : simdjson::dom::object(e))
+      out[std::string(field.key)] = to_nlohmann(field.value); // a repeated key: the last wins
+    return out;
+  }
+  case simdjson::dom::element_type::ARRAY: {
+    json out = json::array();
+    auto array = simdjson::dom::array(e);
+    out.get_ref<json::array_t&>().reserve(array.size());
+    for (auto item : array)
+      out.push_back(to_nlohmann(item));
+    return out;
+  }
+  case simdjson::dom::element_type::STRING:
+    return json(std::string(std::string_view(e)));
+  case simdjson::dom::element_type::INT64: {
+    int64_t v = int64_t(e);
+    // nlohmann gives every non-negative integer the unsigned kind.
+    if (v >= 0)
+      return json(static_cast<uint64_t>(v));
+    return json(v);
+  }
+  case simdjson::dom::element_type::UINT64:
+    return json(uint64_t(e));
+  case simdjson::dom::element_type::DOUBLE:
+    return json(double(e));
+  case simdjson::dom::element_type::BOOL:
+    return json(bool(e));
+  case simdjson::dom::element_type::NULL_VALUE:
+    return json(nullptr);
+  }
+  return json(nullptr); // unreachable: every element type is handled above
+}
+
+} // namespace
+
+std::optional<nlohmann::json> parse_json_fast(std::string_view text) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  // realloc_if_needed: simdjson reads up to 64 bytes past the end, so the text is copied into the
+  // parser's padded buffer (the body's own buffer carries no such padding).
+  if (parser.parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS)
+    return std::nullopt;
+  return to_nlohmann(root);
+}
+
+} // namespace parley::domain

@@ -1,0 +1,108 @@
+// parse_json_fast builds exactly what nlohmann::json::parse builds (values and number kinds), and
+// refuses rather than guesses where simdjson cannot represent the text.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "domain/json_fast_parse.hpp"
+
+using nlohmann::json;
+using parley::domain::parse_json_fast;
+
+namespace {
+
+/// Same value and, node by node, the same kind (dump() shows a kind difference only sometimes).
+void expect_identical(const json& fast, const json& slow, const std::string& where) {
+  ASSERT_EQ(fast.type(), slow.type()) << where;
+  ASSERT_EQ(fast, slow) << where;
+  if (fast.is_object())
+    for (auto it = slow.begin(); it != slow.end(); ++it)
+      expect_identical(fast.at(it.key()), it.value(), where + "." + it.key());
+  if (fast.is_array())
+    for (size_t i = 0; i < slow.size(); ++i)
+      expect_identical(fast[i], slow[i], where + "[" + std::to_string(i) + "]");
+}
+
+void expect_same_as_nlohmann(const std::string& text) {
+  auto fast = parse_json_fast(text);
+  ASSERT_TRUE(fast.has_value()) << text;
+  expect_identical(*fast, json::parse(text), text);
+}
+
+TEST(JsonFastParse, BuildsWhatNlohmannBuilds) {
+  for (const std::string text :
+       {R"({})",
+        R"([])",
+        R"(null)",
+        R"(true)",
+        R"("x")",
+        R"(0)",
+        R"(42)",
+        R"(-42)",
+        R"(1.5)",
+        R"(-0.0)",
+        R"(1e2)",
+        R"(2.5E-3)",
+        R"(9223372036854775807)",
+        R"(9223372036854775808)",
+        R"(18446744073709551615)",
+        R"(-9223372036854775808)",
+        R"(1.7976931348623157e308)",
+        R"({"a":1,"b":[1,2,{"c":null}],"d":{"e":"f"}})",
+        R"(["\u00e9\ud83d\ude00", "tab\tand\nnewline", "quote\" slash\\ \/", "\u0000inside"])",
+        "  {\"spaced\" : [ 1 , 2 ] }  ",
+        R"({"":""})",
+        R"([[[[[[[[[[]]]]]]]]]])",
+        R"({"wa_id":"16315551234","timestamp":"1669233778","n":1669233778})"})
+    expect_same_as_nlohmann(text);
+}
+
+TEST(JsonFastParse, MinusZeroIsTheSameZeroOfAnotherKind) {
+  // The one kind difference: simdjson does not tell "-0" from "0", nlohmann makes it signed.
+  // Equal as values and written alike, so nothing downstream can tell.
+  auto fast = parse_json_fast("[-0]");
+  ASSERT_TRUE(fast.has_value());
+  EXPECT_EQ(*fast, json::parse("[-0]"));
+  EXPECT_EQ(fast->dump(), json::parse("[-0]").dump());
+}
+
+TEST(JsonFastParse, ARepeatedKeyKeepsTheLastValueLikeNlohmann) {
+  expect_same_as_nlohmann(R"({"k":1,"k":{"x":2}})");
+  EXPECT_EQ(parse_json_fast(R"({"k":1,"k":2})")->at("k"), 2);
+}
+
+TEST(JsonFastParse, RefusesInvalidJson) {
+  for (const std::string text :
+       {"", " ", "{", "[1,]", "{\"a\":}", "{'a':1}", "nul", "01", "1.", "\"unterminated",
+        "\"bad \\x escape\"", "[1] trailing", "\"\xff\xfe invalid utf-8\"", "\"raw\ncontrol\"",
+        "NaN", "Infinity", "[1 2]"})
+    EXPECT_FALSE(parse_json_fast(text).has_value()) << text;
+}
+
+TEST(JsonFastParse, LeavesToNlohmannWhatSimdjsonCannotRepresent) {
+  // Integers past 64 bits (nlohmann reads them as doubles) and a UTF-8 byte-order mark (nlohmann
+  // skips it): refused here, so callers fall back and answer as nlohmann does.
+  EXPECT_FALSE(parse_json_fast("123456789012345678901234567890").has_value());
+  EXPECT_FALSE(parse_json_fast("\xEF\xBB\xBF{}").has_value());
+}
+
+TEST(JsonFastParse, EveryFixtureParsesToTheSameDocument) {
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(PARLEY_PYWA_FIXTURES)) {
+    if (entry.path().extension() != ".json")
+      continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    expect_same_as_nlohmann(buf.str());
+    ++files;
+  }
+  EXPECT_GT(files, 0u);
+}
+
+} // namespace
