@@ -1,5 +1,6 @@
 #include "domain/json_fast_parse.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -11,14 +12,14 @@ namespace {
 
 using nlohmann::json;
 
-// Recursion is bounded by simdjson's own depth limit (1024 levels; webhooks are measured against
-// a much lower one before they get here).
+// Recursion is bounded by the parser's depth limit.
 json to_nlohmann(simdjson::dom::element e) {
   switch (e.type()) {
   case simdjson::dom::element_type::OBJECT: {
     json out = json::object();
+    auto& members = out.get_ref<json::object_t&>();
     for (auto field : simdjson::dom::object(e))
-      out[std::string(field.key)] = to_nlohmann(field.value); // a repeated key: the last wins
+      members.insert_or_assign(std::string(field.key), to_nlohmann(field.value)); // last one wins
     return out;
   }
   case simdjson::dom::element_type::ARRAY: {
@@ -52,8 +53,15 @@ json to_nlohmann(simdjson::dom::element e) {
 
 } // namespace
 
-std::optional<nlohmann::json> parse_json_fast(std::string_view text) {
+std::optional<nlohmann::json> parse_json_fast(std::string_view text, size_t max_depth) {
   thread_local simdjson::dom::parser parser;
+  thread_local size_t parser_depth = 0;
+  if (parser_depth != max_depth) {
+    // Growing the buffers for a longer text later keeps this depth limit.
+    if (parser.allocate(std::max<size_t>(text.size(), 4096), max_depth) != simdjson::SUCCESS)
+      return std::nullopt;
+    parser_depth = max_depth;
+  }
   simdjson::dom::element root;
   // realloc_if_needed: simdjson reads up to 64 bytes past the end, so the text is copied into the
   // parser's padded buffer (the body's own buffer carries no such padding).

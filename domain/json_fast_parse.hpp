@@ -5,6 +5,7 @@
 // nlohmann way. The result equals what nlohmann::json::parse gives for the same text (numbers
 // keep nlohmann's kinds: unsigned for non-negative integers, except that "-0" is the unsigned 0
 // here and the signed one there - equal, and written alike; the last of duplicate keys wins).
+#include <cstddef>
 #include <optional>
 #include <string_view>
 
@@ -12,10 +13,12 @@
 
 namespace parley::domain {
 
-/// The document of `text`, or nullopt when simdjson refuses it (invalid JSON, but also what
-/// simdjson does not represent: integers beyond 64 bits, a byte-order mark, nesting deeper than
-/// 1024). Callers fall back to nlohmann::json::parse, so behaviour at those edges stays
-/// nlohmann's. Uses a parser per thread (its buffers are reused between calls).
-std::optional<nlohmann::json> parse_json_fast(std::string_view text);
+/// The document of `text`, or nullopt when simdjson refuses it: invalid JSON, nesting deeper than
+/// `max_depth` brackets (so a document returned needs no separate depth check; simdjson counts the
+/// values of the innermost container as a level, so it may refuse at the limit too), and what
+/// simdjson does not represent (integers beyond 64 bits, a byte-order mark). Callers fall back to
+/// their depth check and nlohmann::json::parse, so behaviour at those edges stays nlohmann's. Uses
+/// a parser per thread (its buffers are reused between calls).
+std::optional<nlohmann::json> parse_json_fast(std::string_view text, size_t max_depth);
 
 } // namespace parley::domain

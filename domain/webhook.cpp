@@ -623,11 +623,11 @@ webhook_error too_deep() {
 
 webhook_result parse_webhook(std::string_view body) {
   try {
+    if (auto fast = parse_json_fast(body, max_webhook_depth))
+      return parse_owned(std::move(*fast));
+    // What simdjson refuses, the depth scan and nlohmann decide (see json_fast_parse.hpp).
     if (json_text_nests_deeper_than(body, max_webhook_depth))
       return too_deep();
-    if (auto fast = parse_json_fast(body))
-      return parse_owned(std::move(*fast));
-    // What simdjson refuses, nlohmann decides (see json_fast_parse.hpp): same answers as before.
     json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded())
       return webhook_error{"body is not valid JSON"};

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/json_depth.hpp"
 #include "domain/json_fast_parse.hpp"
 #include "domain/message_status.hpp"
 #include "domain/webhook.hpp"
@@ -102,8 +103,9 @@ bool run_one(std::string_view body) {
   // The document overloads must reach the same verdict on the same JSON.
   json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   // The fast scan accepts nothing nlohmann refuses, and builds the same document.
-  const auto fast = parse_json_fast(body);
+  const auto fast = parse_json_fast(body, max_webhook_depth);
   check(!fast || (!doc.is_discarded() && *fast == doc));
+  check(!fast || !json_text_nests_deeper_than(body, max_webhook_depth));
   if (doc.is_discarded()) {
     check(std::holds_alternative<webhook_error>(from_text));
     return true;
