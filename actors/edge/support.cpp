@@ -10,6 +10,7 @@
 #include "domain/crypto.hpp"
 #include "domain/ids.hpp"
 #include "domain/json_depth.hpp"
+#include "domain/json_fast_parse.hpp"
 #include "runtime/ask.hpp"
 
 namespace parley::edge {
@@ -48,18 +49,23 @@ nlohmann::json json_body(const http::request& req) {
   if (base != "application/json")
     throw app_error(errc::unsupported_media,
                     "send the body as JSON with the header 'Content-Type: application/json'");
-  // Copies and dumps of nlohmann documents recurse: hostile nesting must not reach them.
+  // Copies and dumps of nlohmann documents recurse: hostile nesting must not reach them. A body
+  // the fast scan takes is within the limit; the rest gets the byte scan and nlohmann's verdict
+  // (which names the byte of the error).
   constexpr size_t max_depth = 64;
-  if (domain::json_text_nests_deeper_than(req.body, max_depth))
+  nlohmann::json body;
+  if (auto fast = domain::parse_json_fast(req.body, max_depth))
+    body = std::move(*fast);
+  else if (domain::json_text_nests_deeper_than(req.body, max_depth))
     throw app_error(errc::invalid_argument,
                     "the body nests deeper than " + std::to_string(max_depth) + " levels");
-  nlohmann::json body;
-  try {
-    body = nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw app_error(errc::invalid_argument,
-                    "the body is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-  }
+  else
+    try {
+      body = nlohmann::json::parse(req.body);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw app_error(errc::invalid_argument,
+                      "the body is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
+    }
   if (!body.is_object())
     throw app_error(errc::invalid_argument, "the body must be a JSON object");
   return body;
