@@ -33,7 +33,7 @@ struct db_config {
   int pool_size = 4;             ///< db.pool_size: blocking connections for reads and admin writes
   int batch_max_rows = 1000;     ///< db.batch_max_rows: group commit flushes at this many rows...
   int batch_max_delay_ms = 2;    ///< db.batch_max_delay_ms: ...or after this many ms
-  int writers = 1;               ///< db.writers: group-commit writer actors (see operations.md)
+  int writers = 2;               ///< db.writers: group-commit writer actors (see operations.md)
   int connect_timeout_ms = 3000; ///< db.connect_timeout_ms
   int statement_timeout_ms = 5000; ///< db.statement_timeout_ms: server-side statement timeout
   int reconnect_max_backoff_ms =
