@@ -142,6 +142,70 @@ std::map<size_t, context_row> contexts(pqxx::work& tx, const std::vector<json>& 
   return out;
 }
 
+/// A row that passed the checks, with what accept() resolved for it (its payload is kept apart,
+/// for the channel's queue).
+struct accepted_row {
+  size_t i = 0; ///< index in the batch
+  bool is_read = false;
+  std::string conversation_id;
+  std::string to;
+  std::string ref_id; ///< a read receipt's message
+};
+
+/// The outbound_accept statement's rows, written as JSON text straight from the batch's rows:
+/// building a JSON object per row first copied each content and payload twice more, on the
+/// writer's critical path.
+std::string accept_rows(const std::vector<json>& rows, const std::vector<accepted_row>& accepted,
+                        const std::map<size_t, json>& payload_of) {
+  std::string out = "[";
+  auto member = [&out](std::string_view key, const json& value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    persistence::append_json(out, value);
+  };
+  auto text_member = [&out](std::string_view key, std::string_view text) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    persistence::append_json_string(out, text);
+  };
+  auto optional_member = [&member](std::string_view key, const json& row, const char* from,
+                                   const json& otherwise) {
+    auto it = row.find(from);
+    member(key, it != row.end() ? *it : otherwise);
+  };
+  static const json null_value = nullptr;
+  static const json false_value = false;
+  for (const auto& a : accepted) {
+    const auto& row = rows[a.i];
+    if (out.size() > 1)
+      out += ',';
+    out += "{\"i\":" + std::to_string(a.i);
+    if (a.is_read)
+      member("new_id", null_value);
+    else
+      text_member("new_id", domain::uuid::new_time_ordered().str());
+    member("tenant_id", row.at("tenant_id"));
+    member("channel_id", row.at("channel_id"));
+    text_member("conversation_id", a.conversation_id);
+    text_member("to_wa", a.to);
+    member("type", row.at("type"));
+    member("content", row.at("content"));
+    member("payload", payload_of.at(a.i));
+    optional_member("cmid", row, "client_message_id", null_value);
+    optional_member("dispatch", row, "dispatch", false_value);
+    member("kind", row.at("kind"));
+    if (a.is_read)
+      text_member("ref_id", a.ref_id);
+    else
+      member("ref_id", null_value);
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
 std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   std::vector<json> results(rows.size());
   std::vector<size_t> todo;
@@ -170,7 +234,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
       fresh.push_back(i);
   }
 
-  std::vector<json> inserts;
+  std::vector<accepted_row> inserts;
   std::map<size_t, json> payload_of; // with references resolved, for the channel's queue
   if (!fresh.empty()) {
     auto ctx = contexts(tx, rows, fresh);
@@ -221,19 +285,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         continue;
       }
       inserts.push_back(
-          {{"i", i},
-           {"new_id", is_read ? json(nullptr) : json(domain::uuid::new_time_ordered().str())},
-           {"tenant_id", row["tenant_id"]},
-           {"channel_id", row["channel_id"]},
-           {"conversation_id", conversation},
-           {"to_wa", to},
-           {"type", row["type"]},
-           {"content", row["content"]},
-           {"payload", payload},
-           {"cmid", row.value("client_message_id", json(nullptr))},
-           {"dispatch", row.value("dispatch", false)},
-           {"kind", row["kind"]},
-           {"ref_id", is_read ? json(c.ref_id) : json(nullptr)}});
+          {i, is_read, std::move(conversation), std::move(to), is_read ? c.ref_id : std::string{}});
       payload_of[i] = std::move(payload);
     }
   }
@@ -244,16 +296,16 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
   if (!inserts.empty()) {
     std::set<std::string> senders;
     for (const auto& ins : inserts)
-      if (ins["kind"] == "message")
-        senders.insert(ins["tenant_id"].get<std::string>());
+      if (!ins.is_read)
+        senders.insert(rows[ins.i]["tenant_id"].get<std::string>());
     auto allowance = plan_limits::lock_message_allowances(tx, senders);
-    std::vector<json> within;
+    std::vector<accepted_row> within;
     for (auto& ins : inserts) {
-      if (ins["kind"] == "message") {
-        auto it = allowance.find(ins["tenant_id"].get<std::string>());
+      if (!ins.is_read) {
+        auto it = allowance.find(rows[ins.i]["tenant_id"].get<std::string>());
         if (it != allowance.end() && it->second.limit) {
           if (it->second.used >= *it->second.limit) {
-            auto i = ins["i"].get<size_t>();
+            auto i = ins.i;
             results[i] =
                 reject("plan_limit_exceeded", plan_limits::messages_exhausted(*it->second.limit));
             payload_of.erase(i);
@@ -317,7 +369,7 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
       SELECT i, mid::text, conversation_id::text, oid, to_wa, oid IN (SELECT id FROM box),
              parley_ts(now())
       FROM ids)",
-                                            persistence::json_rows(inserts));
+                                            accept_rows(rows, inserts, payload_of));
     for (const auto& row : r) {
       auto i = row[0].as<size_t>();
       if (!row[5].as<bool>()) {
