@@ -6,6 +6,8 @@
 
 #include <simdjson.h>
 
+#include "domain/json_depth.hpp"
+
 namespace parley::domain {
 
 namespace {
@@ -68,6 +70,26 @@ std::optional<nlohmann::json> parse_json_fast(std::string_view text, size_t max_
   if (parser.parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS)
     return std::nullopt;
   return to_nlohmann(root);
+}
+
+std::variant<nlohmann::json, json_refusal> parse_json_bounded(std::string_view text,
+                                                              size_t max_depth) {
+  if (auto fast = parse_json_fast(text, max_depth))
+    return std::move(*fast);
+  // simdjson refuses at the limit itself too (see parse_json_fast): measure before deciding.
+  if (json_text_nests_deeper_than(text, max_depth))
+    return json_refusal{true, {}};
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    return json_refusal{false, "error at byte " + std::to_string(e.byte)};
+  } catch (const json::exception& e) {
+    // Not a syntax error (nlohmann's out_of_range: a number overflow): its words without the
+    // "[json.exception...] " prefix.
+    std::string what = e.what();
+    auto end = what.find("] ");
+    return json_refusal{false, end == std::string::npos ? what : what.substr(end + 2)};
+  }
 }
 
 } // namespace parley::domain

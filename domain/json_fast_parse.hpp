@@ -7,7 +7,9 @@
 // here and the signed one there - equal, and written alike; the last of duplicate keys wins).
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -20,5 +22,18 @@ namespace parley::domain {
 /// their depth check and nlohmann::json::parse, so behaviour at those edges stays nlohmann's. Uses
 /// a parser per thread (its buffers are reused between calls).
 std::optional<nlohmann::json> parse_json_fast(std::string_view text, size_t max_depth);
+
+/// Why parse_json_bounded() refused a text.
+struct json_refusal {
+  bool too_deep = false; ///< nests deeper than the limit; otherwise not valid JSON
+  std::string detail;    ///< invalid JSON: where or what, for the client ("error at byte 12")
+};
+
+/// JSON that arrives from outside, within `max_depth` levels of nesting (nlohmann's copies and
+/// dumps recurse). The fast scan first; what it refuses gets the depth scan and nlohmann's
+/// verdict, which also decides the edges simdjson does not represent. Never throws a JSON error:
+/// a number no double holds (1e400) is invalid JSON here, as it is for simdjson.
+std::variant<nlohmann::json, json_refusal> parse_json_bounded(std::string_view text,
+                                                              size_t max_depth);
 
 } // namespace parley::domain

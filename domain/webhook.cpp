@@ -155,12 +155,9 @@ json flow_response(const json* response) {
   if (response == nullptr)
     return nullptr;
   if (response->is_string()) {
-    const auto& text = response->get_ref<const std::string&>();
-    if (!json_text_nests_deeper_than(text, max_webhook_depth)) {
-      json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (parsed.is_object())
-        return parsed;
-    }
+    auto parsed = parse_json_bounded(response->get_ref<const std::string&>(), max_webhook_depth);
+    if (auto* doc = std::get_if<json>(&parsed); doc != nullptr && doc->is_object())
+      return std::move(*doc);
   }
   return *response;
 }
@@ -623,15 +620,10 @@ webhook_error too_deep() {
 
 webhook_result parse_webhook(std::string_view body) {
   try {
-    if (auto fast = parse_json_fast(body, max_webhook_depth))
-      return parse_owned(std::move(*fast));
-    // What simdjson refuses, the depth scan and nlohmann decide (see json_fast_parse.hpp).
-    if (json_text_nests_deeper_than(body, max_webhook_depth))
-      return too_deep();
-    json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded())
-      return webhook_error{"body is not valid JSON"};
-    return parse_owned(std::move(doc));
+    auto parsed = parse_json_bounded(body, max_webhook_depth);
+    if (auto* refused = std::get_if<json_refusal>(&parsed))
+      return refused->too_deep ? too_deep() : webhook_error{"body is not valid JSON"};
+    return parse_owned(std::move(std::get<json>(parsed)));
   } catch (const std::exception& e) {
     return failure(e);
   }

@@ -49,26 +49,18 @@ nlohmann::json json_body(const http::request& req) {
   if (base != "application/json")
     throw app_error(errc::unsupported_media,
                     "send the body as JSON with the header 'Content-Type: application/json'");
-  // Copies and dumps of nlohmann documents recurse: hostile nesting must not reach them. A body
-  // the fast scan takes is within the limit; the rest gets the byte scan and nlohmann's verdict
-  // (which names the byte of the error).
+  // Copies and dumps of nlohmann documents recurse: hostile nesting must not reach them.
   constexpr size_t max_depth = 64;
-  nlohmann::json body;
-  if (auto fast = domain::parse_json_fast(req.body, max_depth))
-    body = std::move(*fast);
-  else if (domain::json_text_nests_deeper_than(req.body, max_depth))
+  auto parsed = domain::parse_json_bounded(req.body, max_depth);
+  if (auto* refused = std::get_if<domain::json_refusal>(&parsed))
     throw app_error(errc::invalid_argument,
-                    "the body nests deeper than " + std::to_string(max_depth) + " levels");
-  else
-    try {
-      body = nlohmann::json::parse(req.body);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw app_error(errc::invalid_argument,
-                      "the body is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-    }
+                    refused->too_deep
+                        ? "the body nests deeper than " + std::to_string(max_depth) + " levels"
+                        : "the body is not valid JSON (" + refused->detail + ")");
+  auto& body = std::get<nlohmann::json>(parsed);
   if (!body.is_object())
     throw app_error(errc::invalid_argument, "the body must be a JSON object");
-  return body;
+  return std::move(body);
 }
 
 std::string required_string(const nlohmann::json& body, std::string_view field, size_t max_len) {

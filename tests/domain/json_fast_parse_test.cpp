@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -127,6 +128,49 @@ TEST(JsonFastParse, EveryFixtureParsesToTheSameDocument) {
     ++files;
   }
   EXPECT_GT(files, 0u);
+}
+
+} // namespace
+
+namespace {
+
+using parley::domain::json_refusal;
+using parley::domain::parse_json_bounded;
+
+TEST(JsonBoundedParse, TakesValidJsonWhicheverParserDecides) {
+  auto fast = parse_json_bounded(R"({"a":[1,2]})", 64);
+  ASSERT_TRUE(std::holds_alternative<json>(fast));
+  EXPECT_EQ(std::get<json>(fast), json::parse(R"({"a":[1,2]})"));
+  // simdjson refuses these; nlohmann takes them (a 100-digit integer becomes a double).
+  auto big = parse_json_bounded("[" + std::string(100, '7') + "]", 64);
+  ASSERT_TRUE(std::holds_alternative<json>(big));
+  EXPECT_TRUE(std::get<json>(big)[0].is_number_float());
+  EXPECT_TRUE(std::holds_alternative<json>(parse_json_bounded("\xEF\xBB\xBF{}", 64)));
+  // At the limit exactly: simdjson may refuse, the depth scan and nlohmann take it.
+  EXPECT_TRUE(std::holds_alternative<json>(parse_json_bounded(R"({"a":{"b":[1]}})", 3)));
+}
+
+TEST(JsonBoundedParse, RefusesDeepBeforeParsing) {
+  auto deep = parse_json_bounded(nested(65), 64);
+  ASSERT_TRUE(std::holds_alternative<json_refusal>(deep));
+  EXPECT_TRUE(std::get<json_refusal>(deep).too_deep);
+  // Deep and broken: the depth is what is reported (nothing is parsed).
+  EXPECT_TRUE(std::get<json_refusal>(parse_json_bounded(std::string(100000, '['), 64)).too_deep);
+}
+
+TEST(JsonBoundedParse, InvalidJsonSaysWhereAndNeverThrows) {
+  auto broken = parse_json_bounded(R"({"name":)", 64);
+  ASSERT_TRUE(std::holds_alternative<json_refusal>(broken));
+  EXPECT_FALSE(std::get<json_refusal>(broken).too_deep);
+  EXPECT_EQ(std::get<json_refusal>(broken).detail, "error at byte 9");
+  // Valid syntax, but no double holds the number: nlohmann throws out_of_range, not parse_error.
+  for (const char* text : {R"({"n":1e400})", R"({"n":-1e999})"}) {
+    auto overflow = parse_json_bounded(text, 64);
+    ASSERT_TRUE(std::holds_alternative<json_refusal>(overflow)) << text;
+    EXPECT_FALSE(std::get<json_refusal>(overflow).too_deep);
+    EXPECT_NE(std::get<json_refusal>(overflow).detail.find("number overflow"), std::string::npos)
+        << std::get<json_refusal>(overflow).detail;
+  }
 }
 
 } // namespace
