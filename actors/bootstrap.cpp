@@ -231,7 +231,6 @@ int serve(const config::parley_config& cfg) {
 
     conversation_deps conv_deps;
     conv_deps.writer = &writer_slot;
-    conv_deps.write_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     conv_deps.idle_timeout = std::chrono::seconds(cfg.runtime.conversation_idle_timeout_s);
     conv_deps.active = &registry.get_gauge("parley_conversation_actors_active",
                                            "Conversation actors currently activated");

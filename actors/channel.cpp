@@ -436,7 +436,8 @@ void dispatch(channel_ptr self, outbox_item item) {
   st.flying.emplace(id, std::move(item));
   if (marked)
     return call_graph(self, id, attempt);
-  self->request(st.deps->writer->get(), st.deps->db_timeout, persistence::persist_atom::value,
+  self->request(st.deps->writer->get(), caf::infinite, // answers every op (writer.hpp)
+                persistence::persist_atom::value,
                 persistence::write_op{outbound_store::dispatch_kind,
                                       json{{"outbox_id", id}, {"attempt", attempt}}})
       .then([self, id, attempt](json&) { call_graph(self, id, attempt); },
@@ -666,7 +667,8 @@ void record(channel_ptr self, int64_t id) {
   auto it = st.recording.find(id);
   if (it == st.recording.end())
     return;
-  self->request(st.deps->writer->get(), st.deps->db_timeout, persistence::persist_atom::value,
+  self->request(st.deps->writer->get(), caf::infinite, // answers every op (writer.hpp)
+                persistence::persist_atom::value,
                 persistence::write_op{outbound_store::result_kind, it->second.row})
       .then(
           [self, id](json&) {
@@ -831,7 +833,8 @@ void accept_outbound(channel_ptr self, domain::outbound_request req,
                  st.health.allow_send(self->clock().now()) &&
                  st.bucket->wait_time(self->clock().now()) <= 0ns;
   row["dispatch"] = premark;
-  self->request(st.deps->writer->get(), st.deps->db_timeout, persistence::persist_atom::value,
+  self->request(st.deps->writer->get(), caf::infinite, // answers every op (writer.hpp)
+                persistence::persist_atom::value,
                 persistence::write_op{outbound_store::accept_kind, std::move(row)})
       .then(
           [self, rp, req = std::move(req), payload, premark](json& r) mutable {

@@ -78,8 +78,9 @@ nlohmann::json message_row(const conversation_state& st, domain::inbound_message
 /// in arrival order; other conversations keep flowing and share the writer's batches.
 void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp,
            uint64_t wamid_hash, uint32_t profile, const char* kind, nlohmann::json row) {
-  self->request(self->state.deps->writer->get(), self->state.deps->write_timeout,
-                persistence::persist_atom::value, persistence::write_op{kind, std::move(row)})
+  // No timeout: the writer answers every op (persistence/writer.hpp).
+  self->request(self->state.deps->writer->get(), caf::infinite, persistence::persist_atom::value,
+                persistence::write_op{kind, std::move(row)})
       .await(
           [self, rp, wamid_hash, profile](nlohmann::json& result) mutable {
             self->state.remember(wamid_hash);
@@ -119,7 +120,7 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
   if (!event.is_null())
     row["event"] = std::move(event);
   auto rp = self->make_response_promise<nlohmann::json>();
-  self->request(st.deps->writer->get(), st.deps->write_timeout, persistence::persist_atom::value,
+  self->request(st.deps->writer->get(), caf::infinite, persistence::persist_atom::value,
                 persistence::write_op{kind, std::move(row)})
       .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });

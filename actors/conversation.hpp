@@ -15,7 +15,6 @@ namespace parley {
 
 struct conversation_deps {
   runtime::actor_slot* writer = nullptr;
-  caf::timespan write_timeout = std::chrono::seconds(10);
   caf::timespan idle_timeout = std::chrono::seconds(300);
   metrics::gauge* active = nullptr;       ///< parley_conversation_actors_active
   metrics::counter* passivated = nullptr; ///< parley_conversation_actors_passivated_total

@@ -11,6 +11,7 @@
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
 #include "domain/webhook.hpp"
+#include "runtime/deadline_book.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/logging.hpp"
 
@@ -61,6 +62,7 @@ struct ingest_state {
   std::unordered_set<int64_t> in_flight; ///< event ids being processed
   int64_t replay_cursor = 0;
   bool pruning = false; ///< a retention pass is under way (a long one may outlast a sweep tick)
+  runtime::deadline_book deadlines; ///< of the one-message fast path's requests (the hot ones)
   log::logger logger{"ingest"};
   static inline const char* name = "ingest";
 };
@@ -475,14 +477,16 @@ void accept(ingest_ptr self, ack_promise rp, std::string body, std::string chann
   };
   // The part goes to its conversation with the raw event; `counted` updates the metrics.
   auto store_with_event = [&](auto atom, auto part, auto counted) {
-    self->request(tenant, st.deps.request_timeout, atom, r->channel_id, std::move(part),
-                  std::move(event))
-        .then(
-            [rp, counted](nlohmann::json& result) mutable {
-              counted(result);
-              rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
-            },
-            std::move(fallback));
+    st.deadlines.then<nlohmann::json>(
+        self,
+        self->request(tenant, caf::infinite, atom, r->channel_id, std::move(part),
+                      std::move(event)),
+        st.deps.request_timeout,
+        [rp, counted](nlohmann::json& result) mutable {
+          counted(result);
+          rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
+        },
+        std::move(fallback));
   };
   if (!batch->messages.empty()) {
     auto type = batch->messages.front().type;
@@ -528,6 +532,7 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
         return rp;
       },
       [self](progress_ptr& retry) { process(self, retry); },
+      [self](runtime::deadline_tick_atom) { self->state.deadlines.on_tick(self); },
       [self](replay_atom) { replay_page(self, 0); },
       [self](reload_atom) {
         // Channels or tenants changed (created, deleted, suspended): route afresh.

@@ -99,21 +99,32 @@ void flush(writer_actor* self) {
     return;
   auto ops = std::exchange(st.pending_ops, {});
   auto rps = std::exchange(st.pending_rps, {});
-  st.batch_rows->observe(static_cast<double>(ops.size()));
-  auto out =
-      run_batch(st.session, std::move(ops), st.opts.kinds, st.commit_metrics, st.opts.late_kinds);
-  for (size_t i = 0; i < rps.size(); ++i) {
-    auto& r = out.rows[i];
-    if (r.ok)
-      rps[i].deliver(std::move(r.value));
+  size_t answered = 0;
+  try {
+    st.batch_rows->observe(static_cast<double>(ops.size()));
+    auto out =
+        run_batch(st.session, std::move(ops), st.opts.kinds, st.commit_metrics, st.opts.late_kinds);
+    for (; answered < rps.size(); ++answered) {
+      auto& r = out.rows[answered];
+      if (r.ok)
+        rps[answered].deliver(std::move(r.value));
+      else
+        rps[answered].deliver(make_error(r.failure.code, r.failure.message));
+    }
+    st.backlog = !self->mailbox().empty();
+    if (out.unavailable)
+      go_down(self, *out.unavailable);
     else
-      rps[i].deliver(make_error(r.failure.code, r.failure.message));
+      mark_up(st);
+  } catch (const std::exception& e) {
+    // Callers wait for these answers without a timeout of their own (runtime/answer_wait.hpp):
+    // whatever broke (an allocation, say), every row taken gets one before the writer ends, as
+    // an error like any failed write's (whether the rows committed is unknown, as after a lost
+    // connection).
+    for (; answered < rps.size(); ++answered)
+      rps[answered].deliver(make_error(errc::internal, std::string{"write failed: "} + e.what()));
+    throw;
   }
-  st.backlog = !self->mailbox().empty();
-  if (out.unavailable)
-    go_down(self, *out.unavailable);
-  else
-    mark_up(st);
 }
 
 caf::behavior writer(writer_actor* self, std::string url, connection_options conn_opts,

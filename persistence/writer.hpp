@@ -39,6 +39,10 @@ writer_options make_writer_options(const config::db_config& cfg,
 /// An unknown kind is refused with errc::internal. On an exit message, waiting rows are flushed
 /// first. Nothing is ever reported committed that was not; a COMMIT whose outcome is unknown is
 /// reported as storage_unavailable (batch_fns are idempotent, so a retry is safe).
+/// Every op gets exactly one answer, also when the writer itself fails (errc::internal for the
+/// rows it had taken) or ends (CAF answers the ops still queued): actors of the node wait for it
+/// without a request timeout, which in CAF 0.17 costs two clock-thread events per row
+/// (runtime/deadline_book.hpp). What bounds a client's wait is the HTTP server's deadline.
 ///
 /// Metrics: parley_db_batch_rows (histogram, size_buckets), parley_db_commit_seconds
 /// (histogram), parley_db_commit_errors_total, parley_db_writer_up (gauge, writers connected).

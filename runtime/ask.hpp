@@ -23,10 +23,11 @@ void ask(relay_pool& relays, caf::actor target, caf::timespan timeout, OnOk on_o
     return;
   }
   relays.run([target = std::move(target), timeout, on_ok = std::move(on_ok),
-              on_err = std::move(on_err), xs...](caf::event_based_actor* self) mutable {
-    self->request(target, timeout, std::move(xs)...)
-        .then([on_ok](Result& r) mutable { run_guarded("ask answer", [&] { on_ok(r); }); },
-              [on_err](caf::error& e) mutable { run_guarded("ask error", [&] { on_err(e); }); });
+              on_err = std::move(on_err), xs...](relay_actor* self) mutable {
+    auto ok = [on_ok](Result& r) mutable { run_guarded("ask answer", [&] { on_ok(r); }); };
+    auto err = [on_err](caf::error& e) mutable { run_guarded("ask error", [&] { on_err(e); }); };
+    self->state.deadlines.then<Result>(self, self->request(target, caf::infinite, std::move(xs)...),
+                                       timeout, std::move(ok), std::move(err));
   });
 }
 

@@ -28,8 +28,9 @@ relay_pool::relay_pool(caf::actor_system& sys, size_t relays)
     // The index travels as a spawn argument: CAF 0.17 dereferences a null argument tuple when a
     // function actor is spawned without arguments (UBSan flags it).
     relays_.push_back(sys.spawn(
-        [](caf::event_based_actor* self, size_t) -> caf::behavior {
-          return {[self](relay_job& job) { run_guarded("relay job", [&] { job(self); }); }};
+        [](relay_actor* self, size_t) -> caf::behavior {
+          return {[self](relay_job& job) { run_guarded("relay job", [&] { job(self); }); },
+                  [self](deadline_tick_atom) { self->state.deadlines.on_tick(self); }};
         },
         i));
 }

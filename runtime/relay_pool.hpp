@@ -11,12 +11,20 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
-#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "runtime/deadline_book.hpp"
 
 namespace parley::runtime {
 
+struct relay_state {
+  deadline_book deadlines; ///< of its requests to actors of this node
+  static inline const char* name = "relay";
+};
+using relay_actor = caf::stateful_actor<relay_state>;
+
 /// What a relay runs: it may send requests as `self` and handle their answers in callbacks.
-using relay_job = std::function<void(caf::event_based_actor* self)>;
+using relay_job = std::function<void(relay_actor* self)>;
 
 /// A fixed set of relay actors, jobs spread over them in turn. Jobs run on CAF worker threads
 /// and must not block. A job or callback that throws is logged and does not take its relay
