@@ -292,7 +292,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
 
   // The plan's monthly allowance (messages_per_month): rows past it are refused, in batch order;
   // the counters stay locked until COMMIT, so concurrent writers cannot both hand out the last.
-  std::map<std::string, long long> sent_per_tenant;
   if (!inserts.empty()) {
     std::set<std::string> senders;
     for (const auto& ins : inserts)
@@ -353,6 +352,15 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
                CASE WHEN dispatch THEN 1 ELSE 0 END FROM ids
         WHERE kind = 'read' OR mid IN (SELECT id FROM msg)
         RETURNING id
+      ), used AS (
+        -- The plan's monthly counter, in this statement rather than a round trip of its own:
+        -- only messages really inserted count (not a client_message_id raced by another writer,
+        -- not read receipts). Tenants in id order, so concurrent writers lock alike.
+        INSERT INTO tenant_usage AS u (tenant_id, month, messages)
+        SELECT tenant_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, count(*)
+        FROM ids WHERE kind = 'message' AND mid IN (SELECT id FROM msg)
+        GROUP BY tenant_id ORDER BY tenant_id
+        ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages + excluded.messages
       ), done AS MATERIALIZED (
         SELECT conversation_id, kind FROM ids WHERE oid IN (SELECT id FROM box)
       ), upd AS (
@@ -376,8 +384,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
         raced.insert(i);
         continue;
       }
-      if (rows[i]["kind"] == "message")
-        ++sent_per_tenant[rows[i]["tenant_id"].get<std::string>()];
       results[i] = {{"message_id", row[1].c_str()},
                     {"conversation_id", row[2].c_str()},
                     {"outbox_id", row[3].as<int64_t>()},
@@ -403,8 +409,6 @@ std::vector<json> accept(pqxx::work& tx, const std::vector<json>& rows) {
     else
       results[dup] = r;
   }
-  // Only messages really accepted count (not duplicates, not rows refused above).
-  plan_limits::count_messages(tx, sent_per_tenant);
   return results;
 }
 

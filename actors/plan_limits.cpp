@@ -122,20 +122,4 @@ lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids)
   return out;
 }
 
-void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_tenant) {
-  nlohmann::json counts = nlohmann::json::object();
-  for (const auto& [tenant, n] : per_tenant)
-    if (n > 0)
-      counts[tenant] = n;
-  if (counts.empty())
-    return;
-  // The month as parley_take_messages() computes it (UTC calendar month).
-  persistence::exec_prepared_sql(tx, "plan_count_messages", R"(
-    INSERT INTO tenant_usage AS u (tenant_id, month, messages)
-    SELECT key::uuid, date_trunc('month', now() AT TIME ZONE 'UTC')::date, value::bigint
-    FROM jsonb_each_text($1::jsonb)
-    ON CONFLICT (tenant_id, month) DO UPDATE SET messages = u.messages + excluded.messages)",
-                                 counts.dump());
-}
-
 } // namespace parley::plan_limits

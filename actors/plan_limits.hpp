@@ -49,9 +49,6 @@ struct message_allowance {
 std::map<std::string, message_allowance>
 lock_message_allowances(pqxx::work& tx, const std::set<std::string>& tenant_ids);
 
-/// Adds accepted outbound messages per tenant to this month's counters.
-void count_messages(pqxx::work& tx, const std::map<std::string, long long>& per_tenant);
-
 /// The message of a refusal for `messages_per_month` (API error code plan_limit_exceeded).
 std::string messages_exhausted(long long limit);
 
