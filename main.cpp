@@ -21,15 +21,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string config_file;
   auto* serve = app.add_subcommand("serve", "run a node (HTTP API, webhooks, actors)");
-  serve->add_option("--config", config_file, "JSON configuration file (PARLEY_* env vars override it)");
+  serve->add_option("--config", config_file,
+                    "JSON configuration file (PARLEY_* env vars override it)");
   bool print_config = false;
   serve->add_flag("--print-config", print_config,
                   "print the effective configuration (secrets redacted) and exit");
   auto* migrate = app.add_subcommand("migrate", "apply pending database migrations and exit");
   migrate->add_option("--config", config_file, "JSON configuration file");
   auto* rotate = app.add_subcommand(
-    "rotate-keys", "re-encrypt every stored channel secret under the current master key and exit "
-                   "(needs security.master_key, its version and the previous keys)");
+      "rotate-keys", "re-encrypt every stored channel secret under the current master key and exit "
+                     "(needs security.master_key, its version and the previous keys)");
   rotate->add_option("--config", config_file, "JSON configuration file");
   app.footer("Configuration keys and environment variables: docs/operations.md");
   CLI11_PARSE(app, argc, argv);
@@ -44,8 +45,8 @@ int main(int argc, char** argv) {
                                       : parley::config::purpose::migrate);
     if (*rotate && cfg.security.master_key.empty())
       throw parley::config::config_error(
-        "security.master_key", "required: rotate-keys re-encrypts under the current master key; "
-                               "set PARLEY_MASTER_KEY");
+          "security.master_key", "required: rotate-keys re-encrypts under the current master key; "
+                                 "set PARLEY_MASTER_KEY");
   } catch (const parley::config::config_error& e) {
     std::cerr << "parley: invalid configuration: " << e.what() << "\n";
     return 2;

@@ -10,9 +10,9 @@
 namespace parley::conversation_store {
 
 struct list_filter {
-  std::optional<std::string> status;     ///< open | resolved
+  std::optional<std::string> status; ///< open | resolved
   std::optional<std::string> channel_id;
-  bool descending = true;                ///< newest first by default (an inbox)
+  bool descending = true; ///< newest first by default (an inbox)
   int limit_plus_one = 51;
   std::optional<std::string> after_time, after_id;
 };
@@ -20,7 +20,8 @@ struct list_filter {
 persistence::db_job list(std::string tenant_id, list_filter f);
 persistence::db_job get(std::string tenant_id, std::string conversation_id);
 /// Patch {"status"?,"mode"?,"assignee"?} (validated by the caller); returns the conversation.
-persistence::db_job update(std::string tenant_id, std::string conversation_id, nlohmann::json patch);
+persistence::db_job update(std::string tenant_id, std::string conversation_id,
+                           nlohmann::json patch);
 /// Messages of a conversation, keyset-paged by (created_at, id).
 persistence::db_job messages(std::string tenant_id, std::string conversation_id, bool descending,
                              int limit_plus_one, std::optional<std::string> after_time,

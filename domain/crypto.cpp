@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <climits>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 
@@ -45,11 +45,11 @@ const EVP_MAC_CTX* hmac_sha256_template() {
   static const EVP_MAC_CTX* tmpl = [] {
     EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
-    EVP_MAC_free(mac);  // the context holds its own reference
+    EVP_MAC_free(mac); // the context holds its own reference
     char digest_name[] = "SHA256";
     OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_end(),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end(),
     };
     if (ctx != nullptr && EVP_MAC_CTX_set_params(ctx, params) != 1) {
       EVP_MAC_CTX_free(ctx);
@@ -95,9 +95,9 @@ std::array<unsigned char, 32> hmac_sha256_raw(std::string_view key, std::string_
   const unsigned char* key_ptr = key.empty() ? &empty : bytes(key);
   std::array<unsigned char, 32> out{};
   size_t out_len = 0;
-  if (EVP_MAC_init(ctx.get(), key_ptr, key.size(), nullptr) != 1
-      || EVP_MAC_update(ctx.get(), bytes(data), data.size()) != 1
-      || EVP_MAC_final(ctx.get(), out.data(), &out_len, out.size()) != 1 || out_len != out.size())
+  if (EVP_MAC_init(ctx.get(), key_ptr, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx.get(), bytes(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &out_len, out.size()) != 1 || out_len != out.size())
     fail("HMAC-SHA256 failed");
   return out;
 }
@@ -116,16 +116,18 @@ int hex_value(char ch) {
   return -1;
 }
 
-constexpr std::string_view b64_std = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr std::string_view b64_url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr std::string_view b64_std =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view b64_url =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::string b64_encode(std::string_view in, std::string_view alphabet, bool pad) {
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8)
-                 | uint32_t(uint8_t(in[i + 2]));
+    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
+                 uint32_t(uint8_t(in[i + 2]));
     out += alphabet[(v >> 18) & 63];
     out += alphabet[(v >> 12) & 63];
     out += alphabet[(v >> 6) & 63];
@@ -182,7 +184,7 @@ std::optional<std::string> b64_decode(std::string_view in, std::string_view alph
     }
   }
   if ((acc & ((1u << bits) - 1)) != 0)
-    return std::nullopt;  // non-canonical: leftover bits must be zero
+    return std::nullopt; // non-canonical: leftover bits must be zero
   return out;
 }
 
@@ -208,15 +210,15 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 
 bool verify_meta_signature(std::string_view app_secret, std::string_view raw_body,
                            std::string_view header_value) {
-  if (app_secret.empty() || header_value.size() != meta_prefix.size() + 64
-      || header_value.substr(0, meta_prefix.size()) != meta_prefix)
+  if (app_secret.empty() || header_value.size() != meta_prefix.size() + 64 ||
+      header_value.substr(0, meta_prefix.size()) != meta_prefix)
     return false;
   auto claimed = hex_decode(header_value.substr(meta_prefix.size()));
   if (!claimed)
     return false;
   auto actual = hmac_sha256_raw(app_secret, raw_body);
-  return constant_time_equal(*claimed, std::string_view(reinterpret_cast<const char*>(actual.data()),
-                                                        actual.size()));
+  return constant_time_equal(
+      *claimed, std::string_view(reinterpret_cast<const char*>(actual.data()), actual.size()));
 }
 
 std::string sha256_hex(std::string_view data) {
@@ -289,22 +291,23 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   return b64_decode(text, b64_url, false);
 }
 
-secret_box::secret_box(std::string key32) : secret_box(1, std::move(key32), {}) {}
+secret_box::secret_box(std::string key32)
+    : secret_box(1, std::move(key32), {}) {}
 
 secret_box::secret_box(int version, std::string key32, const std::map<int, std::string>& previous)
-  : version_(version) {
+    : version_(version) {
   auto add = [this](int v, std::string key) {
     if (key.size() != key_size) {
       auto n = key.size();
       OPENSSL_cleanse(key.data(), key.size());
       for (auto& [_, k] : keys_)
         OPENSSL_cleanse(k.data(), k.size());
-      throw std::invalid_argument("secret_box: key version " + std::to_string(v)
-                                  + " must be 32 bytes, got " + std::to_string(n));
+      throw std::invalid_argument("secret_box: key version " + std::to_string(v) +
+                                  " must be 32 bytes, got " + std::to_string(n));
     }
     if (v < 1 || !keys_.emplace(v, std::move(key)).second)
-      throw std::invalid_argument("secret_box: key version " + std::to_string(v)
-                                  + " is invalid or given twice");
+      throw std::invalid_argument("secret_box: key version " + std::to_string(v) +
+                                  " is invalid or given twice");
   };
   add(version, std::move(key32));
   for (const auto& [v, key] : previous)
@@ -343,15 +346,14 @@ std::string secret_box::seal(std::string_view plaintext) const {
   std::copy(nonce.begin(), nonce.end(), blob.begin());
   unsigned char* ct = bytes(blob) + nonce_size;
   int len = 0;
-  if (EVP_EncryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), bytes(nonce), nullptr) != 1
-      || EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
-                           static_cast<int>(sealed_aad.size())) != 1)
+  if (EVP_EncryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), bytes(nonce), nullptr) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
+                        static_cast<int>(sealed_aad.size())) != 1)
     fail("AES-GCM init failed");
   size_t written = 0;
   if (!plaintext.empty()) {
-    if (plaintext.size() > INT_MAX
-        || EVP_EncryptUpdate(ctx.get(), ct, &len, bytes(plaintext),
-                             static_cast<int>(plaintext.size())) != 1)
+    if (plaintext.size() > INT_MAX || EVP_EncryptUpdate(ctx.get(), ct, &len, bytes(plaintext),
+                                                        static_cast<int>(plaintext.size())) != 1)
       fail("AES-GCM encrypt failed");
     written = static_cast<size_t>(len);
   }
@@ -361,8 +363,8 @@ std::string secret_box::seal(std::string_view plaintext) const {
   if (written != plaintext.size())
     fail("AES-GCM length mismatch");
   OSSL_PARAM params[] = {
-    OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, ct + written, tag_size),
-    OSSL_PARAM_construct_end(),
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, ct + written, tag_size),
+      OSSL_PARAM_construct_end(),
   };
   if (EVP_CIPHER_CTX_get_params(ctx.get(), params) != 1)
     fail("AES-GCM tag failed");
@@ -380,7 +382,8 @@ std::optional<std::string> secret_box::open(std::string_view sealed) const {
     fail("secret_box used after move");
   const std::string& key = known->second;
   auto blob = base64_decode(sealed.substr(sealed.find(':') + 1));
-  if (!blob || blob->size() < nonce_size + tag_size || blob->size() - nonce_size - tag_size > INT_MAX)
+  if (!blob || blob->size() < nonce_size + tag_size ||
+      blob->size() - nonce_size - tag_size > INT_MAX)
     return std::nullopt;
   const size_t ct_size = blob->size() - nonce_size - tag_size;
   unsigned char* nonce = bytes(*blob);
@@ -392,9 +395,9 @@ std::optional<std::string> secret_box::open(std::string_view sealed) const {
     fail("EVP_CIPHER_CTX_new failed");
   std::string plain(ct_size, '\0');
   int len = 0;
-  if (EVP_DecryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), nonce, nullptr) != 1
-      || EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
-                           static_cast<int>(sealed_aad.size())) != 1)
+  if (EVP_DecryptInit_ex2(ctx.get(), aes_gcm(), bytes(key), nonce, nullptr) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(sealed_aad),
+                        static_cast<int>(sealed_aad.size())) != 1)
     return std::nullopt;
   size_t written = 0;
   if (ct_size > 0) {
@@ -403,12 +406,12 @@ std::optional<std::string> secret_box::open(std::string_view sealed) const {
     written = static_cast<size_t>(len);
   }
   OSSL_PARAM params[] = {
-    OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, tag_size),
-    OSSL_PARAM_construct_end(),
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, tag_size),
+      OSSL_PARAM_construct_end(),
   };
   // The tag check happens in DecryptFinal; until it passes, `plain` is unauthenticated.
-  if (EVP_CIPHER_CTX_set_params(ctx.get(), params) != 1
-      || EVP_DecryptFinal_ex(ctx.get(), bytes(plain) + written, &len) != 1) {
+  if (EVP_CIPHER_CTX_set_params(ctx.get(), params) != 1 ||
+      EVP_DecryptFinal_ex(ctx.get(), bytes(plain) + written, &len) != 1) {
     OPENSSL_cleanse(plain.data(), plain.size());
     return std::nullopt;
   }

@@ -90,7 +90,7 @@ public:
 
 private:
   int version_ = 1;
-  std::map<int, std::string> keys_;  ///< version -> raw 32-byte key, the current one included
+  std::map<int, std::string> keys_; ///< version -> raw 32-byte key, the current one included
 };
 
 /// A new tenant API key: "pk_live_" + random_token(24). Shown once, stored only as api_key_hash.

@@ -161,8 +161,8 @@ graph_result classify_graph_response(int http_status, std::string_view body) {
   // A Graph URL is set per channel, so the answering server may be anyone's: hostile nesting is
   // treated like any other body that is not a Graph answer.
   const json parsed = json_text_nests_deeper_than(body, 64)
-                        ? json(json::value_t::discarded)
-                        : json::parse(body, nullptr, /*allow_exceptions=*/false);
+                          ? json(json::value_t::discarded)
+                          : json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (const json* error = member(parsed, "error"); error != nullptr && error->is_object())
     return classify_error(http_status, *error);
 

@@ -13,7 +13,8 @@ namespace parley::http {
 class metrics_observer : public request_observer {
 public:
   /// `reg` must outlive this observer.
-  explicit metrics_observer(metrics::registry& reg) : reg_(reg) {}
+  explicit metrics_observer(metrics::registry& reg)
+      : reg_(reg) {}
 
   void on_complete(const request& req, int status, std::chrono::nanoseconds latency) override;
 

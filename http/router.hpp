@@ -17,10 +17,10 @@ struct route_match {
     method_not_allowed, ///< the path exists for other methods (405); `allow` lists them
   };
   outcome result = outcome::not_found;
-  const handler* target = nullptr;            ///< points into the router; valid while it lives
-  std::string pattern;                        ///< e.g. "/v1/tenants/{id}"
-  std::map<std::string, std::string> params;  ///< percent-decoded captures
-  std::string allow;                          ///< "GET, POST" for 405
+  const handler* target = nullptr;           ///< points into the router; valid while it lives
+  std::string pattern;                       ///< e.g. "/v1/tenants/{id}"
+  std::map<std::string, std::string> params; ///< percent-decoded captures
+  std::string allow;                         ///< "GET, POST" for 405
 
   bool found() const { return result == outcome::found; }
 };
@@ -45,7 +45,7 @@ public:
 private:
   struct segment {
     bool capture;
-    std::string text;  ///< literal text, or the capture's name
+    std::string text; ///< literal text, or the capture's name
   };
   struct route {
     std::string method;

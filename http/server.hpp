@@ -16,10 +16,10 @@ namespace parley::http {
 /// Listening address, thread count, limits and timeouts of a server.
 struct server_options {
   std::string address = "127.0.0.1";
-  uint16_t port = 0;                          ///< 0 picks a free port (see server::port())
+  uint16_t port = 0; ///< 0 picks a free port (see server::port())
   int io_threads = 1;
-  size_t body_limit = 1 << 20;                ///< larger bodies get 413, then the connection closes
-  size_t header_limit = 16 * 1024;            ///< larger header sections get 431
+  size_t body_limit = 1 << 20;     ///< larger bodies get 413, then the connection closes
+  size_t header_limit = 16 * 1024; ///< larger header sections get 431
   /// From the first byte of a request (or from accept) until it is fully read; then the
   /// connection is closed. Bounds slow clients (slowloris). Also bounds writing a response.
   std::chrono::milliseconds read_timeout{10000};

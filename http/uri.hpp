@@ -10,8 +10,8 @@ namespace parley::http {
 
 /// An origin-form target ("/path?query") split at the first '?'; a '#' fragment is dropped.
 struct target_parts {
-  std::string_view path;   ///< still percent-encoded
-  std::string_view query;  ///< without the '?'; empty when absent
+  std::string_view path;  ///< still percent-encoded
+  std::string_view query; ///< without the '?'; empty when absent
 };
 
 /// Splits a request target. Does not validate; see `percent_decode` and `parse_query`.

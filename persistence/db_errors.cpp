@@ -55,7 +55,7 @@ db_failure classify_current_exception(std::string_view url) {
   } catch (const pqxx::in_doubt_error& e) {
     return {errc::storage_unavailable,
             "database connection lost during COMMIT; the outcome is unknown: " +
-              trimmed(scrub(e.what(), url)),
+                trimmed(scrub(e.what(), url)),
             true, true, false};
   } catch (const pqxx::broken_connection& e) {
     return {errc::storage_unavailable, "database unavailable: " + trimmed(scrub(e.what(), url)),

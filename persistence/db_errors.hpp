@@ -11,10 +11,10 @@ namespace parley::persistence {
 /// What went wrong, in terms callers act on.
 struct db_failure {
   errc code = errc::internal;
-  std::string message;           ///< scrubbed: safe for logs and replies
-  bool connection_lost = false;  ///< the connection is unusable; drop it
-  bool in_doubt = false;         ///< lost during COMMIT: the outcome is unknown
-  bool row_specific = false;     ///< caused by the data (constraint, bad value, app_error)
+  std::string message;          ///< scrubbed: safe for logs and replies
+  bool connection_lost = false; ///< the connection is unusable; drop it
+  bool in_doubt = false;        ///< lost during COMMIT: the outcome is unknown
+  bool row_specific = false;    ///< caused by the data (constraint, bad value, app_error)
 };
 
 /// Classifies the exception currently being handled; call only inside a catch block.

@@ -18,14 +18,13 @@ namespace parley::persistence {
 
 namespace {
 
-
 struct worker_state {
-  std::string url;                         ///< as configured; also used to scrub errors
+  std::string url; ///< as configured; also used to scrub errors
   connection_options opts;
-  std::unique_ptr<pqxx::connection> conn;  ///< null until the first job, and after a failure
+  std::unique_ptr<pqxx::connection> conn; ///< null until the first job, and after a failure
   metrics::histogram* job_seconds = nullptr;
-  metrics::registry* registry = nullptr;   ///< error counters are created on first use
-  bool reported_down = false;              ///< warned about an outage not yet over (log once)
+  metrics::registry* registry = nullptr; ///< error counters are created on first use
+  bool reported_down = false;            ///< warned about an outage not yet over (log once)
   log::logger lg{"persistence"};
   static inline const char* name = "db_worker";
 };
@@ -34,9 +33,9 @@ using worker_actor = caf::stateful_actor<worker_state>;
 
 caf::error fail(worker_state& st, const db_failure& f) {
   st.registry
-    ->get_counter("parley_db_job_errors_total", "Database pool jobs that failed, by error code",
-                  {{"code", std::string{api_code(f.code)}}})
-    .inc();
+      ->get_counter("parley_db_job_errors_total", "Database pool jobs that failed, by error code",
+                    {{"code", std::string{api_code(f.code)}}})
+      .inc();
   if (f.code == errc::internal)
     st.lg.error("database job failed", {{"error", f.message}});
   return make_error(f.code, f.message);
@@ -68,7 +67,7 @@ caf::expected<nlohmann::json> run_job(worker_state& st, const db_job& job) {
       tx.commit();
       reachable(st);
       st.job_seconds->observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       return out;
     } catch (...) {
       auto f = classify_current_exception(st.url);
@@ -119,14 +118,14 @@ caf::behavior db_worker(worker_actor* self, std::string url, connection_options 
   self->state.job_seconds = job_seconds;
   self->state.registry = registry;
   return {
-    // Not caf::result<json>: its value constructor brace-initialises, json{j}, which nlohmann
-    // turns into a one-element array. expected<json> passes the value through unchanged.
-    [self](exec_atom, const db_job& job) -> caf::expected<nlohmann::json> {
-      if (!job.fn)
-        return make_error(errc::internal, "db_job without a function");
-      return run_job(self->state, job);
-    },
-    [self](health_atom) -> bool { return check_health(self->state); },
+      // Not caf::result<json>: its value constructor brace-initialises, json{j}, which nlohmann
+      // turns into a one-element array. expected<json> passes the value through unchanged.
+      [self](exec_atom, const db_job& job) -> caf::expected<nlohmann::json> {
+        if (!job.fn)
+          return make_error(errc::internal, "db_job without a function");
+        return run_job(self->state, job);
+      },
+      [self](health_atom) -> bool { return check_health(self->state); },
   };
 }
 
@@ -135,8 +134,8 @@ caf::behavior db_worker(worker_actor* self, std::string url, connection_options 
 caf::actor spawn_db_pool(caf::actor_system& sys, const config::db_config& cfg,
                          metrics::registry& m) {
   auto opts = options_from(cfg, "parley-pool");
-  auto* job_seconds = &m.get_histogram("parley_db_job_seconds",
-                                       "Duration of database pool jobs, connect included");
+  auto* job_seconds =
+      &m.get_histogram("parley_db_job_seconds", "Duration of database pool jobs, connect included");
   auto* registry = &m;
   auto* system = &sys;
   auto url = cfg.url;

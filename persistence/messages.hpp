@@ -44,8 +44,8 @@ struct write_op {
 /// per row (same order), e.g. the id assigned or {"duplicate":true}. Must be idempotent-friendly
 /// (ON CONFLICT DO NOTHING style): after a lost COMMIT the caller may send the same row again.
 /// Throwing marks the batch failed (the writer then isolates the offending rows).
-using batch_fn = std::function<std::vector<nlohmann::json>(pqxx::work&,
-                                                           const std::vector<nlohmann::json>&)>;
+using batch_fn =
+    std::function<std::vector<nlohmann::json>(pqxx::work&, const std::vector<nlohmann::json>&)>;
 
 } // namespace parley::persistence
 

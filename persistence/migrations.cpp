@@ -19,13 +19,13 @@ namespace {
 // Any fixed key works as long as every Parley process uses the same one ("parley_m" in ASCII).
 constexpr long long migrate_lock_key = 0x7061726c65795f6dLL;
 
-constexpr const char* create_schema_migrations =
-  "CREATE TABLE IF NOT EXISTS schema_migrations ("
-  "  version    integer PRIMARY KEY,"
-  "  name       text NOT NULL,"
-  "  applied_at timestamptz NOT NULL DEFAULT now())";
+constexpr const char* create_schema_migrations = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                                 "  version    integer PRIMARY KEY,"
+                                                 "  name       text NOT NULL,"
+                                                 "  applied_at timestamptz NOT NULL DEFAULT now())";
 constexpr const char* select_applied = "SELECT version FROM schema_migrations";
-constexpr const char* insert_applied = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
+constexpr const char* insert_applied =
+    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
 
 std::string label(const migration& m) {
   char buf[16];
@@ -103,7 +103,8 @@ int migrate(const std::string& db_url, const std::vector<migration>& migrations)
         tx.exec("SELECT parley_secure_tenant_tables()");
       tx.commit();
     } catch (const std::exception& e) {
-      throw std::runtime_error("migrate: securing tenant tables failed: " + scrub(e.what(), db_url));
+      throw std::runtime_error("migrate: securing tenant tables failed: " +
+                               scrub(e.what(), db_url));
     }
   }
   try {

@@ -1,7 +1,7 @@
 #include "runtime/actor_tree.hpp"
 
-#include <caf/actor_cast.hpp>
 #include <caf/abstract_actor.hpp>
+#include <caf/actor_cast.hpp>
 #include <caf/local_actor.hpp>
 
 namespace parley::runtime {

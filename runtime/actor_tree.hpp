@@ -15,16 +15,18 @@
 namespace parley::runtime {
 
 struct actor_info {
-  std::string kind;    ///< "supervisor", "tenant", "db_writer", ...
-  std::string id;      ///< logical id within its kind (tenant id, "root", ...)
-  std::string parent;  ///< logical path of the parent ("" for roots)
-  std::string path() const { return parent.empty() ? kind + ":" + id : parent + "/" + kind + ":" + id; }
+  std::string kind;   ///< "supervisor", "tenant", "db_writer", ...
+  std::string id;     ///< logical id within its kind (tenant id, "root", ...)
+  std::string parent; ///< logical path of the parent ("" for roots)
+  std::string path() const {
+    return parent.empty() ? kind + ":" + id : parent + "/" + kind + ":" + id;
+  }
 };
 
 class actor_tree {
 public:
   struct entry {
-    caf::actor_addr handle;  ///< weak: the tree never keeps an actor alive
+    caf::actor_addr handle; ///< weak: the tree never keeps an actor alive
     actor_info info;
     std::chrono::steady_clock::time_point started;
     uint64_t restarts = 0;

@@ -3,13 +3,13 @@
 // actors/interfaces.hpp; persistence's in persistence/messages.hpp.
 #include <utility>
 
-#include <caf/atom.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <nlohmann/json.hpp>
 
 namespace parley {
 
-using status_atom = caf::atom_constant<caf::atom("status")>;       ///< -> nlohmann::json
+using status_atom = caf::atom_constant<caf::atom("status")>; ///< -> nlohmann::json
 using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
 using find_child_atom = caf::atom_constant<caf::atom("findchild")>;
 using stop_child_atom = caf::atom_constant<caf::atom("stopchild")>;

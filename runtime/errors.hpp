@@ -11,22 +11,22 @@ namespace parley {
 
 enum class errc : uint8_t {
   none = 0,
-  invalid_argument,      ///< 400: malformed JSON or a bad field; the message names the field
-  unauthorized,          ///< 401: missing or invalid credentials
-  forbidden,             ///< 403: authenticated but not allowed
-  not_found,             ///< 404: unknown object (also another tenant's object)
-  method_not_allowed,    ///< 405
-  conflict,              ///< 409: unique key taken, state conflict
-  payload_too_large,     ///< 413
-  unsupported_media,     ///< 415: body is not JSON
-  unprocessable,         ///< 422: valid JSON, not acceptable now
-  outside_window,        ///< 422: free-form message outside the 24-hour customer service window
-  rate_limited,          ///< 429
-  internal,              ///< 500: a bug; never for client input
-  storage_unavailable,   ///< 503: PostgreSQL (or Redis) unreachable; retry later
-  timeout,               ///< 503: a dependency did not answer in time
-  shutting_down,         ///< 503: the node is draining
-  plan_limit_exceeded,   ///< 403: the tenant's plan does not allow more; the message names the limit
+  invalid_argument,    ///< 400: malformed JSON or a bad field; the message names the field
+  unauthorized,        ///< 401: missing or invalid credentials
+  forbidden,           ///< 403: authenticated but not allowed
+  not_found,           ///< 404: unknown object (also another tenant's object)
+  method_not_allowed,  ///< 405
+  conflict,            ///< 409: unique key taken, state conflict
+  payload_too_large,   ///< 413
+  unsupported_media,   ///< 415: body is not JSON
+  unprocessable,       ///< 422: valid JSON, not acceptable now
+  outside_window,      ///< 422: free-form message outside the 24-hour customer service window
+  rate_limited,        ///< 429
+  internal,            ///< 500: a bug; never for client input
+  storage_unavailable, ///< 503: PostgreSQL (or Redis) unreachable; retry later
+  timeout,             ///< 503: a dependency did not answer in time
+  shutting_down,       ///< 503: the node is draining
+  plan_limit_exceeded, ///< 403: the tenant's plan does not allow more; the message names the limit
 };
 
 /// Builds a caf::error in the "parley" category carrying a human-readable message.
@@ -48,7 +48,9 @@ std::string_view api_code(errc code);
 /// An exception carrying an errc, for code that runs outside actors (database jobs, parsers)
 /// and is turned into a caf::error at the actor boundary.
 struct app_error : std::exception {
-  app_error(errc c, std::string m) : code(c), message(std::move(m)) {}
+  app_error(errc c, std::string m)
+      : code(c)
+      , message(std::move(m)) {}
   const char* what() const noexcept override { return message.c_str(); }
   errc code;
   std::string message;

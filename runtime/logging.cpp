@@ -47,7 +47,8 @@ void init(std::string_view level) {
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->set_level(global_level()); });
 }
 
-logger::logger(std::string name) : name_(std::move(name)) {
+logger::logger(std::string name)
+    : name_(std::move(name)) {
   impl_ = spdlog::get(name_);
   if (!impl_) {
     auto l = std::make_shared<spdlog::logger>(name_, shared_sink());

@@ -24,7 +24,8 @@ public:
   void error(std::string_view msg, const nlohmann::json& fields = {}) const;
 
 private:
-  void write(spdlog::level::level_enum lvl, std::string_view msg, const nlohmann::json& fields) const;
+  void write(spdlog::level::level_enum lvl, std::string_view msg,
+             const nlohmann::json& fields) const;
   std::shared_ptr<spdlog::logger> impl_;
   std::string name_;
 };

@@ -1,7 +1,7 @@
 #include "runtime/metrics.hpp"
 
-#include <cmath>
 #include <charconv>
+#include <cmath>
 #include <stdexcept>
 
 namespace parley::metrics {
@@ -86,8 +86,8 @@ void gauge::inc(double v) {
 }
 
 histogram::histogram(std::vector<double> upper_bounds)
-  : bounds_(std::move(upper_bounds)),
-    buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(upper_bounds))
+    , buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i)
     buckets_[i].store(0);
 }
@@ -114,7 +114,8 @@ histogram::snapshot histogram::read() const {
 }
 
 std::vector<double> latency_buckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 std::vector<double> size_buckets() {
@@ -169,15 +170,15 @@ std::string registry::render() const {
   for (const auto& [name, fam] : families_) {
     out += "# HELP " + name + " " + escape_help(fam.help) + "\n";
     switch (fam.type) {
-      case kind::counter:
-        out += "# TYPE " + name + " counter\n";
-        break;
-      case kind::gauge:
-        out += "# TYPE " + name + " gauge\n";
-        break;
-      case kind::histogram:
-        out += "# TYPE " + name + " histogram\n";
-        break;
+    case kind::counter:
+      out += "# TYPE " + name + " counter\n";
+      break;
+    case kind::gauge:
+      out += "# TYPE " + name + " gauge\n";
+      break;
+    case kind::histogram:
+      out += "# TYPE " + name + " histogram\n";
+      break;
     }
     for (const auto& s : fam.members) {
       if (s->c) {
@@ -188,12 +189,13 @@ std::string registry::render() const {
         auto snap = s->h->read();
         const auto& b = s->h->bounds();
         for (size_t i = 0; i < b.size(); ++i)
-          out += name + "_bucket" + render_labels(s->label_set, "le", format_number(b[i])) + " "
-                 + std::to_string(snap.cumulative[i]) + "\n";
-        out += name + "_bucket" + render_labels(s->label_set, "le", "+Inf") + " "
-               + std::to_string(snap.count) + "\n";
+          out += name + "_bucket" + render_labels(s->label_set, "le", format_number(b[i])) + " " +
+                 std::to_string(snap.cumulative[i]) + "\n";
+        out += name + "_bucket" + render_labels(s->label_set, "le", "+Inf") + " " +
+               std::to_string(snap.count) + "\n";
         out += name + "_sum" + render_labels(s->label_set) + " " + format_number(snap.sum) + "\n";
-        out += name + "_count" + render_labels(s->label_set) + " " + std::to_string(snap.count) + "\n";
+        out +=
+            name + "_count" + render_labels(s->label_set) + " " + std::to_string(snap.count) + "\n";
       }
     }
   }

@@ -30,9 +30,7 @@ struct supervisor_state {
   log::logger logger{"supervisor"};
   static inline const char* name = "supervisor";
 
-  std::string path() const {
-    return actor_info{"supervisor", opts.id, opts.parent_path}.path();
-  }
+  std::string path() const { return actor_info{"supervisor", opts.id, opts.parent_path}.path(); }
 };
 
 using self_ptr = caf::stateful_actor<supervisor_state>*;
@@ -80,8 +78,8 @@ void stop_quietly(self_ptr self, child_slot& slot) {
 void on_child_exit(self_ptr self, child_slot& slot, const caf::error& reason) {
   auto& st = self->state;
   bool abnormal = static_cast<bool>(reason);
-  bool restart = slot.spec.restart == restart_policy::permanent
-                 || (slot.spec.restart == restart_policy::transient && abnormal);
+  bool restart = slot.spec.restart == restart_policy::permanent ||
+                 (slot.spec.restart == restart_policy::transient && abnormal);
   slot.handle = nullptr;
   if (!restart) {
     auto id = slot.spec.id;
@@ -90,14 +88,17 @@ void on_child_exit(self_ptr self, child_slot& slot, const caf::error& reason) {
   }
   if (!admit_restart(self)) {
     st.logger.error("restart intensity exceeded, escalating",
-                    {{"supervisor", st.opts.id}, {"child", slot.spec.id}, {"kind", slot.spec.kind},
+                    {{"supervisor", st.opts.id},
+                     {"child", slot.spec.id},
+                     {"kind", slot.spec.kind},
                      {"max_restarts", st.opts.max_restarts}});
-    self->quit(make_error(errc::internal, "supervisor " + st.opts.id
-                                            + ": restart intensity exceeded by " + slot.spec.kind
-                                            + " " + slot.spec.id));
+    self->quit(make_error(errc::internal, "supervisor " + st.opts.id +
+                                              ": restart intensity exceeded by " + slot.spec.kind +
+                                              " " + slot.spec.id));
     return;
   }
-  st.logger.warn("restarting child", {{"supervisor", st.opts.id}, {"child", slot.spec.id},
+  st.logger.warn("restarting child", {{"supervisor", st.opts.id},
+                                      {"child", slot.spec.id},
                                       {"kind", slot.spec.kind},
                                       {"reason", self->system().render(reason)}});
   auto note = [&](const child_slot& c) {
@@ -123,8 +124,8 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
                               std::vector<child_spec> specs) {
   self->state.opts = std::move(opts);
   if (self->state.opts.tree)
-    self->state.opts.tree->enroll(self, {"supervisor", self->state.opts.id,
-                                         self->state.opts.parent_path});
+    self->state.opts.tree->enroll(
+        self, {"supervisor", self->state.opts.id, self->state.opts.parent_path});
   self->set_exit_handler([self](caf::exit_msg& msg) {
     if (auto* slot = find_by_addr(self, msg.source)) {
       on_child_exit(self, *slot, msg.reason);
@@ -139,44 +140,45 @@ caf::behavior supervisor_impl(self_ptr self, supervisor_options opts,
     start(self, self->state.children.back());
   }
   return {
-    [self](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
-      if (auto* existing = find_by_id(self, spec.id); existing && existing->handle)
-        return existing->handle;
-      self->state.children.push_back(child_slot{std::move(spec), nullptr});
-      auto& slot = self->state.children.back();
-      start(self, slot);
-      if (!slot.handle) {
-        auto id = slot.spec.id;
-        self->state.children.pop_back();
-        return make_error(errc::internal, "could not start child " + id);
-      }
-      return slot.handle;
-    },
-    [self](find_child_atom, const std::string& id) -> caf::result<caf::actor> {
-      if (auto* c = find_by_id(self, id); c && c->handle)
-        return c->handle;
-      return make_error(errc::not_found, "no child " + id);
-    },
-    [self](stop_child_atom, const std::string& id) {
-      if (auto* c = find_by_id(self, id)) {
-        stop_quietly(self, *c);
-        std::erase_if(self->state.children, [&](const child_slot& x) { return x.spec.id == id; });
-        return true;
-      }
-      return false;
-    },
-    [self](status_atom) {
-      return nlohmann::json{{"state", "running"},
-                            {"children", self->state.children.size()},
-                            {"mailbox", self->mailbox().size()}};
-    },
+      [self](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
+        if (auto* existing = find_by_id(self, spec.id); existing && existing->handle)
+          return existing->handle;
+        self->state.children.push_back(child_slot{std::move(spec), nullptr});
+        auto& slot = self->state.children.back();
+        start(self, slot);
+        if (!slot.handle) {
+          auto id = slot.spec.id;
+          self->state.children.pop_back();
+          return make_error(errc::internal, "could not start child " + id);
+        }
+        return slot.handle;
+      },
+      [self](find_child_atom, const std::string& id) -> caf::result<caf::actor> {
+        if (auto* c = find_by_id(self, id); c && c->handle)
+          return c->handle;
+        return make_error(errc::not_found, "no child " + id);
+      },
+      [self](stop_child_atom, const std::string& id) {
+        if (auto* c = find_by_id(self, id)) {
+          stop_quietly(self, *c);
+          std::erase_if(self->state.children, [&](const child_slot& x) { return x.spec.id == id; });
+          return true;
+        }
+        return false;
+      },
+      [self](status_atom) {
+        return nlohmann::json{{"state", "running"},
+                              {"children", self->state.children.size()},
+                              {"mailbox", self->mailbox().size()}};
+      },
   };
 }
 
 } // namespace
 
-child_spec published_child(std::string id, std::string kind, actor_slot* slot,
-                           std::function<caf::actor(caf::actor_system&, const std::string&)> spawn) {
+child_spec
+published_child(std::string id, std::string kind, actor_slot* slot,
+                std::function<caf::actor(caf::actor_system&, const std::string&)> spawn) {
   child_spec spec;
   spec.id = std::move(id);
   spec.kind = std::move(kind);

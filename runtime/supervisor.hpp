@@ -40,8 +40,8 @@ struct child_spec {
 };
 
 struct supervisor_options {
-  std::string id;           ///< the supervisor's own id in the actor tree
-  std::string parent_path;  ///< its parent's path ("" for the root)
+  std::string id;          ///< the supervisor's own id in the actor tree
+  std::string parent_path; ///< its parent's path ("" for the root)
   strategy strat = strategy::one_for_one;
   size_t max_restarts = 5;
   caf::timespan window = std::chrono::seconds(10);
@@ -58,10 +58,10 @@ child_spec published_child(std::string id, std::string kind, actor_slot* slot,
 /// Spawns a supervisor with initial `children` (started in order).
 ///
 /// Protocol:
-///   (start_child_atom, child_spec) -> caf::actor   starts a child, or returns the live one with that id
-///   (find_child_atom, std::string id) -> caf::actor  or errc::not_found
-///   (stop_child_atom, std::string id) -> bool        stops a child without restarting it
-///   (status_atom) -> nlohmann::json
+///   (start_child_atom, child_spec) -> caf::actor   starts a child, or returns the live one with
+///   that id (find_child_atom, std::string id) -> caf::actor  or errc::not_found (stop_child_atom,
+///   std::string id) -> bool        stops a child without restarting it (status_atom) ->
+///   nlohmann::json
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_options opts,
                             std::vector<child_spec> children);
 

@@ -11,8 +11,7 @@ namespace {
 void list_channels(const context_ptr& ctx, http::request&& req, http::responder respond) {
   auto page = page_params(req);
   with_tenant(ctx, req, respond, [ctx, respond, page](const std::string& tenant_id) {
-    run_page(ctx,
-             channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
+    run_page(ctx, channel_store::list(tenant_id, page.limit + 1, page.after_time, page.after_id),
              page.limit, respond);
   });
 }
@@ -47,7 +46,8 @@ void list_conversations(const context_ptr& ctx, http::request&& req, http::respo
   f.after_id = page.after_id;
   if (auto it = req.query.find("status"); it != req.query.end()) {
     if (it->second != "open" && it->second != "resolved")
-      throw app_error(errc::invalid_argument, "query parameter 'status' must be 'open' or 'resolved'");
+      throw app_error(errc::invalid_argument,
+                      "query parameter 'status' must be 'open' or 'resolved'");
     f.status = it->second;
   }
   if (auto it = req.query.find("channel_id"); it != req.query.end()) {
@@ -55,9 +55,10 @@ void list_conversations(const context_ptr& ctx, http::request&& req, http::respo
       throw app_error(errc::invalid_argument, "query parameter 'channel_id' must be a channel id");
     f.channel_id = it->second;
   }
-  with_tenant(ctx, req, respond, [ctx, respond, f, limit = page.limit](const std::string& tenant_id) {
-    run_page(ctx, conversation_store::list(tenant_id, f), limit, respond);
-  });
+  with_tenant(ctx, req, respond,
+              [ctx, respond, f, limit = page.limit](const std::string& tenant_id) {
+                run_page(ctx, conversation_store::list(tenant_id, f), limit, respond);
+              });
 }
 
 void get_conversation(const context_ptr& ctx, http::request&& req, http::responder respond) {

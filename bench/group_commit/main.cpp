@@ -31,16 +31,16 @@ using clock_type = std::chrono::steady_clock;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
-    .count();
+      .count();
 }
 
-constexpr const char* create_table =
-  "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, k text NOT NULL UNIQUE, payload jsonb NOT NULL)";
+constexpr const char* create_table = "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, k text "
+                                     "NOT NULL UNIQUE, payload jsonb NOT NULL)";
 
 constexpr const char* insert_rows =
-  "INSERT INTO bench_rows (k, payload)"
-  " SELECT r.k, r.payload FROM jsonb_to_recordset($1::jsonb) AS r(k text, payload jsonb)"
-  " ON CONFLICT (k) DO NOTHING RETURNING k, id";
+    "INSERT INTO bench_rows (k, payload)"
+    " SELECT r.k, r.payload FROM jsonb_to_recordset($1::jsonb) AS r(k text, payload jsonb)"
+    " ON CONFLICT (k) DO NOTHING RETURNING k, id";
 
 /// The kind of handler product code registers: one statement per batch, idempotent. Each
 /// result also carries the batch's start time so requesters can measure commit latency.
@@ -107,20 +107,20 @@ void send_one(requester_actor* self, caf::actor writer, caf::actor collector, st
     }
   };
   self->request(writer, 60s, persist_atom::value, std::move(op))
-    .then(
-      [self, sent, done](const nlohmann::json& j) {
-        auto now = now_ns();
-        auto& r = self->state.r;
-        r.ack_us.push_back(static_cast<double>(now - sent) / 1e3);
-        auto t0 = j["t0"].get<int64_t>();
-        r.batch_t0.push_back(t0);
-        r.since_t0_us.push_back(static_cast<double>(now - t0) / 1e3);
-        done();
-      },
-      [self, done](const caf::error&) {
-        ++self->state.r.errors;
-        done();
-      });
+      .then(
+          [self, sent, done](const nlohmann::json& j) {
+            auto now = now_ns();
+            auto& r = self->state.r;
+            r.ack_us.push_back(static_cast<double>(now - sent) / 1e3);
+            auto t0 = j["t0"].get<int64_t>();
+            r.batch_t0.push_back(t0);
+            r.since_t0_us.push_back(static_cast<double>(now - t0) / 1e3);
+            done();
+          },
+          [self, done](const caf::error&) {
+            ++self->state.r.errors;
+            done();
+          });
 }
 
 caf::behavior requester(requester_actor* self, caf::actor writer, caf::actor collector,
@@ -156,8 +156,9 @@ int main() {
   if (!url_env)
     url_env = std::getenv("PARLEY_TEST_PG_URL");
   if (!url_env) {
-    std::fprintf(stderr, "bench_group_commit: set PARLEY_BENCH_PG_URL (or PARLEY_TEST_PG_URL) to a "
-                         "PostgreSQL superuser URL, e.g. postgresql://postgres@127.0.0.1:55432/postgres\n");
+    std::fprintf(stderr,
+                 "bench_group_commit: set PARLEY_BENCH_PG_URL (or PARLEY_TEST_PG_URL) to a "
+                 "PostgreSQL superuser URL, e.g. postgresql://postgres@127.0.0.1:55432/postgres\n");
     return 2;
   }
   const std::string admin = url_env;
@@ -170,9 +171,10 @@ int main() {
     pqxx::connection c{admin};
     pqxx::nontransaction tx{c};
     tx.exec("CREATE DATABASE " + tx.quote_name(dbname));
-    std::printf("PostgreSQL %s, synchronous_commit=%s; %d requesters x %d in flight, %d s per run\n",
-                tx.exec1("SHOW server_version")[0].c_str(),
-                tx.exec1("SHOW synchronous_commit")[0].c_str(), requesters, window, seconds);
+    std::printf(
+        "PostgreSQL %s, synchronous_commit=%s; %d requesters x %d in flight, %d s per run\n",
+        tx.exec1("SHOW server_version")[0].c_str(), tx.exec1("SHOW synchronous_commit")[0].c_str(),
+        requesters, window, seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_group_commit: %s\n",
                  parley::persistence::scrub(e.what(), admin).c_str());
@@ -218,17 +220,17 @@ int main() {
       uint64_t errors = 0;
       for (int i = 0; i < requesters; ++i)
         collector->receive(
-          [&](std::vector<double>& acks, std::vector<int64_t>& t0s, std::vector<double>& since,
-              uint64_t errs) {
-            ack_us.insert(ack_us.end(), acks.begin(), acks.end());
-            for (size_t k = 0; k < t0s.size(); ++k) {
-              auto [it, fresh] = first_ack_by_batch.emplace(t0s[k], since[k]);
-              if (!fresh)
-                it->second = std::min(it->second, since[k]);
-            }
-            errors += errs;
-          },
-          caf::after(std::chrono::seconds(seconds + 60)) >> [&] { ++errors; });
+            [&](std::vector<double>& acks, std::vector<int64_t>& t0s, std::vector<double>& since,
+                uint64_t errs) {
+              ack_us.insert(ack_us.end(), acks.begin(), acks.end());
+              for (size_t k = 0; k < t0s.size(); ++k) {
+                auto [it, fresh] = first_ack_by_batch.emplace(t0s[k], since[k]);
+                if (!fresh)
+                  it->second = std::min(it->second, since[k]);
+              }
+              errors += errs;
+            },
+            caf::after(std::chrono::seconds(seconds + 60)) >> [&] { ++errors; });
       auto elapsed = std::chrono::duration<double>(clock_type::now() - started).count();
       caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
 
@@ -249,7 +251,8 @@ int main() {
         rc = 1;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_group_commit: %s\n", parley::persistence::scrub(e.what(), admin).c_str());
+    std::fprintf(stderr, "bench_group_commit: %s\n",
+                 parley::persistence::scrub(e.what(), admin).c_str());
     rc = 1;
   }
   try {

@@ -113,8 +113,13 @@ TEST(crypto, hex_round_trip_and_rejects) {
 TEST(crypto, base64_known_vectors) {
   // RFC 4648 section 10.
   const std::pair<const char*, const char*> vectors[] = {
-    {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(base64_encode(plain), encoded);
@@ -134,19 +139,19 @@ TEST(crypto, base64_round_trip_all_lengths) {
 }
 
 TEST(crypto, base64_rejects) {
-  EXPECT_FALSE(base64_decode("Zg"));        // missing padding
-  EXPECT_FALSE(base64_decode("Zg="));       // short padding
-  EXPECT_FALSE(base64_decode("Z==="));      // too much padding
+  EXPECT_FALSE(base64_decode("Zg"));   // missing padding
+  EXPECT_FALSE(base64_decode("Zg="));  // short padding
+  EXPECT_FALSE(base64_decode("Z===")); // too much padding
   EXPECT_FALSE(base64_decode("===="));
-  EXPECT_FALSE(base64_decode("Zm=v"));      // padding in the middle
-  EXPECT_FALSE(base64_decode("Zh=="));      // non-zero trailing bits
+  EXPECT_FALSE(base64_decode("Zm=v")); // padding in the middle
+  EXPECT_FALSE(base64_decode("Zh==")); // non-zero trailing bits
   EXPECT_FALSE(base64_decode("Zm9v\n"));
   EXPECT_FALSE(base64_decode("Zm9v YmFy"));
-  EXPECT_FALSE(base64_decode("-_8="));      // url alphabet in the standard decoder
-  EXPECT_FALSE(base64url_decode("+/8"));     // standard alphabet in the url decoder
-  EXPECT_FALSE(base64url_decode("Zg=="));    // padding in the url decoder
-  EXPECT_FALSE(base64url_decode("Z"));       // impossible length
-  EXPECT_FALSE(base64url_decode("Zh"));      // non-zero trailing bits
+  EXPECT_FALSE(base64_decode("-_8="));    // url alphabet in the standard decoder
+  EXPECT_FALSE(base64url_decode("+/8"));  // standard alphabet in the url decoder
+  EXPECT_FALSE(base64url_decode("Zg==")); // padding in the url decoder
+  EXPECT_FALSE(base64url_decode("Z"));    // impossible length
+  EXPECT_FALSE(base64url_decode("Zh"));   // non-zero trailing bits
 }
 
 TEST(crypto, random_values) {
@@ -157,9 +162,9 @@ TEST(crypto, random_values) {
   EXPECT_TRUE(hex_decode(hex));
   auto token = random_token(24);
   EXPECT_EQ(token.size(), 32u);
-  EXPECT_EQ(token.find_first_not_of(
-              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-            std::string::npos);
+  EXPECT_EQ(
+      token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
   std::set<std::string> seen;
   for (int i = 0; i < 100; ++i)
     seen.insert(random_hex(16));
@@ -178,13 +183,13 @@ TEST(crypto, api_keys) {
 TEST(secret_box, round_trip) {
   secret_box box(key32());
   for (const std::string& plain : {std::string(), std::string("EAAG-access-token"),
-                                  std::string("\0binary\xff", 8), std::string(10000, 'x')}) {
+                                   std::string("\0binary\xff", 8), std::string(10000, 'x')}) {
     auto sealed = box.seal(plain);
     EXPECT_EQ(sealed.rfind("v1:", 0), 0u);
     EXPECT_EQ(sealed.find(plain.empty() ? "\x01" : plain), std::string::npos);
     EXPECT_EQ(box.open(sealed), plain);
   }
-  EXPECT_EQ(box.seal("").size(), 3u + 40u);  // base64 of 12 + 0 + 16 bytes
+  EXPECT_EQ(box.seal("").size(), 3u + 40u); // base64 of 12 + 0 + 16 bytes
 }
 
 TEST(secret_box, fresh_nonce_per_seal) {
@@ -203,7 +208,7 @@ TEST(secret_box, tampering_is_detected) {
   auto sealed = box.seal(plain);
   const size_t blob_size = 12 + plain.size() + 16;
   ASSERT_EQ(base64_decode(sealed.substr(3))->size(), blob_size);
-  for (size_t i = 0; i < blob_size; ++i)  // every nonce, ciphertext and tag byte
+  for (size_t i = 0; i < blob_size; ++i) // every nonce, ciphertext and tag byte
     EXPECT_FALSE(box.open(tamper(sealed, i))) << "byte " << i;
   EXPECT_FALSE(box.open(sealed.substr(0, sealed.size() - 4)));
   auto blob = *base64_decode(sealed.substr(3));
@@ -227,15 +232,15 @@ TEST(secret_box, bad_formats) {
   EXPECT_FALSE(box.open("v2:" + sealed.substr(3)));
   EXPECT_FALSE(box.open(sealed.substr(3)));
   EXPECT_FALSE(box.open("v1:not base64!"));
-  EXPECT_FALSE(box.open("v1:" + base64_encode(std::string(27, 'a'))));  // shorter than nonce + tag
-  EXPECT_FALSE(box.open("v1:" + base64_encode(std::string(28, 'a'))));  // empty plaintext, bad tag
+  EXPECT_FALSE(box.open("v1:" + base64_encode(std::string(27, 'a')))); // shorter than nonce + tag
+  EXPECT_FALSE(box.open("v1:" + base64_encode(std::string(28, 'a')))); // empty plaintext, bad tag
   EXPECT_FALSE(box.open(" " + sealed));
   EXPECT_FALSE(box.open(sealed + "\n"));
 }
 
 TEST(secret_box, key_must_be_32_bytes) {
   EXPECT_THROW(secret_box(std::string(31, 'k')), std::invalid_argument);
-  EXPECT_THROW(secret_box(std::string(64, 'a')), std::invalid_argument);  // hex, not raw
+  EXPECT_THROW(secret_box(std::string(64, 'a')), std::invalid_argument); // hex, not raw
   EXPECT_NO_THROW(secret_box(std::string(32, 'k')));
 }
 

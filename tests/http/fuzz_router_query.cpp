@@ -62,17 +62,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto m = routes().match(method, parts.path);
   switch (m.result) {
-    case route_match::outcome::found:
-      check(m.target != nullptr && !m.pattern.empty());
-      for (const auto& [name, value] : m.params)
-        check(!value.empty());
-      break;
-    case route_match::outcome::method_not_allowed:
-      check(!m.allow.empty() && m.target == nullptr);
-      break;
-    case route_match::outcome::not_found:
-      check(m.target == nullptr);
-      break;
+  case route_match::outcome::found:
+    check(m.target != nullptr && !m.pattern.empty());
+    for (const auto& [name, value] : m.params)
+      check(!value.empty());
+    break;
+  case route_match::outcome::method_not_allowed:
+    check(!m.allow.empty() && m.target == nullptr);
+    break;
+  case route_match::outcome::not_found:
+    check(m.target == nullptr);
+    break;
   }
   return 0;
 }

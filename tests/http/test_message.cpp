@@ -68,7 +68,7 @@ TEST(Responder, DroppingTheLastCopyAnswers500) {
     responder r([&](response res) { got.push_back(std::move(res)); });
     auto copy = r;
     { auto another = copy; }
-    EXPECT_TRUE(got.empty());  // copies still alive
+    EXPECT_TRUE(got.empty()); // copies still alive
   }
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].status, 500);

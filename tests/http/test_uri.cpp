@@ -38,7 +38,7 @@ TEST(Uri, PercentDecodeRejectsMalformedEscapes) {
 TEST(Uri, ParseQuery) {
   auto q = parse_query("a=1&b=x%20y&c=p+q&flag&&d=&a=2");
   ASSERT_TRUE(q);
-  EXPECT_EQ(q->at("a"), "2");  // last one wins
+  EXPECT_EQ(q->at("a"), "2"); // last one wins
   EXPECT_EQ(q->at("b"), "x y");
   EXPECT_EQ(q->at("c"), "p q");
   EXPECT_EQ(q->at("flag"), "");

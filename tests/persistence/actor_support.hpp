@@ -26,12 +26,12 @@ reply ask(caf::actor_system& sys, const caf::actor& target, Ts&&... xs) {
   reply r;
   auto started = std::chrono::steady_clock::now();
   self->request(target, std::chrono::seconds(20), std::forward<Ts>(xs)...)
-    .receive(
-      [&](nlohmann::json& j) {
-        r.ok = true;
-        r.value = std::move(j);
-      },
-      [&](caf::error& e) { r.err = std::move(e); });
+      .receive(
+          [&](nlohmann::json& j) {
+            r.ok = true;
+            r.value = std::move(j);
+          },
+          [&](caf::error& e) { r.err = std::move(e); });
   r.took = std::chrono::steady_clock::now() - started;
   return r;
 }

@@ -31,16 +31,16 @@ protected:
 
 TEST_F(DbPoolTest, ExecReturnsJson) {
   auto r = ask(*sys_, pool(), exec_atom::value, read([](pqxx::work& tx) {
-                 return nlohmann::json{{"answer", tx.exec1("SELECT 40 + 2")[0].as<int>()}};
-               }));
+    return nlohmann::json{{"answer", tx.exec1("SELECT 40 + 2")[0].as<int>()}};
+  }));
   ASSERT_TRUE(r.ok) << r;
   EXPECT_EQ(r.value, (nlohmann::json{{"answer", 42}}));
 }
 
 TEST_F(DbPoolTest, AppErrorArrivesWithItsCode) {
   auto r = ask(*sys_, pool(), exec_atom::value, read([](pqxx::work&) -> nlohmann::json {
-                 throw app_error(errc::not_found, "tenant not found");
-               }));
+    throw app_error(errc::not_found, "tenant not found");
+  }));
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.code(), errc::not_found);
   EXPECT_EQ(r.message(), "tenant not found");
@@ -48,15 +48,15 @@ TEST_F(DbPoolTest, AppErrorArrivesWithItsCode) {
 
 TEST_F(DbPoolTest, WritesCommitAndReadOnlyJobsCannotWrite) {
   auto created = ask(*sys_, pool(), exec_atom::value, write([](pqxx::work& tx) {
-                       tx.exec("CREATE TABLE notes (body text UNIQUE)");
-                       tx.exec("INSERT INTO notes VALUES ('kept')");
-                       return nlohmann::json{};
-                     }));
+    tx.exec("CREATE TABLE notes (body text UNIQUE)");
+    tx.exec("INSERT INTO notes VALUES ('kept')");
+    return nlohmann::json{};
+  }));
   ASSERT_TRUE(created.ok) << created;
   auto sneaky = ask(*sys_, pool(), exec_atom::value, read([](pqxx::work& tx) {
-                      tx.exec("INSERT INTO notes VALUES ('sneaked in')");
-                      return nlohmann::json{};
-                    }));
+    tx.exec("INSERT INTO notes VALUES ('sneaked in')");
+    return nlohmann::json{};
+  }));
   ASSERT_FALSE(sneaky.ok);
   EXPECT_EQ(sneaky.code(), errc::internal) << sneaky;
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT string_agg(body, ',') FROM notes"), "kept");
@@ -64,10 +64,10 @@ TEST_F(DbPoolTest, WritesCommitAndReadOnlyJobsCannotWrite) {
 
 TEST_F(DbPoolTest, UniqueViolationIsAConflict) {
   auto r = ask(*sys_, pool(), exec_atom::value, write([](pqxx::work& tx) {
-                 tx.exec("CREATE TABLE slugs (slug text UNIQUE)");
-                 tx.exec("INSERT INTO slugs VALUES ('acme'), ('acme')");
-                 return nlohmann::json{};
-               }));
+    tx.exec("CREATE TABLE slugs (slug text UNIQUE)");
+    tx.exec("INSERT INTO slugs VALUES ('acme'), ('acme')");
+    return nlohmann::json{};
+  }));
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.code(), errc::conflict) << r;
 }
@@ -92,9 +92,9 @@ TEST_F(DbPoolTest, StatementTimeoutIsATimeout) {
   cfg.statement_timeout_ms = 200;
   auto p = stop_later(spawn_db_pool(*sys_, cfg, metrics_));
   auto r = ask(*sys_, p, exec_atom::value, read([](pqxx::work& tx) {
-                 tx.exec("SELECT pg_sleep(3)");
-                 return nlohmann::json{};
-               }));
+    tx.exec("SELECT pg_sleep(3)");
+    return nlohmann::json{};
+  }));
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.code(), errc::timeout) << r;
   EXPECT_LT(r.took, 2s);
@@ -103,8 +103,8 @@ TEST_F(DbPoolTest, StatementTimeoutIsATimeout) {
 TEST_F(DbPoolTest, HealthAnswersTrue) {
   caf::scoped_actor self{*sys_};
   bool healthy = false;
-  self->request(pool(), 10s, health_atom::value).receive([&](bool ok) { healthy = ok; },
-                                                         [&](caf::error&) {});
+  self->request(pool(), 10s, health_atom::value)
+      .receive([&](bool ok) { healthy = ok; }, [&](caf::error&) {});
   EXPECT_TRUE(healthy);
 }
 
@@ -122,8 +122,8 @@ TEST_F(DbPoolTest, UnreachableDatabaseFailsFastWithoutCredentials) {
   }
   caf::scoped_actor self{*sys_};
   bool healthy = true;
-  self->request(p, 10s, health_atom::value).receive([&](bool ok) { healthy = ok; },
-                                                    [&](caf::error&) {});
+  self->request(p, 10s, health_atom::value)
+      .receive([&](bool ok) { healthy = ok; }, [&](caf::error&) {});
   EXPECT_FALSE(healthy);
 }
 
@@ -138,7 +138,7 @@ TEST_F(DbPoolTest, SurvivesATerminatedBackend) {
   EXPECT_EQ(test::sql_value(test::admin_url(),
                             "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                             "WHERE application_name = 'parley-pool' AND datname = '" +
-                              db_->name() + "'"),
+                                db_->name() + "'"),
             "1");
   auto r = ask(*sys_, p, exec_atom::value, one());
   EXPECT_TRUE(r.ok) << r;

@@ -65,9 +65,9 @@ TEST_F(MigrationsTest, ConcurrentRunsApplyEachMigrationOnce) {
 
 TEST_F(MigrationsTest, FailureNamesTheMigrationAndKeepsEarlierOnes) {
   std::vector<migration> list{
-    {1, "first", "CREATE TABLE first_table (x int)"},
-    {2, "broken", "CREATE TABLE half_done (x int); SELECT 1/0"},
-    {3, "third", "CREATE TABLE third_table (x int)"},
+      {1, "first", "CREATE TABLE first_table (x int)"},
+      {2, "broken", "CREATE TABLE half_done (x int); SELECT 1/0"},
+      {3, "third", "CREATE TABLE third_table (x int)"},
   };
   try {
     migrate(db_->url(), list);
@@ -75,8 +75,9 @@ TEST_F(MigrationsTest, FailureNamesTheMigrationAndKeepsEarlierOnes) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string{e.what()}.find("0002_broken"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(test::sql_value(db_->url(), "SELECT string_agg(version::text, ',') FROM schema_migrations"),
-            "1");
+  EXPECT_EQ(
+      test::sql_value(db_->url(), "SELECT string_agg(version::text, ',') FROM schema_migrations"),
+      "1");
   // The failed migration ran in one transaction: nothing of it is left behind.
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT to_regclass('half_done') IS NULL"), "t");
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT to_regclass('third_table') IS NULL"), "t");

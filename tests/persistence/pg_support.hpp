@@ -31,7 +31,8 @@ inline std::string admin_url() {
 /// A uniquely named database, dropped (connections and all) on destruction.
 class scratch_db {
 public:
-  explicit scratch_db(std::string admin) : admin_(std::move(admin)) {
+  explicit scratch_db(std::string admin)
+      : admin_(std::move(admin)) {
     std::random_device rd;
     name_ = "parley_test_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
     pqxx::connection c{admin_};

@@ -19,7 +19,10 @@ namespace parley::test {
 
 class tcp_proxy {
 public:
-  explicit tcp_proxy(uint16_t target_port) : target_port_(target_port) { start(); }
+  explicit tcp_proxy(uint16_t target_port)
+      : target_port_(target_port) {
+    start();
+  }
   ~tcp_proxy() { stop(); }
   tcp_proxy(const tcp_proxy&) = delete;
   tcp_proxy& operator=(const tcp_proxy&) = delete;

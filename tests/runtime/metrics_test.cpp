@@ -6,7 +6,8 @@ using namespace parley::metrics;
 
 TEST(metrics, counter_gauge_and_histogram_render_in_prometheus_text) {
   registry r;
-  r.get_counter("parley_test_total", "A test counter", {{"route", "/v1/x"}, {"status", "200"}}).inc(3);
+  r.get_counter("parley_test_total", "A test counter", {{"route", "/v1/x"}, {"status", "200"}})
+      .inc(3);
   r.get_gauge("parley_test_gauge", "A gauge").set(7);
   auto& h = r.get_histogram("parley_test_seconds", "A histogram", {}, {0.1, 1});
   h.observe(0.05);

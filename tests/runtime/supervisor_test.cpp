@@ -35,13 +35,13 @@ child_spec numbered_child(std::string id, std::shared_ptr<int> incarnations,
     // Arguments instead of captures: CAF 0.17 dereferences a null argument tuple when a
     // function actor is spawned without arguments (UBSan flags it).
     return sys.spawn(
-      [](caf::event_based_actor* self, int n) -> caf::behavior {
-        return {
-          [n](get_atom) { return n; },
-          [self](stop_atom) { self->quit(); },
-        };
-      },
-      n);
+        [](caf::event_based_actor* self, int n) -> caf::behavior {
+          return {
+              [n](get_atom) { return n; },
+              [self](stop_atom) { self->quit(); },
+          };
+        },
+        n);
   };
   return spec;
 }
@@ -50,8 +50,8 @@ class supervisor_test : public ::testing::Test {
 protected:
   test_config cfg;
   caf::actor_system sys{cfg};
-  caf::scheduler::test_coordinator& sched
-    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  caf::scheduler::test_coordinator& sched =
+      dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   actor_tree tree;
 
   caf::actor child(const caf::actor& sup, const std::string& id) {
@@ -88,9 +88,7 @@ protected:
     return o;
   }
 
-  void TearDown() override {
-    sched.run();
-  }
+  void TearDown() override { sched.run(); }
 };
 
 } // namespace
@@ -98,7 +96,8 @@ protected:
 TEST_F(supervisor_test, one_for_one_restarts_only_the_crashed_child) {
   auto a = std::make_shared<int>(0);
   auto b = std::make_shared<int>(0);
-  auto sup = spawn_supervisor(sys, options("root"), {numbered_child("a", a), numbered_child("b", b)});
+  auto sup =
+      spawn_supervisor(sys, options("root"), {numbered_child("a", a), numbered_child("b", b)});
   sched.run();
   auto first = child(sup, "a");
   ASSERT_TRUE(first);
@@ -128,8 +127,8 @@ TEST_F(supervisor_test, one_for_all_restarts_every_child) {
 
 TEST_F(supervisor_test, transient_child_ending_normally_is_not_restarted) {
   auto a = std::make_shared<int>(0);
-  auto sup = spawn_supervisor(sys, options("root"),
-                              {numbered_child("a", a, restart_policy::transient)});
+  auto sup =
+      spawn_supervisor(sys, options("root"), {numbered_child("a", a, restart_policy::transient)});
   sched.run();
   caf::anon_send(child(sup, "a"), stop_atom::value);
   sched.run();
@@ -140,20 +139,21 @@ TEST_F(supervisor_test, transient_child_ending_normally_is_not_restarted) {
 
 TEST_F(supervisor_test, crashing_faster_than_the_intensity_escalates) {
   auto a = std::make_shared<int>(0);
-  auto sup = spawn_supervisor(sys, options("root", strategy::one_for_one, 2), {numbered_child("a", a)});
+  auto sup =
+      spawn_supervisor(sys, options("root", strategy::one_for_one, 2), {numbered_child("a", a)});
   sched.run();
   caf::error exit_reason;
   bool down = false;
   auto watcher = sys.spawn(
-    [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
-      self->monitor(watched);
-      self->set_down_handler([&](caf::down_msg& msg) {
-        down = true;
-        exit_reason = msg.reason;
-      });
-      return {[](int) {}};
-    },
-    sup);
+      [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
+        self->monitor(watched);
+        self->set_down_handler([&](caf::down_msg& msg) {
+          down = true;
+          exit_reason = msg.reason;
+        });
+        return {[](int) {}};
+      },
+      sup);
   sched.run();
   crash(child(sup, "a")); // restart 1
   crash(child(sup, "a")); // restart 2
@@ -167,7 +167,8 @@ TEST_F(supervisor_test, crashing_faster_than_the_intensity_escalates) {
 
 TEST_F(supervisor_test, restarts_outside_the_window_do_not_count) {
   auto a = std::make_shared<int>(0);
-  auto sup = spawn_supervisor(sys, options("root", strategy::one_for_one, 2), {numbered_child("a", a)});
+  auto sup =
+      spawn_supervisor(sys, options("root", strategy::one_for_one, 2), {numbered_child("a", a)});
   sched.run();
   for (int i = 0; i < 5; ++i) {
     crash(child(sup, "a"));
@@ -212,12 +213,12 @@ TEST_F(supervisor_test, children_end_with_their_supervisor) {
   auto worker = child(sup, "a");
   bool down = false;
   auto watcher = sys.spawn(
-    [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
-      self->monitor(watched);
-      self->set_down_handler([&](caf::down_msg&) { down = true; });
-      return {[](int) {}};
-    },
-    worker);
+      [&](caf::event_based_actor* self, caf::actor watched) -> caf::behavior {
+        self->monitor(watched);
+        self->set_down_handler([&](caf::down_msg&) { down = true; });
+        return {[](int) {}};
+      },
+      worker);
   sched.run();
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   sched.run();
