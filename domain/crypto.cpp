@@ -229,6 +229,10 @@ std::string sha256_hex(std::string_view data) {
   return hex_encode(as_string(out, len));
 }
 
+void release_thread_state() {
+  OPENSSL_thread_stop();
+}
+
 std::string random_bytes(size_t n) {
   std::string out(n, '\0');
   size_t done = 0;

@@ -31,6 +31,13 @@ std::string sha256_hex(std::string_view data);
 /// `n` bytes from the OpenSSL CSPRNG; throws std::runtime_error if it cannot deliver.
 std::string random_bytes(size_t n);
 
+/// Frees what OpenSSL keeps for the calling thread (its random generators, error queue). For
+/// threads whose end the process does not wait for (CAF's detached actors: the actor system
+/// stops waiting for them before their thread-local destructors run): called while the actor
+/// ends, so that state is not still being torn down when the process exits (LeakSanitizer reports
+/// it then). Harmless if the thread uses OpenSSL again: the state is made anew.
+void release_thread_state();
+
 /// `n_bytes` random bytes as 2 * n_bytes lowercase hex characters.
 std::string random_hex(size_t n_bytes);
 

@@ -9,6 +9,7 @@
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
+#include "domain/crypto.hpp"
 #include "persistence/connection.hpp"
 #include "persistence/db_errors.hpp"
 #include "persistence/scope.hpp"
@@ -117,6 +118,8 @@ caf::behavior db_worker(worker_actor* self, std::string url, connection_options 
   self->state.opts = std::move(opts);
   self->state.job_seconds = job_seconds;
   self->state.registry = registry;
+  // Runs on this actor's own (detached) thread as it ends (domain/crypto.hpp says why).
+  self->attach_functor([] { crypto::release_thread_state(); });
   return {
       // Not caf::result<json>: its value constructor brace-initialises, json{j}, which nlohmann
       // turns into a one-element array. expected<json> passes the value through unchanged.

@@ -6,6 +6,7 @@
 
 #include <caf/stateful_actor.hpp>
 
+#include "domain/crypto.hpp"
 #include "persistence/batch.hpp"
 #include "runtime/logging.hpp"
 
@@ -117,7 +118,7 @@ void flush(writer_actor* self) {
     else
       mark_up(st);
   } catch (const std::exception& e) {
-    // Callers wait for these answers without a timeout of their own (runtime/answer_wait.hpp):
+    // Callers wait for these answers without a timeout of their own (writer.hpp):
     // whatever broke (an allocation, say), every row taken gets one before the writer ends, as
     // an error like any failed write's (whether the rows committed is unknown, as after a lost
     // connection).
@@ -138,6 +139,8 @@ caf::behavior writer(writer_actor* self, std::string url, connection_options con
   st.batch_rows = batch_rows;
   st.up = up;
   st.commit_metrics = bm;
+  // Runs on this actor's own (detached) thread as it ends (domain/crypto.hpp says why).
+  self->attach_functor([] { crypto::release_thread_state(); });
   // Drain on shutdown: rows already accepted are committed (or failed) before the actor ends.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     flush(self);
