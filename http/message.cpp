@@ -23,8 +23,19 @@ response response::json(int status, const nlohmann::json& body) {
   return r;
 }
 
+response response::event_stream(stream_hooks hooks) {
+  response r;
+  r.status = 200;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  // nginx buffers proxied bodies unless told not to; events must not wait in a proxy.
+  r.headers.emplace_back("X-Accel-Buffering", "no");
+  r.stream = std::make_shared<stream_hooks>(std::move(hooks));
+  return r;
+}
+
 response response::no_content() {
-  return response{204, "", "", {}};
+  return response{204, "", "", {}, nullptr};
 }
 
 response response::error(int status, std::string_view code, std::string_view message) {

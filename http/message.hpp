@@ -36,6 +36,32 @@ struct request {
   std::string_view header(std::string_view lower_name) const;
 };
 
+/// The sending side of a streamed response body (Server-Sent Events). Thread-safe; callable from
+/// any thread. Bytes go out in the order they were sent.
+class stream_writer {
+public:
+  virtual ~stream_writer() = default;
+  /// Queues `bytes` behind what is queued already. False once the stream is over (the client went
+  /// away, stopped reading, or the server is draining): the bytes are dropped; stop producing.
+  virtual bool send(std::string bytes) = 0;
+  /// Ends the stream after what is queued and closes the connection. Idempotent.
+  virtual void finish() = 0;
+  /// True once the stream is over (or ending).
+  virtual bool done() const = 0;
+};
+
+/// What a streamed response does once its headers are out (see response::event_stream).
+struct stream_hooks {
+  /// Called once, on the connection's strand, with the writer of the body. May send at once.
+  std::function<void(std::shared_ptr<stream_writer>)> opened;
+  /// Called once when the stream ends for any reason (client gone, a write stalled or too much
+  /// queued, finish(), the server draining), also when it never opened. Must be quick.
+  std::function<void()> closed;
+  /// Sent whenever nothing was written for server_options::stream_heartbeat (an SSE comment
+  /// keeps proxies from timing the connection out and lets the server notice a dead client).
+  std::string heartbeat;
+};
+
 /// What a handler answers. Content-Type and X-Request-Id are added by the server.
 struct response {
   int status = 200;
@@ -44,8 +70,13 @@ struct response {
   /// Extra headers (e.g. Allow, Retry-After). Values containing CR or LF are dropped on write.
   std::vector<std::pair<std::string, std::string>> headers;
 
+  /// Set for a streamed answer: the status and headers go out with chunked transfer encoding and
+  /// no length, then `stream->opened` gets the writer; the connection closes when it ends.
+  std::shared_ptr<stream_hooks> stream;
   /// `status` with `body` serialised as JSON.
   static response json(int status, const nlohmann::json& body);
+  /// 200 `text/event-stream`, not cached, streamed through `hooks`.
+  static response event_stream(stream_hooks hooks);
   /// 204: no body, so no Content-Type either (nothing claims to be JSON).
   static response no_content();
   /// `{"error":{"code":code,"message":message}}` as API.md prescribes.

@@ -60,6 +60,7 @@ server_options make_server_options(const config::http_config& cfg) {
 namespace {
 
 class session;
+class session_stream_writer;
 
 // Everything sessions share with the server. Sessions hold it by shared_ptr because the last of
 // them may be destroyed after the server's own members (when the io_context is torn down).
@@ -124,6 +125,7 @@ public:
   session& operator=(const session&) = delete;
 
   ~session() {
+    end_stream_hooks();
     release_in_flight();
     std::lock_guard lk(st_->mtx);
     st_->sessions.erase(this);
@@ -150,12 +152,17 @@ public:
     asio::post(ex_, [self = shared_from_this()] { self->on_drain(); });
   }
 
+  // Called on the strand by session_stream_writer.
+  void stream_send(std::string bytes);
+  void stream_finish();
+
 private:
   enum class phase {
     idle,      ///< keep-alive, waiting for the first byte of the next request (idle_timeout)
     reading,   ///< a request is arriving (read_timeout)
     handling,  ///< the handler has it (request_timeout)
     writing,   ///< the response is being written (read_timeout)
+    streaming, ///< a streamed body is open (stream_heartbeat; stalled writes end it)
     lingering, ///< sent an error and `shutdown(send)`; discarding input so the client sees it
     closed,
   };
@@ -185,6 +192,18 @@ private:
                                          " ms; retry later"));
       return;
     case phase::closed:
+      return;
+    case phase::streaming:
+      if (stream_writing_ && steady::now() - write_started_ >= st_->opts.read_timeout) {
+        st_->log.info("event stream ended: a write stalled",
+                      {{"route", summary_.route}, {"request_id", summary_.request_id}});
+        close();
+        return;
+      }
+      if (!stream_writing_ && stream_out_.empty() && !ending_ && hooks_ &&
+          !hooks_->heartbeat.empty())
+        stream_send(hooks_->heartbeat);
+      arm(st_->opts.stream_heartbeat);
       return;
     default:
       // Slow or silent clients (and stuck writes) lose their connection without an answer.
@@ -414,6 +433,10 @@ private:
   }
 
   void on_drain() {
+    if (phase_ == phase::streaming) {
+      stream_finish();
+      return;
+    }
     bool silent =
         phase_ == phase::idle ||
         (phase_ == phase::reading && (!parser_ || (!parser_->got_some() && buffer_.size() == 0)));
@@ -430,6 +453,12 @@ private:
           {{"route", summary_.route}, {"status", r.status}, {"request_id", summary_.request_id}});
       r = response::error(500, "internal_error", "internal error");
     }
+    if (r.stream && r.status == 200 && summary_.method == "GET") {
+      start_stream(std::move(r));
+      return;
+    }
+    if (r.stream && r.stream->closed) // never opened
+      r.stream->closed();
     phase_ = phase::writing;
     arm(st_->opts.read_timeout);
     status_ = r.status;
@@ -491,6 +520,70 @@ private:
     }
   }
 
+  // ---- streaming --------------------------------------------------------------------------
+
+  void start_stream(response r);
+
+  static std::string chunk_of(const std::string& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string size;
+    for (auto n = bytes.size(); n > 0; n >>= 4)
+      size.insert(size.begin(), digits[n & 0xf]);
+    return size + "\r\n" + bytes + "\r\n";
+  }
+
+  /// Writes everything queued as one buffer; one write at a time.
+  void pump() {
+    if (phase_ != phase::streaming || stream_writing_)
+      return;
+    if (stream_out_.empty()) {
+      if (ending_)
+        close();
+      return;
+    }
+    stream_buf_.clear();
+    for (auto& part : stream_out_)
+      stream_buf_ += part;
+    stream_out_.clear();
+    stream_writing_ = true;
+    write_started_ = steady::now();
+    asio::async_write(socket_, asio::buffer(stream_buf_),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->stream_writing_ = false;
+                        self->queued_ -= std::min(self->queued_, self->stream_buf_.size());
+                        if (self->phase_ != phase::streaming)
+                          return;
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->pump();
+                      });
+  }
+
+  void queue_raw(std::string bytes) {
+    queued_ += bytes.size();
+    stream_out_.push_back(std::move(bytes));
+    pump();
+  }
+
+  /// A streaming client sends nothing more; its EOF (or reset) ends the stream. Anything it
+  /// does send is discarded.
+  void watch_client() {
+    socket_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (self->phase_ != phase::streaming)
+                                return;
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              self->watch_client();
+                            });
+  }
+
+  void end_stream_hooks();
+
   // ---- closing ----------------------------------------------------------------------------
 
   /// Half-closes and reads until the client closes, so a client still sending (an oversized
@@ -524,6 +617,7 @@ private:
     if (phase_ == phase::closed)
       return;
     phase_ = phase::closed;
+    end_stream_hooks();
     ++timer_gen_;
     timer_.cancel();
     error_code ec;
@@ -552,7 +646,123 @@ private:
   bool continue_sent_ = false;
   bool rejected_ = false; ///< the request could not be read; the stream position is unknown
   bool counted_ = false;  ///< this session holds one unit of shared_state::in_flight
+  // A streamed response (phase::streaming).
+  std::shared_ptr<stream_hooks> hooks_;
+  std::shared_ptr<session_stream_writer> writer_;
+  std::vector<std::string> stream_out_; ///< framed chunks not yet handed to a write
+  std::string stream_buf_;              ///< the bytes of the write in progress
+  size_t queued_ = 0;                   ///< bytes queued or being written
+  steady::time_point write_started_;
+  bool stream_writing_ = false;
+  bool ending_ = false; ///< the terminating chunk is queued
 };
+
+class session_stream_writer final : public stream_writer {
+public:
+  session_stream_writer(std::weak_ptr<session> s, asio::any_io_executor ex)
+      : session_(std::move(s))
+      , ex_(std::move(ex)) {}
+
+  bool send(std::string bytes) override {
+    if (done_.load())
+      return false;
+    if (!bytes.empty())
+      asio::post(ex_, [s = session_, bytes = std::move(bytes)]() mutable {
+        if (auto self = s.lock())
+          self->stream_send(std::move(bytes));
+      });
+    return true;
+  }
+
+  void finish() override {
+    if (done_.exchange(true))
+      return;
+    asio::post(ex_, [s = session_] {
+      if (auto self = s.lock())
+        self->stream_finish();
+    });
+  }
+
+  bool done() const override { return done_.load(); }
+  void mark_done() { done_ = true; }
+
+private:
+  std::weak_ptr<session> session_;
+  asio::any_io_executor ex_;
+  std::atomic<bool> done_{false};
+};
+
+void session::start_stream(response r) {
+  phase_ = phase::streaming;
+  status_ = r.status;
+  hooks_ = std::move(r.stream);
+  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                     std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(r.status))) +
+                     "\r\n";
+  for (auto& [name, value] : r.headers)
+    if (!name.empty() && !has_crlf(name) && !has_crlf(value))
+      head += name + ": " + value + "\r\n";
+  if (!r.content_type.empty() && !has_crlf(r.content_type))
+    head += "Content-Type: " + r.content_type + "\r\n";
+  head += "X-Request-Id: " + summary_.request_id +
+          "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  writer_ = std::make_shared<session_stream_writer>(weak_from_this(), ex_);
+  queue_raw(std::move(head));
+  // As far as in-flight accounting and the access log go, the request is answered now.
+  if (st_->observer) {
+    try {
+      st_->observer->on_complete(summary_, status_, steady::now() - started_);
+    } catch (const std::exception& e) {
+      st_->log.error("request observer threw", {{"error", e.what()}});
+    }
+  }
+  release_in_flight();
+  arm(st_->opts.stream_heartbeat);
+  watch_client();
+  if (hooks_->opened) {
+    try {
+      hooks_->opened(writer_);
+    } catch (const std::exception& e) {
+      st_->log.error("stream open handler threw", {{"route", summary_.route}, {"error", e.what()}});
+      close();
+    }
+  }
+}
+
+void session::stream_send(std::string bytes) {
+  if (phase_ != phase::streaming || ending_)
+    return;
+  if (queued_ + bytes.size() > st_->opts.stream_queue_limit) {
+    st_->log.warn("event stream ended: the client reads too slowly",
+                  {{"route", summary_.route},
+                   {"request_id", summary_.request_id},
+                   {"queued_bytes", queued_}});
+    close();
+    return;
+  }
+  queue_raw(chunk_of(bytes));
+}
+
+void session::stream_finish() {
+  if (phase_ != phase::streaming || ending_)
+    return;
+  ending_ = true;
+  if (writer_)
+    writer_->mark_done();
+  queue_raw("0\r\n\r\n");
+}
+
+void session::end_stream_hooks() {
+  if (writer_)
+    writer_->mark_done();
+  if (auto hooks = std::move(hooks_); hooks && hooks->closed) {
+    try {
+      hooks->closed();
+    } catch (const std::exception& e) {
+      st_->log.error("stream close handler threw", {{"error", e.what()}});
+    }
+  }
+}
 
 std::string endpoint_text(const std::string& address, uint16_t port) {
   if (address.find(':') != std::string::npos)

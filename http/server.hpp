@@ -28,6 +28,12 @@ struct server_options {
   /// How long a handler may take to answer; then 503 `upstream_timeout` and the late answer is
   /// dropped.
   std::chrono::milliseconds request_timeout{10000};
+  /// A streamed response (response::stream) sends its heartbeat after this long without output,
+  /// and is ended when one of its writes has not completed for read_timeout by then.
+  std::chrono::milliseconds stream_heartbeat{15000};
+  /// Bytes a streamed response may have queued for a slow client; past it the stream ends (an
+  /// SSE client reconnects with Last-Event-ID and is replayed what it missed).
+  size_t stream_queue_limit = 1 << 20;
 };
 
 /// Options from the typed configuration section `http`.

@@ -118,6 +118,18 @@ public:
     return read_reply(headers_only);
   }
 
+  /// Reads until `marker` has arrived; returns everything up to and including it (consumed), or
+  /// nullopt on EOF, reset or timeout first.
+  std::optional<std::string> read_until(std::string_view marker) {
+    size_t at;
+    while ((at = buf_.find(marker)) == std::string::npos)
+      if (!fill())
+        return std::nullopt;
+    auto out = buf_.substr(0, at + marker.size());
+    buf_.erase(0, at + marker.size());
+    return out;
+  }
+
   /// True if the server closes the connection (EOF or reset) before the receive timeout,
   /// discarding anything else it sends.
   bool closed_by_peer() {

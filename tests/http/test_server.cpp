@@ -619,3 +619,155 @@ TEST_F(Server, MetricsObserverCountsByRouteAndStatus) {
   EXPECT_NE(text.find(R"(route="unmatched",status="404"} 1)"), std::string::npos) << text;
   EXPECT_NE(text.find("parley_http_request_duration_seconds_bucket"), std::string::npos);
 }
+
+// ---- streamed responses (Server-Sent Events) ----------------------------------------------
+
+namespace {
+
+/// A stream route whose writer the test drives; `closed` counts the close hook's calls.
+struct stream_probe {
+  std::promise<std::shared_ptr<stream_writer>> opened;
+  std::atomic<int> closed{0};
+  std::promise<void> closed_once;
+};
+
+} // namespace
+
+TEST_F(Server, StreamSendsChunkedEventsAndEndsOnFinish) {
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("GET", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.opened = [](std::shared_ptr<stream_writer> w) {
+      EXPECT_TRUE(w->send("data: a\n\n"));
+      EXPECT_TRUE(w->send("data: bb\n\n"));
+      w->finish();
+      EXPECT_FALSE(w->send("data: late\n\n"));
+    };
+    h.closed = [probe] { probe->closed++; };
+    done(response::event_stream(std::move(h)));
+  });
+  auto obs = std::make_shared<recording_observer>();
+  start({}, obs);
+  raw_client c(port());
+  auto head = c.roundtrip(t::get("/stream"));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("content-type"), "text/event-stream");
+  EXPECT_EQ(head->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(head->header("cache-control"), "no-cache");
+  EXPECT_FALSE(head->header("x-request-id").empty());
+  auto body = c.read_until("0\r\n\r\n");
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "9\r\ndata: a\n\n\r\na\r\ndata: bb\n\n\r\n0\r\n\r\n");
+  EXPECT_TRUE(c.closed_by_peer());
+  auto seen = obs->wait_for(1);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].status, 200);
+  EXPECT_EQ(probe->closed.load(), 1);
+}
+
+TEST_F(Server, StreamEndsWhenTheClientGoesAway) {
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("GET", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
+    h.closed = [probe] {
+      if (probe->closed++ == 0)
+        probe->closed_once.set_value();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+  start();
+  std::shared_ptr<stream_writer> w;
+  {
+    raw_client c(port());
+    ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+    auto f = probe->opened.get_future();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    w = f.get();
+    EXPECT_TRUE(w->send("data: x\n\n"));
+    ASSERT_TRUE(c.read_until("data: x\n\n\r\n"));
+    // A streaming request does not count as in flight (drain would wait for it otherwise).
+    EXPECT_EQ(srv_->in_flight(), 0u);
+  }
+  ASSERT_EQ(probe->closed_once.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(w->done());
+  EXPECT_FALSE(w->send("data: y\n\n"));
+  EXPECT_EQ(probe->closed.load(), 1);
+}
+
+TEST_F(Server, StreamSendsHeartbeatsWhenQuiet) {
+  routes_->add("GET", "/stream", [](request&&, responder done) {
+    stream_hooks h;
+    h.heartbeat = ": hb\n\n";
+    done(response::event_stream(std::move(h)));
+  });
+  server_options o;
+  o.stream_heartbeat = 50ms;
+  start(o);
+  raw_client c(port());
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  ASSERT_TRUE(c.read_until(": hb\n\n\r\n"));
+  ASSERT_TRUE(c.read_until(": hb\n\n\r\n")); // and again
+}
+
+TEST_F(Server, DrainEndsOpenStreams) {
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("GET", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.closed = [probe] { probe->closed++; };
+    done(response::event_stream(std::move(h)));
+  });
+  start();
+  raw_client c(port());
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  EXPECT_TRUE(srv_->drain(5s));
+  ASSERT_TRUE(c.read_until("0\r\n\r\n"));
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_EQ(probe->closed.load(), 1);
+}
+
+TEST_F(Server, StreamToAClientThatDoesNotReadEndsAtTheQueueLimit) {
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("GET", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
+    h.closed = [probe] {
+      if (probe->closed++ == 0)
+        probe->closed_once.set_value();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+  server_options o;
+  o.stream_queue_limit = 256 * 1024;
+  start(o);
+  raw_client c(port());
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  auto f = probe->opened.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto w = f.get();
+  std::string event = "data: " + std::string(64 * 1024, 'x') + "\n\n";
+  auto closed = probe->closed_once.get_future();
+  // Far more than the socket buffers and the queue hold together; the client reads nothing.
+  for (int i = 0; i < 2000 && closed.wait_for(0s) != std::future_status::ready; ++i)
+    if (!w->send(event))
+      break;
+  ASSERT_EQ(closed.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(w->done());
+}
+
+TEST_F(Server, StreamAnswerToANonGetIsAnOrdinaryResponse) {
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("POST", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.closed = [probe] { probe->closed++; };
+    done(response::event_stream(std::move(h)));
+  });
+  start();
+  raw_client c(port());
+  auto r = c.roundtrip(t::post("/stream", ""));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("content-length"), "0");
+  EXPECT_EQ(probe->closed.load(), 1);
+}
