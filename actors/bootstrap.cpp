@@ -32,6 +32,7 @@
 #include "persistence/migrations.hpp"
 #include "persistence/writer.hpp"
 #include "runtime/ask.hpp"
+#include "runtime/event_hub.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/supervisor.hpp"
 
@@ -194,6 +195,8 @@ int serve(const config::parley_config& cfg) {
   rate_limiter limiter{cfg.ratelimit, cfg.redis.url, registry};
   runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot;
   std::atomic<bool> draining{false};
+  // Outlives the actors that publish and the HTTP server whose streams subscribe.
+  runtime::event_hub events;
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", cfg.runtime.scheduler_threads);
@@ -228,9 +231,11 @@ int serve(const config::parley_config& cfg) {
     chan_deps.db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     chan_deps.tree = &tree;
     chan_deps.m = &out_metrics;
+    chan_deps.events = &events;
 
     conversation_deps conv_deps;
     conv_deps.writer = &writer_slot;
+    conv_deps.events = &events;
     conv_deps.idle_timeout = std::chrono::seconds(cfg.runtime.conversation_idle_timeout_s);
     conv_deps.active = &registry.get_gauge("parley_conversation_actors_active",
                                            "Conversation actors currently activated");
@@ -326,6 +331,7 @@ int serve(const config::parley_config& cfg) {
     ctx->limiter = &limiter;
     ctx->key_cache = &key_cache;
     ctx->draining = &draining;
+    ctx->events = &events;
     ctx->db_timeout = std::chrono::milliseconds(cfg.db.request_timeout_ms);
     ctx->actor_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
 

@@ -178,7 +178,19 @@ void track_depth(channel_ptr self, int64_t delta) {
   st.depth->set(static_cast<double>(st.gauges->second));
 }
 
-/// Publishes a health change: gauges, log, the channels row (GET /v1/channels shows it).
+bool wants_events(channel_ptr self) {
+  auto* events = self->state.deps->events;
+  return events && events->wants(self->state.tenant_id);
+}
+
+/// A live event of this channel's tenant (GET /v1/events).
+void publish(channel_ptr self, std::string_view type, const json& data) {
+  if (wants_events(self))
+    self->state.deps->events->publish(self->state.tenant_id, type, data);
+}
+
+/// Publishes a health change: gauges, log, the channels row (GET /v1/channels shows it), the
+/// tenant's live events.
 void sync_state(channel_ptr self, std::string reason = {}) {
   auto& st = self->state;
   auto now_state = st.health.state();
@@ -204,6 +216,12 @@ void sync_state(channel_ptr self, std::string reason = {}) {
     st.logger.info("channel state changed", fields);
   else
     st.logger.warn("channel state changed", fields);
+  if (wants_events(self))
+    publish(self, "channel.state",
+            {{"id", st.channel_id},
+             {"state", domain::to_string(now_state)},
+             {"previous", domain::to_string(before)},
+             {"reason", reason}});
   self->request(st.deps->db->get(), st.deps->db_timeout, persistence::exec_atom::value,
                 outbound_store::set_channel_state(
                     st.tenant_id, st.channel_id, std::string{domain::to_string(now_state)}, reason))
@@ -682,10 +700,23 @@ void record(channel_ptr self, int64_t id) {
               st.known.erase(id);
               track_depth(self, -1);
               if (rec.item.kind == "message") {
-                if (rec.result.outcome == domain::graph_outcome::sent)
+                bool sent = rec.result.outcome == domain::graph_outcome::sent;
+                if (sent)
                   st.deps->m->sent->inc();
                 else
                   st.deps->m->failed(rec.result.error_code.value_or(0)).inc();
+                if (wants_events(self)) {
+                  json ev{{"id", rec.item.message_id},
+                          {"channel_id", st.channel_id},
+                          {"direction", "outbound"},
+                          {"wa_message_id", sent ? json(rec.result.wamid) : json(nullptr)},
+                          {"status", sent ? "sent" : "failed"}};
+                  if (!sent)
+                    ev["error"] = {{"code", rec.result.error_code ? json(*rec.result.error_code)
+                                                                  : json(nullptr)},
+                                   {"title", rec.result.error_title}};
+                  publish(self, "message.status", ev);
+                }
               }
             } else if (rec.token_invalid) {
               // Paused until a new token arrives; first in line when it does.
@@ -861,6 +892,8 @@ void accept_outbound(channel_ptr self, domain::outbound_request req,
             auto stored_payload = r.contains("payload") ? r["payload"] : payload;
             json body = is_read ? json{{"id", message_id}, {"read_receipt", "pending"}}
                                 : accepted_message(self, req, r);
+            if (!is_read)
+              publish(self, "message.created", body);
             rp.deliver(json{{"status", 202}, {"body", std::move(body)}});
             enqueue(self, r["outbox_id"].get<int64_t>(), message_id, is_read ? "read" : "message",
                     r["to"].get<std::string>(), stored_payload.dump(), premark);

@@ -14,6 +14,7 @@
 #include "domain/crypto.hpp"
 #include "runtime/actor_slot.hpp"
 #include "runtime/actor_tree.hpp"
+#include "runtime/event_hub.hpp"
 #include "runtime/metrics.hpp"
 
 namespace parley::http {
@@ -53,6 +54,7 @@ struct channel_deps {
   caf::timespan db_timeout = std::chrono::seconds(5);
   runtime::actor_tree* tree = nullptr;
   outbound_metrics* m = nullptr;
+  runtime::event_hub* events = nullptr; ///< live events (GET /v1/events); null = none
 };
 
 /// Spawns the actor of `channel_id` (of `tenant_id`). It loads its row and outbox first, holding

@@ -8,6 +8,7 @@
 
 #include "actors/inbound_store.hpp"
 #include "actors/interfaces.hpp"
+#include "domain/utc_time.hpp"
 #include "domain/uuid.hpp"
 #include "runtime/errors.hpp"
 
@@ -74,16 +75,48 @@ nlohmann::json message_row(const conversation_state& st, domain::inbound_message
   return inbound_store::message_row(st.tenant_id.str(), st.channel_id.str(), st.wa_id, msg, known);
 }
 
+nlohmann::json timestamp_of(const nlohmann::json& unix_seconds) {
+  if (!unix_seconds.is_number_integer())
+    return nullptr;
+  auto text = domain::utc_timestamp(unix_seconds.get<int64_t>());
+  return text ? nlohmann::json(*text) : nlohmann::json(nullptr);
+}
+
+/// The message.created event of `row` (a message_row) without the ids the commit assigns.
+/// Built whatever wants() says now: a stream opened during the commit must get it (the hub drops
+/// it after the commit when nobody listens); a few small copies per message.
+nlohmann::json event_preview(const conversation_state& st, const nlohmann::json& row) {
+  if (!st.deps->events)
+    return nullptr;
+  return {{"channel_id", row["channel_id"]},
+          {"direction", "inbound"},
+          {"type", row["type"]},
+          {"wa_message_id", row["wamid"]},
+          {"from", st.wa_id},
+          {"content", row["content"]},
+          {"context", row["context"]},
+          {"status", "received"},
+          {"timestamp", timestamp_of(row["ts"])}};
+}
+
 /// Commits `row` and answers `rp` with the result. await: this contact's messages are committed
 /// in arrival order; other conversations keep flowing and share the writer's batches.
 void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp,
            uint64_t wamid_hash, uint32_t profile, const char* kind, nlohmann::json row) {
+  auto preview = event_preview(self->state, row);
   // No timeout: the writer answers every op (persistence/writer.hpp).
   self->request(self->state.deps->writer->get(), caf::infinite, persistence::persist_atom::value,
                 persistence::write_op{kind, std::move(row)})
       .await(
-          [self, rp, wamid_hash, profile](nlohmann::json& result) mutable {
+          [self, rp, wamid_hash, profile,
+           preview = std::move(preview)](nlohmann::json& result) mutable {
             self->state.remember(wamid_hash);
+            if (!preview.is_null() && !result.value("duplicate", true)) {
+              preview["id"] = result["message_id"];
+              preview["conversation_id"] = result["conversation_id"];
+              self->state.deps->events->publish(self->state.tenant_id.str(), "message.created",
+                                                preview);
+            }
             if (auto it = result.find("conversation_id"); it != result.end() && it->is_string())
               if (auto id = domain::uuid::parse(it->get_ref<const std::string&>())) {
                 self->state.conversation_id = *id;
@@ -120,10 +153,29 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
   if (!event.is_null())
     row["event"] = std::move(event);
   auto rp = self->make_response_promise<nlohmann::json>();
+  // Meta's report as received (the message's own status only moves forward: GET it for that).
+  nlohmann::json live;
+  std::string tenant;
+  if (st.deps->events) { // built before the commit, published after it (see event_preview)
+    tenant = row["tenant_id"].get<std::string>();
+    live = {{"channel_id", row["channel_id"]},
+            {"wa_message_id", row["wamid"]},
+            {"status", row["status"]},
+            {"recipient", row["recipient_id"]},
+            {"timestamp", timestamp_of(row["ts"])}};
+    if (!row["error_code"].is_null() || !row["error_title"].get_ref<const std::string&>().empty())
+      live["error"] = {{"code", row["error_code"]}, {"title", row["error_title"]}};
+  }
   self->request(st.deps->writer->get(), caf::infinite, persistence::persist_atom::value,
                 persistence::write_op{kind, std::move(row)})
-      .await([rp](nlohmann::json& result) mutable { rp.deliver(std::move(result)); },
-             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      .await(
+          [self, rp, tenant = std::move(tenant),
+           live = std::move(live)](nlohmann::json& result) mutable {
+            if (!live.is_null())
+              self->state.deps->events->publish(tenant, "message.status", live);
+            rp.deliver(std::move(result));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
   return rp;
 }
 

@@ -9,12 +9,14 @@
 #include <caf/actor_system.hpp>
 
 #include "runtime/actor_slot.hpp"
+#include "runtime/event_hub.hpp"
 #include "runtime/metrics.hpp"
 
 namespace parley {
 
 struct conversation_deps {
   runtime::actor_slot* writer = nullptr;
+  runtime::event_hub* events = nullptr; ///< live events (GET /v1/events); null = none
   caf::timespan idle_timeout = std::chrono::seconds(300);
   metrics::gauge* active = nullptr;       ///< parley_conversation_actors_active
   metrics::counter* passivated = nullptr; ///< parley_conversation_actors_passivated_total

@@ -55,7 +55,8 @@ struct stream_hooks {
   /// Called once, on the connection's strand, with the writer of the body. May send at once.
   std::function<void(std::shared_ptr<stream_writer>)> opened;
   /// Called once when the stream ends for any reason (client gone, a write stalled or too much
-  /// queued, finish(), the server draining), also when it never opened. Must be quick.
+  /// queued, finish(), the server draining), also when it never opened (the answer came too
+  /// late, or the request was not a GET). Must be quick.
   std::function<void()> closed;
   /// Sent whenever nothing was written for server_options::stream_heartbeat (an SSE comment
   /// keeps proxies from timing the connection out and lets the server notice a dead client).

@@ -396,6 +396,8 @@ private:
     responder done([weak = weak_from_this(), seq = seq_](response r) {
       if (auto self = weak.lock())
         self->deliver(seq, std::move(r));
+      else if (r.stream && r.stream->closed) // the connection is gone
+        r.stream->closed();
     });
     try {
       (*m.target)(std::move(req), done);
@@ -427,8 +429,11 @@ private:
 
   void on_deliver(uint64_t seq, response r) {
     // A late answer (after the 503) or one for a connection that moved on is dropped.
-    if (phase_ != phase::handling || seq != seq_)
+    if (phase_ != phase::handling || seq != seq_) {
+      if (r.stream && r.stream->closed) // a stream that never opened still hears of its end
+        r.stream->closed();
       return;
+    }
     write_response(std::move(r));
   }
 
@@ -725,8 +730,18 @@ void session::start_stream(response r) {
     } catch (const std::exception& e) {
       st_->log.error("stream open handler threw", {{"route", summary_.route}, {"error", e.what()}});
       close();
+      return;
+    } catch (...) {
+      st_->log.error("stream open handler threw a non-standard exception",
+                     {{"route", summary_.route}});
+      close();
+      return;
     }
   }
+  // Opened while the server drains (drain() found this request still being handled): nothing
+  // else would end it.
+  if (st_->draining.load())
+    stream_finish();
 }
 
 void session::stream_send(std::string bytes) {

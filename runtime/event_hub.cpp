@@ -119,17 +119,29 @@ event_hub::subscription event_hub::subscribe(const std::string& tenant_id,
   subscription sub;
   sub.id = next_subscription_++;
   if (last_event_id) {
-    if (*last_event_id < t.floor) {
+    // Older than what is kept, newer than anything issued here (another node's, or the clock
+    // went back across a restart), or more than a stream may queue: the gap is said plainly.
+    size_t replay = 0;
+    for (const auto& [id, ev] : t.kept)
+      if (*last_event_id < id)
+        replay += ev.wire.size();
+    std::string why;
+    if (*last_event_id < t.floor)
+      why = "are no longer kept";
+    else if (last_ < *last_event_id)
+      why = "were not issued by this server";
+    else if (replay > opts_.replay_bytes)
+      why = "are more than one replay sends";
+    if (!why.empty()) {
       sub.resumed = false;
       auto latest = t.kept.empty() ? t.floor : t.kept.back().first;
       live_event resync;
       resync.id = latest.str();
       resync.type = "stream.resync";
-      nlohmann::json data{
-          {"last_event_id", last_event_id->str()},
-          {"message", "events after " + last_event_id->str() +
-                          " are no longer kept; read the current state through the REST API, "
-                          "then follow this stream"}};
+      nlohmann::json data{{"last_event_id", last_event_id->str()},
+                          {"message", "events after " + last_event_id->str() + " " + why +
+                                          "; read the current state through the REST API, "
+                                          "then follow this stream"}};
       resync.wire =
           "id: " + resync.id + "\nevent: " + resync.type + "\ndata: " + data.dump() + "\n\n";
       // Carries the latest id, so a reconnect after it resumes from here, not from the gap.

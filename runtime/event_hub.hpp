@@ -40,6 +40,9 @@ struct event_hub_options {
   size_t replay_events = 1000; ///< kept per listened-to tenant for Last-Event-ID
   /// How long a tenant's buffer outlives its last subscriber (a reconnect within it resumes).
   std::chrono::milliseconds keep_after_last_subscriber{std::chrono::minutes(5)};
+  /// A replay larger than this is a resync instead: it must fit what a stream may have queued
+  /// (http::server_options::stream_queue_limit, 1 MiB), or every reconnect would be cut again.
+  size_t replay_bytes = 512 * 1024;
 };
 
 class event_hub {
@@ -68,7 +71,8 @@ public:
   };
   /// Registers `fn` for the tenant's events. With a `last_event_id` (already validated with
   /// event_id::parse), first replays the kept events after it, or, when some of those are no
-  /// longer kept, only a `stream.resync` event (carrying the latest id); then live ones. Atomic:
+  /// longer kept (or the id is one this node never issued, or the replay would exceed
+  /// replay_bytes), only a `stream.resync` event (carrying the latest id); then live ones. Atomic:
   /// nothing published meanwhile is missed or doubled.
   subscription subscribe(const std::string& tenant_id, std::optional<event_id> last_event_id,
                          subscriber fn);

@@ -12,6 +12,7 @@
 #include "domain/crypto.hpp"
 #include "runtime/actor_slot.hpp"
 #include "runtime/actor_tree.hpp"
+#include "runtime/event_hub.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/relay_pool.hpp"
 
@@ -36,6 +37,7 @@ struct context {
   rate_limiter* limiter = nullptr; ///< API and failed-authentication rate limits (null = off)
   class api_key_cache* key_cache = nullptr; ///< resolved API keys, seconds-fresh (null = off)
   std::atomic<bool>* draining = nullptr;    ///< set on SIGTERM: /health/ready turns 503
+  runtime::event_hub* events = nullptr;     ///< live events of tenants (GET /v1/events)
   caf::timespan db_timeout = std::chrono::seconds(5);
   caf::timespan actor_timeout = std::chrono::seconds(5);
 };

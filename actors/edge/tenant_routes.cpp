@@ -3,6 +3,7 @@
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "runtime/ask.hpp"
+#include "runtime/event_hub.hpp"
 
 namespace parley::edge {
 
@@ -94,7 +95,14 @@ void patch_conversation(const context_ptr& ctx, http::request&& req, http::respo
   with_tenant(ctx, req, respond, [ctx, respond, id, patch](const std::string& tenant_id) {
     if (!is_uuid(id))
       return respond(http::response::from_error(errc::not_found, "conversation not found"));
-    run_job(ctx, conversation_store::update(tenant_id, id, patch), respond);
+    // Listeners learn of the change with the conversation as the answer shows it.
+    http::responder published([ctx, respond, tenant_id](http::response r) {
+      if (r.status == 200 && ctx->events && ctx->events->wants(tenant_id))
+        if (auto body = nlohmann::json::parse(r.body, nullptr, false); !body.is_discarded())
+          ctx->events->publish(tenant_id, "conversation.updated", body);
+      respond(std::move(r));
+    });
+    run_job(ctx, conversation_store::update(tenant_id, id, patch), published);
   });
 }
 
@@ -121,6 +129,52 @@ void get_message(const context_ptr& ctx, http::request&& req, http::responder re
   });
 }
 
+/// GET /v1/events: the tenant's live events as Server-Sent Events (docs/events.md). A client
+/// that reconnects with Last-Event-ID gets what it missed first.
+void stream_events(const context_ptr& ctx, http::request&& req, http::responder respond) {
+  std::optional<runtime::event_id> last;
+  auto header = req.header("last-event-id");
+  auto query = req.query.find("last_event_id");
+  std::string_view given = !header.empty()            ? header
+                           : query != req.query.end() ? std::string_view(query->second)
+                                                      : std::string_view();
+  if (!given.empty()) {
+    last = runtime::event_id::parse(given);
+    if (!last)
+      throw app_error(errc::invalid_argument,
+                      "Last-Event-ID must be an id this stream sent (\"<ms>-<n>\"); omit it to "
+                      "start with new events");
+  }
+  with_tenant(ctx, req, respond, [ctx, respond, last](const std::string& tenant_id) {
+    // Opened and closed run on the connection's strand, one after the other.
+    struct subscription_slot {
+      uint64_t id = 0;
+    };
+    auto slot = std::make_shared<subscription_slot>();
+    auto* open_streams = &ctx->metrics->get_gauge("parley_event_streams_open",
+                                                  "GET /v1/events streams currently open");
+    http::stream_hooks hooks;
+    hooks.heartbeat = ": keep-alive\n\n";
+    hooks.opened = [ctx, tenant_id, last, slot,
+                    open_streams](std::shared_ptr<http::stream_writer> w) {
+      // How long EventSource clients wait before reconnecting after a drop.
+      w->send("retry: 2000\n\n");
+      slot->id =
+          ctx->events
+              ->subscribe(tenant_id, last, [w](const runtime::live_event& ev) { w->send(ev.wire); })
+              .id;
+      open_streams->inc(); // after subscribe: closed() takes it back only for a subscription
+    };
+    hooks.closed = [ctx, tenant_id, slot, open_streams] {
+      if (slot->id == 0)
+        return;
+      ctx->events->unsubscribe(tenant_id, slot->id);
+      open_streams->dec();
+    };
+    respond(http::response::event_stream(std::move(hooks)));
+  });
+}
+
 } // namespace
 
 void add_tenant_routes(http::router& r, const context_ptr& ctx) {
@@ -132,6 +186,8 @@ void add_tenant_routes(http::router& r, const context_ptr& ctx) {
   r.add("PATCH", "/v1/conversations/{id}", bind(patch_conversation));
   r.add("GET", "/v1/conversations/{id}/messages", bind(list_messages));
   r.add("GET", "/v1/messages/{id}", bind(get_message));
+  if (ctx->events) // a node without a hub (tests' contexts) has no live events
+    r.add("GET", "/v1/events", bind(stream_events));
 }
 
 } // namespace parley::edge

@@ -771,3 +771,39 @@ TEST_F(Server, StreamAnswerToANonGetIsAnOrdinaryResponse) {
   EXPECT_EQ(r->header("content-length"), "0");
   EXPECT_EQ(probe->closed.load(), 1);
 }
+
+TEST_F(Server, StreamOpenedWhileDrainingEndsAtOnce) {
+  start();
+  raw_client c(port());
+  ASSERT_TRUE(c.send(t::get("/park")));
+  auto parked = parked_.pop();
+  ASSERT_TRUE(parked);
+  auto drained = std::async(std::launch::async, [this] { return srv_->drain(5s); });
+  // drain() found the request being handled; the handler then answers with a stream.
+  std::this_thread::sleep_for(50ms);
+  auto closed = std::make_shared<std::atomic<int>>(0);
+  stream_hooks h;
+  h.closed = [closed] { (*closed)++; };
+  (*parked)(response::event_stream(std::move(h)));
+  ASSERT_EQ(drained.wait_for(3s), std::future_status::ready) << "drain waited for the stream";
+  EXPECT_TRUE(drained.get());
+  ASSERT_TRUE(c.read_until("0\r\n\r\n"));
+  EXPECT_EQ(closed->load(), 1);
+}
+
+TEST_F(Server, StreamAnswerArrivingAfterTheTimeoutHearsItsEnd) {
+  server_options o;
+  o.request_timeout = 50ms;
+  start(o);
+  raw_client c(port());
+  auto r = c.roundtrip(t::get("/park"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  auto parked = parked_.pop();
+  ASSERT_TRUE(parked);
+  auto closed = std::make_shared<std::promise<void>>();
+  stream_hooks h;
+  h.closed = [closed] { closed->set_value(); };
+  (*parked)(response::event_stream(std::move(h)));
+  EXPECT_EQ(closed->get_future().wait_for(5s), std::future_status::ready);
+}

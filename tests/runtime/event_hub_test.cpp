@@ -140,3 +140,37 @@ TEST_F(hub_fixture, InvalidUtf8InDataIsReplacedNotThrown) {
   EXPECT_NO_THROW(hub.publish("a", "e", {{"text", std::string("\xff\xfe")}}));
   ASSERT_EQ(a->size(), 1u);
 }
+
+TEST_F(hub_fixture, LastEventIdNeverIssuedHereIsAResync) {
+  // Another node's id, or one from before the clock went back across a restart.
+  listen("a");
+  hub.publish("a", "e1", {});
+  event_hub::subscription sub;
+  auto b = listen("a", event_id{t.wall_ms + 60'000, 0}, &sub);
+  EXPECT_FALSE(sub.resumed);
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ((*b)[0].type, "stream.resync");
+  EXPECT_NE((*b)[0].wire.find("not issued by this server"), std::string::npos);
+}
+
+TEST(EventHub, ReplayLargerThanAStreamMayQueueIsAResync) {
+  std::chrono::steady_clock::time_point now{};
+  event_hub hub{event_hub_options{100, 60s, 4096}, [&] { return now; }};
+  std::vector<live_event> live;
+  hub.subscribe("a", std::nullopt, [&](const live_event& e) { live.push_back(e); });
+  std::string big(1000, 'x');
+  for (int i = 0; i < 10; ++i)
+    hub.publish("a", "e", {{"text", big}});
+  std::vector<live_event> got;
+  auto first = hub.subscribe("a", event_id::parse(live[0].id),
+                             [&](const live_event& e) { got.push_back(e); });
+  EXPECT_FALSE(first.resumed);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].type, "stream.resync");
+  EXPECT_EQ(got[0].id, live.back().id);
+  got.clear();
+  auto near = hub.subscribe("a", event_id::parse(live[7].id),
+                            [&](const live_event& e) { got.push_back(e); });
+  EXPECT_TRUE(near.resumed);
+  EXPECT_EQ(got.size(), 2u);
+}
