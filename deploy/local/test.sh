@@ -83,9 +83,10 @@ if [ "${PARLEY_SANITIZE_PASS:-1}" != 0 ]; then
   fi
   if [ "$asan_ok" = 1 ]; then
     lsan_supp="$DEPLOY_DIR/lsan.supp"
+    ubsan_supp="$DEPLOY_DIR/ubsan.supp"
     if ! ASAN_OPTIONS="detect_leaks=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
       LSAN_OPTIONS="suppressions=$lsan_supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
-      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+      UBSAN_OPTIONS="suppressions=$ubsan_supp:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
       ctest --test-dir "$ASAN_DIR" -L '^(unit|integration)$' --output-on-failure --no-tests=error \
       -j "$JOBS" --timeout 600 | tee "$ctest_log"; then
       failed+=("ctest -L 'unit|integration' in build-asan/")
