@@ -200,6 +200,10 @@ private:
         close();
         return;
       }
+      if (auto quiet = steady::now() - last_output_; quiet < st_->opts.stream_heartbeat) {
+        arm(st_->opts.stream_heartbeat - quiet); // events went out meanwhile
+        return;
+      }
       if (!stream_writing_ && stream_out_.empty() && !ending_ && hooks_ &&
           !hooks_->heartbeat.empty())
         stream_send(hooks_->heartbeat);
@@ -345,6 +349,7 @@ private:
     auto client_id = req.header("x-request-id");
     req.request_id = sane_request_id(client_id) ? std::string(client_id) : generate_request_id();
     keep_alive_ = msg.keep_alive();
+    http10_ = msg.version() < 11;
     first_request_ = false;
     ++seq_;
     started_ = steady::now();
@@ -555,6 +560,7 @@ private:
     asio::async_write(socket_, asio::buffer(stream_buf_),
                       [self = shared_from_this()](error_code ec, size_t) {
                         self->stream_writing_ = false;
+                        self->last_output_ = steady::now();
                         self->queued_ -= std::min(self->queued_, self->stream_buf_.size());
                         if (self->phase_ != phase::streaming)
                           return;
@@ -658,8 +664,10 @@ private:
   std::string stream_buf_;              ///< the bytes of the write in progress
   size_t queued_ = 0;                   ///< bytes queued or being written
   steady::time_point write_started_;
+  steady::time_point last_output_; ///< when the last write completed (heartbeats fill silences)
   bool stream_writing_ = false;
   bool ending_ = false; ///< the terminating chunk is queued
+  bool http10_ = false; ///< the request was HTTP/1.0: a streamed body is not chunked
 };
 
 class session_stream_writer final : public stream_writer {
@@ -709,8 +717,10 @@ void session::start_stream(response r) {
       head += name + ": " + value + "\r\n";
   if (!r.content_type.empty() && !has_crlf(r.content_type))
     head += "Content-Type: " + r.content_type + "\r\n";
+  // HTTP/1.0 knows no chunked encoding: its body simply ends with the connection.
   head += "X-Request-Id: " + summary_.request_id +
-          "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+          (http10_ ? "\r\nConnection: close\r\n\r\n"
+                   : "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
   writer_ = std::make_shared<session_stream_writer>(weak_from_this(), ex_);
   queue_raw(std::move(head));
   // As far as in-flight accounting and the access log go, the request is answered now.
@@ -755,7 +765,7 @@ void session::stream_send(std::string bytes) {
     close();
     return;
   }
-  queue_raw(chunk_of(bytes));
+  queue_raw(http10_ ? std::move(bytes) : chunk_of(bytes));
 }
 
 void session::stream_finish() {
@@ -764,7 +774,10 @@ void session::stream_finish() {
   ending_ = true;
   if (writer_)
     writer_->mark_done();
-  queue_raw("0\r\n\r\n");
+  if (http10_)
+    pump(); // closes once the queue is written
+  else
+    queue_raw("0\r\n\r\n");
 }
 
 void session::end_stream_hooks() {

@@ -807,3 +807,25 @@ TEST_F(Server, StreamAnswerArrivingAfterTheTimeoutHearsItsEnd) {
   (*parked)(response::event_stream(std::move(h)));
   EXPECT_EQ(closed->get_future().wait_for(5s), std::future_status::ready);
 }
+
+TEST_F(Server, StreamToAnHttp10ClientIsNotChunked) {
+  routes_->add("GET", "/stream", [](request&&, responder done) {
+    stream_hooks h;
+    h.opened = [](std::shared_ptr<stream_writer> w) {
+      w->send("data: a\n\n");
+      w->finish();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+  start();
+  raw_client c(port());
+  auto head = c.roundtrip("GET /stream HTTP/1.0\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("transfer-encoding"), "");
+  EXPECT_EQ(head->header("connection"), "close");
+  auto body = c.read_until("data: a\n\n");
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "data: a\n\n");
+  EXPECT_TRUE(c.closed_by_peer());
+}
