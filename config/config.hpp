@@ -26,6 +26,9 @@ struct http_config {
   /// http.trusted_proxies: comma-separated proxy IPs whose X-Forwarded-For is believed (the
   /// client is its right-most address not in this list); empty = use the peer address.
   std::string trusted_proxies;
+  /// http.max_event_streams_per_tenant: open GET /v1/events streams a tenant may hold on a node
+  /// (each holds a connection and up to 1 MiB of queue); more get 429.
+  int max_event_streams_per_tenant = 100;
 };
 
 struct db_config {

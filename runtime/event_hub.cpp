@@ -176,6 +176,12 @@ size_t event_hub::subscribers() const {
   return subscribers_;
 }
 
+size_t event_hub::subscribers_of(const std::string& tenant_id) const {
+  std::lock_guard lk(mtx_);
+  auto it = tenants_.find(tenant_id);
+  return it == tenants_.end() ? 0 : it->second->subscribers.size();
+}
+
 size_t event_hub::tenants_kept() const {
   std::lock_guard lk(mtx_);
   return tenants_.size();

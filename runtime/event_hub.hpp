@@ -79,6 +79,7 @@ public:
   void unsubscribe(const std::string& tenant_id, uint64_t subscription_id);
 
   size_t subscribers() const;
+  size_t subscribers_of(const std::string& tenant_id) const;
   size_t tenants_kept() const;
 
 private:

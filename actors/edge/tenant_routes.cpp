@@ -146,6 +146,13 @@ void stream_events(const context_ptr& ctx, http::request&& req, http::responder 
                       "start with new events");
   }
   with_tenant(ctx, req, respond, [ctx, respond, last](const std::string& tenant_id) {
+    // Checked, not reserved: streams opening at the same moment may pass the limit by a few.
+    auto limit = static_cast<size_t>(ctx->cfg->http.max_event_streams_per_tenant);
+    if (ctx->events->subscribers_of(tenant_id) >= limit)
+      return respond(http::response::from_error(
+          errc::rate_limited, "this tenant already has " + std::to_string(limit) +
+                                  " event streams open on this server "
+                                  "(http.max_event_streams_per_tenant); close one first"));
     // Opened and closed run on the connection's strand, one after the other.
     struct subscription_slot {
       uint64_t id = 0;

@@ -62,6 +62,7 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.http.io_threads, 1);
   EXPECT_EQ(cfg.http.body_limit, size_t{1} << 20);
   EXPECT_EQ(cfg.http.header_limit, 16u * 1024);
+  EXPECT_EQ(cfg.http.max_event_streams_per_tenant, 100);
   EXPECT_EQ(cfg.db.pool_size, 4);
   EXPECT_EQ(cfg.db.batch_max_rows, 1000);
   EXPECT_EQ(cfg.redis.url, "");
@@ -122,7 +123,8 @@ TEST(config, environment_overrides_file) {
                                    {"PARLEY_RUNTIME_CONVERSATION_IDLE_TIMEOUT_S", "60"},
                                    {"PARLEY_RUNTIME_TENANT_SWEEP_INTERVAL_S", "600"},
                                    {"PARLEY_RUNTIME_TENANT_SWEEP_HORIZON_H", "2"},
-                                   {"PARLEY_RETENTION_RAW_EVENT_DAYS", "0"}});
+                                   {"PARLEY_RETENTION_RAW_EVENT_DAYS", "0"},
+                                   {"PARLEY_HTTP_MAX_EVENT_STREAMS_PER_TENANT", "7"}});
   auto cfg = parse(R"({"http": {"port": 9000, "address": "0.0.0.0"}, "log": {"level": "debug"},
                        "db": {"url": "postgresql://file/db", "pool_size": 9},
                        "whatsapp": {"app_secret": "from-file"}})",
@@ -139,6 +141,7 @@ TEST(config, environment_overrides_file) {
   EXPECT_EQ(cfg.runtime.tenant_sweep_interval_s, 600);
   EXPECT_EQ(cfg.runtime.tenant_sweep_horizon_h, 2);
   EXPECT_EQ(cfg.retention.raw_event_days, 0);
+  EXPECT_EQ(cfg.http.max_event_streams_per_tenant, 7);
 }
 
 TEST(config, master_key_canonical_name_and_alias) {

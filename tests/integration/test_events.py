@@ -8,6 +8,7 @@ import http.client
 import json
 import queue
 import secrets
+import socket
 import threading
 import time
 import unittest
@@ -38,6 +39,8 @@ class EventStream:
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         self.conn.request("GET", "/v1/events", headers=headers)
+        # getresponse() hands a Connection: close socket over to the response (conn.sock None).
+        self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = self.resp.headers
@@ -49,6 +52,7 @@ class EventStream:
             threading.Thread(target=self._read, daemon=True).start()
         else:
             self.body = self.resp.read()
+            self.ended.set()
 
     def _read(self) -> None:
         frame = {}
@@ -71,8 +75,8 @@ class EventStream:
                         self.retry = int(value)
                     else:
                         frame[name] = value
-        except (OSError, ValueError, http.client.HTTPException):
-            pass
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # the connection ended (AttributeError: http.client after close())
         finally:
             self.ended.set()
 
@@ -99,6 +103,13 @@ class EventStream:
                 return out
 
     def close(self) -> None:
+        # shutdown() wakes the reader blocked in recv at once and sends the server our EOF;
+        # closing the response first would wait for that read (the socket timeout).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.ended.wait(WAIT)
         self.resp.close()
         self.conn.close()
 
@@ -233,8 +244,7 @@ class EventsCase(ParleyTestCase):
         first_id, _, d1 = s.next("message.created")
         self.assertEqual(d1["wa_message_id"], w1)
         s.close()
-        wait_until(lambda: metric(self.server, "parley_event_streams_open") == 0 or s.ended.is_set(),
-                   WAIT)
+        self.assertTrue(s.ended.is_set())
         # While nobody listens: kept for the reconnect.
         w2 = self.inbound(t.phone_number_id, wa, "two")
         w3 = self.inbound(t.phone_number_id, wa, "three")
@@ -289,6 +299,33 @@ class EventsCase(ParleyTestCase):
         time.sleep(0.3)
         self.assertEqual(sa.drain_now(), [])
         self.assertEqual(sb.drain_now(), [])
+
+
+class StreamLimitCase(ParleyTestCase):
+    def test_a_tenant_may_hold_the_configured_number_of_streams(self):
+        srv = self.start_server(env={"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET,
+                                     "PARLEY_HTTP_MAX_EVENT_STREAMS_PER_TENANT": "2"})
+        self.addCleanup(srv.stop)
+        t, other = tenant_with_channel(srv)[0], tenant_with_channel(srv)[0]
+        first, second = EventStream(srv.port, t.key), EventStream(srv.port, t.key)
+        self.addCleanup(second.close)
+        for s in (first, second):
+            self.assertEqual(s.status, 200)
+            wait_until(lambda s=s: s.retry is not None, WAIT)
+        third = EventStream(srv.port, t.key)
+        self.assertEqual(third.status, 429)
+        err = json.loads(third.body)["error"]
+        self.assertEqual(err["code"], "rate_limited")
+        self.assertIn("max_event_streams_per_tenant", err["message"])
+        third.close()
+        mine = EventStream(srv.port, other.key)  # the limit is per tenant
+        self.addCleanup(mine.close)
+        self.assertEqual(mine.status, 200)
+        first.close()
+        wait_until(lambda: metric(srv, "parley_event_streams_open") == 2, WAIT)
+        again = EventStream(srv.port, t.key)
+        self.addCleanup(again.close)
+        self.assertEqual(again.status, 200)
 
 
 class DrainCase(ParleyTestCase):
