@@ -495,8 +495,8 @@ private:
                        [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
   }
 
-  void on_write(error_code ec) {
-    res_.reset();
+  /// The request is answered: the observer hears of it and it no longer counts as in flight.
+  void report_complete() {
     if (st_->observer) {
       try {
         st_->observer->on_complete(summary_, status_, steady::now() - started_);
@@ -505,6 +505,11 @@ private:
       }
     }
     release_in_flight();
+  }
+
+  void on_write(error_code ec) {
+    res_.reset();
+    report_complete();
     if (phase_ == phase::closed)
       return;
     if (ec) {
@@ -724,14 +729,7 @@ void session::start_stream(response r) {
   writer_ = std::make_shared<session_stream_writer>(weak_from_this(), ex_);
   queue_raw(std::move(head));
   // As far as in-flight accounting and the access log go, the request is answered now.
-  if (st_->observer) {
-    try {
-      st_->observer->on_complete(summary_, status_, steady::now() - started_);
-    } catch (const std::exception& e) {
-      st_->log.error("request observer threw", {{"error", e.what()}});
-    }
-  }
-  release_in_flight();
+  report_complete();
   arm(st_->opts.stream_heartbeat);
   watch_client();
   if (hooks_->opened) {

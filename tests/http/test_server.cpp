@@ -631,6 +631,21 @@ struct stream_probe {
   std::promise<void> closed_once;
 };
 
+/// A stream route at /stream whose writer goes to `probe` (the test drives it); its close hook
+/// counts and signals.
+void add_probe_route(router& routes, const std::string& method,
+                     std::shared_ptr<stream_probe> probe) {
+  routes.add(method, "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
+    h.closed = [probe] {
+      if (probe->closed++ == 0)
+        probe->closed_once.set_value();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+}
+
 } // namespace
 
 TEST_F(Server, StreamSendsChunkedEventsAndEndsOnFinish) {
@@ -668,15 +683,7 @@ TEST_F(Server, StreamSendsChunkedEventsAndEndsOnFinish) {
 
 TEST_F(Server, StreamEndsWhenTheClientGoesAway) {
   auto probe = std::make_shared<stream_probe>();
-  routes_->add("GET", "/stream", [probe](request&&, responder done) {
-    stream_hooks h;
-    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
-    h.closed = [probe] {
-      if (probe->closed++ == 0)
-        probe->closed_once.set_value();
-    };
-    done(response::event_stream(std::move(h)));
-  });
+  add_probe_route(*routes_, "GET", probe);
   start();
   std::shared_ptr<stream_writer> w;
   {
@@ -713,11 +720,7 @@ TEST_F(Server, StreamSendsHeartbeatsWhenQuiet) {
 
 TEST_F(Server, DrainEndsOpenStreams) {
   auto probe = std::make_shared<stream_probe>();
-  routes_->add("GET", "/stream", [probe](request&&, responder done) {
-    stream_hooks h;
-    h.closed = [probe] { probe->closed++; };
-    done(response::event_stream(std::move(h)));
-  });
+  add_probe_route(*routes_, "GET", probe);
   start();
   raw_client c(port());
   ASSERT_TRUE(c.roundtrip(t::get("/stream")));
@@ -729,15 +732,7 @@ TEST_F(Server, DrainEndsOpenStreams) {
 
 TEST_F(Server, StreamToAClientThatDoesNotReadEndsAtTheQueueLimit) {
   auto probe = std::make_shared<stream_probe>();
-  routes_->add("GET", "/stream", [probe](request&&, responder done) {
-    stream_hooks h;
-    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
-    h.closed = [probe] {
-      if (probe->closed++ == 0)
-        probe->closed_once.set_value();
-    };
-    done(response::event_stream(std::move(h)));
-  });
+  add_probe_route(*routes_, "GET", probe);
   server_options o;
   o.stream_queue_limit = 256 * 1024;
   start(o);
@@ -758,11 +753,7 @@ TEST_F(Server, StreamToAClientThatDoesNotReadEndsAtTheQueueLimit) {
 
 TEST_F(Server, StreamAnswerToANonGetIsAnOrdinaryResponse) {
   auto probe = std::make_shared<stream_probe>();
-  routes_->add("POST", "/stream", [probe](request&&, responder done) {
-    stream_hooks h;
-    h.closed = [probe] { probe->closed++; };
-    done(response::event_stream(std::move(h)));
-  });
+  add_probe_route(*routes_, "POST", probe);
   start();
   raw_client c(port());
   auto r = c.roundtrip(t::post("/stream", ""));
