@@ -183,10 +183,11 @@ bool wants_events(channel_ptr self) {
   return events && events->wants(self->state.tenant_id);
 }
 
-/// A live event of this channel's tenant (GET /v1/events).
+/// A live event of this channel's tenant (GET /v1/events); callers that build `data` only for
+/// it ask wants_events() first.
 void publish(channel_ptr self, std::string_view type, const json& data) {
-  if (wants_events(self))
-    self->state.deps->events->publish(self->state.tenant_id, type, data);
+  if (auto* events = self->state.deps->events)
+    events->publish(self->state.tenant_id, type, data);
 }
 
 /// Publishes a health change: gauges, log, the channels row (GET /v1/channels shows it), the
@@ -892,7 +893,7 @@ void accept_outbound(channel_ptr self, domain::outbound_request req,
             auto stored_payload = r.contains("payload") ? r["payload"] : payload;
             json body = is_read ? json{{"id", message_id}, {"read_receipt", "pending"}}
                                 : accepted_message(self, req, r);
-            if (!is_read)
+            if (!is_read && wants_events(self))
               publish(self, "message.created", body);
             rp.deliver(json{{"status", 202}, {"body", std::move(body)}});
             enqueue(self, r["outbox_id"].get<int64_t>(), message_id, is_read ? "read" : "message",
