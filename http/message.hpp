@@ -37,7 +37,8 @@ struct request {
 };
 
 /// The sending side of a streamed response body (Server-Sent Events). Thread-safe; callable from
-/// any thread. Bytes go out in the order they were sent.
+/// any thread. Bytes go out in the order they were sent. May outlive its server (then it only
+/// answers false), like a responder; must not be called while the server is being destroyed.
 class stream_writer {
 public:
   virtual ~stream_writer() = default;

@@ -152,7 +152,17 @@ public:
     asio::post(ex_, [self = shared_from_this()] { self->on_drain(); });
   }
 
-  // Called on the strand by session_stream_writer.
+  /// Thread-safe (session_stream_writer): hands bytes, or the end, to the strand.
+  void post_stream_send(std::string bytes) {
+    asio::post(ex_, [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
+      self->stream_send(std::move(bytes));
+    });
+  }
+  void post_stream_finish() {
+    asio::post(ex_, [self = shared_from_this()] { self->stream_finish(); });
+  }
+
+  // On the strand.
   void stream_send(std::string bytes);
   void stream_finish();
 
@@ -675,30 +685,27 @@ private:
   bool http10_ = false; ///< the request was HTTP/1.0: a streamed body is not chunked
 };
 
+/// Holds the session weakly and nothing of Asio's (an executor would refer to the io_context):
+/// a writer kept after its server is gone, by a hub or a test, is then harmless to destroy.
 class session_stream_writer final : public stream_writer {
 public:
-  session_stream_writer(std::weak_ptr<session> s, asio::any_io_executor ex)
-      : session_(std::move(s))
-      , ex_(std::move(ex)) {}
+  explicit session_stream_writer(std::weak_ptr<session> s)
+      : session_(std::move(s)) {}
 
   bool send(std::string bytes) override {
     if (done_.load())
       return false;
     if (!bytes.empty())
-      asio::post(ex_, [s = session_, bytes = std::move(bytes)]() mutable {
-        if (auto self = s.lock())
-          self->stream_send(std::move(bytes));
-      });
+      if (auto self = session_.lock())
+        self->post_stream_send(std::move(bytes));
     return true;
   }
 
   void finish() override {
     if (done_.exchange(true))
       return;
-    asio::post(ex_, [s = session_] {
-      if (auto self = s.lock())
-        self->stream_finish();
-    });
+    if (auto self = session_.lock())
+      self->post_stream_finish();
   }
 
   bool done() const override { return done_.load(); }
@@ -706,7 +713,6 @@ public:
 
 private:
   std::weak_ptr<session> session_;
-  asio::any_io_executor ex_;
   std::atomic<bool> done_{false};
 };
 
@@ -726,7 +732,7 @@ void session::start_stream(response r) {
   head += "X-Request-Id: " + summary_.request_id +
           (http10_ ? "\r\nConnection: close\r\n\r\n"
                    : "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-  writer_ = std::make_shared<session_stream_writer>(weak_from_this(), ex_);
+  writer_ = std::make_shared<session_stream_writer>(weak_from_this());
   queue_raw(std::move(head));
   // As far as in-flight accounting and the access log go, the request is answered now.
   report_complete();
