@@ -28,6 +28,22 @@ std::optional<event_id> event_id::parse(std::string_view text) {
   return id;
 }
 
+namespace {
+
+/// The event with its SSE frame. dump() writes no newline, so the data is one SSE line; invalid
+/// UTF-8 (from a vendor) is replaced rather than thrown on.
+live_event make_event(const event_id& id, std::string_view type, const nlohmann::json& data) {
+  live_event ev;
+  ev.id = id.str();
+  ev.type = std::string(type);
+  ev.wire = "id: " + ev.id + "\nevent: " + ev.type +
+            "\ndata: " + data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+            "\n\n";
+  return ev;
+}
+
+} // namespace
+
 struct event_hub::tenant_events {
   std::deque<std::pair<event_id, live_event>> kept;
   /// Events at or before this id are not kept: issued before the buffer existed, or evicted.
@@ -89,14 +105,7 @@ void event_hub::publish(const std::string& tenant_id, std::string_view type,
     return;
   }
   auto id = next_id();
-  live_event ev;
-  ev.id = id.str();
-  ev.type = std::string(type);
-  // dump() writes no newline, so the data is one SSE line; invalid UTF-8 (from a vendor) is
-  // replaced rather than thrown on.
-  ev.wire = "id: " + ev.id + "\nevent: " + ev.type +
-            "\ndata: " + data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-            "\n\n";
+  auto ev = make_event(id, type, data);
   for (auto& [_, fn] : t.subscribers)
     fn(ev);
   t.kept.emplace_back(id, std::move(ev));
@@ -135,15 +144,11 @@ event_hub::subscription event_hub::subscribe(const std::string& tenant_id,
     if (!why.empty()) {
       sub.resumed = false;
       auto latest = t.kept.empty() ? t.floor : t.kept.back().first;
-      live_event resync;
-      resync.id = latest.str();
-      resync.type = "stream.resync";
       nlohmann::json data{{"last_event_id", last_event_id->str()},
                           {"message", "events after " + last_event_id->str() + " " + why +
                                           "; read the current state through the REST API, "
                                           "then follow this stream"}};
-      resync.wire =
-          "id: " + resync.id + "\nevent: " + resync.type + "\ndata: " + data.dump() + "\n\n";
+      auto resync = make_event(latest, "stream.resync", data);
       // Carries the latest id, so a reconnect after it resumes from here, not from the gap.
       fn(resync);
     } else {
