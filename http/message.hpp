@@ -1,10 +1,12 @@
 #pragma once
 // The transport's view of one HTTP exchange: a plain request, a plain response and the responder
 // that completes it. No Beast (and no CAF) types here, so handlers and their tests stay light.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,6 +64,10 @@ struct stream_hooks {
   /// Sent whenever nothing was written for server_options::stream_heartbeat (an SSE comment
   /// keeps proxies from timing the connection out and lets the server notice a dead client).
   std::string heartbeat;
+  /// When set, the server ends the stream at this time (after sending `last_words`): a stream
+  /// must not outlive the credential that opened it. Already past: it ends as soon as it opens.
+  std::optional<std::chrono::steady_clock::time_point> ends_at;
+  std::string last_words;
 };
 
 /// What a handler answers. Content-Type and X-Request-Id are added by the server.

@@ -210,14 +210,18 @@ private:
         close();
         return;
       }
+      if (stream_expired()) {
+        end_expired_stream();
+        return;
+      }
       if (auto quiet = steady::now() - last_output_; quiet < st_->opts.stream_heartbeat) {
-        arm(st_->opts.stream_heartbeat - quiet); // events went out meanwhile
+        arm_stream(st_->opts.stream_heartbeat - quiet); // events went out meanwhile
         return;
       }
       if (!stream_writing_ && stream_out_.empty() && !ending_ && hooks_ &&
           !hooks_->heartbeat.empty())
         stream_send(hooks_->heartbeat);
-      arm(st_->opts.stream_heartbeat);
+      arm_stream(st_->opts.stream_heartbeat);
       return;
     default:
       // Slow or silent clients (and stuck writes) lose their connection without an answer.
@@ -549,6 +553,27 @@ private:
 
   void start_stream(response r);
 
+  bool stream_expired() const {
+    return hooks_ && hooks_->ends_at && steady::now() >= *hooks_->ends_at;
+  }
+
+  /// The next tick of a stream: a heartbeat after `quiet`, or its end time if that comes first.
+  void arm_stream(steady::duration quiet) {
+    if (hooks_ && hooks_->ends_at)
+      quiet = std::max(steady::duration::zero(), std::min(quiet, *hooks_->ends_at - steady::now()));
+    arm(quiet);
+  }
+
+  void end_expired_stream() {
+    if (ending_)
+      return;
+    st_->log.info("event stream ended: its credential expired",
+                  {{"route", summary_.route}, {"request_id", summary_.request_id}});
+    if (!hooks_->last_words.empty())
+      stream_send(hooks_->last_words);
+    stream_finish();
+  }
+
   static std::string chunk_of(const std::string& bytes) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string size;
@@ -736,7 +761,7 @@ void session::start_stream(response r) {
   queue_raw(std::move(head));
   // As far as in-flight accounting and the access log go, the request is answered now.
   report_complete();
-  arm(st_->opts.stream_heartbeat);
+  arm_stream(st_->opts.stream_heartbeat);
   watch_client();
   if (hooks_->opened) {
     try {

@@ -1,6 +1,7 @@
 // The server over real loopback sockets (port 0), driven by a raw blocking client.
 #include "http/server.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -716,6 +717,65 @@ TEST_F(Server, StreamSendsHeartbeatsWhenQuiet) {
   ASSERT_TRUE(c.roundtrip(t::get("/stream")));
   ASSERT_TRUE(c.read_until(": hb\n\n\r\n"));
   ASSERT_TRUE(c.read_until(": hb\n\n\r\n")); // and again
+}
+
+TEST_F(Server, StreamEndsAtItsEndTimeWithItsLastWords) {
+  // A stream may live no longer than the credential that opened it: at ends_at the server sends
+  // the last words and ends the stream cleanly, even when events keep it from ever being quiet.
+  auto probe = std::make_shared<stream_probe>();
+  routes_->add("GET", "/stream", [probe](request&&, responder done) {
+    stream_hooks h;
+    h.heartbeat = ": hb\n\n";
+    h.ends_at = std::chrono::steady_clock::now() + 300ms;
+    h.last_words = "event: bye\n\n";
+    h.opened = [probe](std::shared_ptr<stream_writer> w) { probe->opened.set_value(w); };
+    h.closed = [probe] {
+      if (probe->closed++ == 0)
+        probe->closed_once.set_value();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+  server_options o;
+  o.stream_heartbeat = 10s; // the end time, not a heartbeat tick, must end it
+  start(o);
+  raw_client c(port());
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  auto f = probe->opened.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto w = f.get();
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    while (!stop && w->send("data: tick\n\n"))
+      std::this_thread::sleep_for(20ms);
+  });
+  auto body = c.read_until("event: bye\n\n\r\n0\r\n\r\n");
+  stop = true;
+  busy.join();
+  ASSERT_TRUE(body);
+  EXPECT_NE(body->find("data: tick"), std::string::npos);
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 5s);
+  EXPECT_TRUE(c.closed_by_peer());
+  ASSERT_EQ(probe->closed_once.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(w->done());
+}
+
+TEST_F(Server, StreamWhoseEndTimeHasPassedEndsAtOnce) {
+  routes_->add("GET", "/stream", [](request&&, responder done) {
+    stream_hooks h;
+    h.ends_at = std::chrono::steady_clock::now() - 1s;
+    h.last_words = "event: bye\n\n";
+    done(response::event_stream(std::move(h)));
+  });
+  server_options o;
+  o.stream_heartbeat = 10s;
+  start(o);
+  raw_client c(port());
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  ASSERT_TRUE(c.read_until("event: bye\n\n\r\n0\r\n\r\n"));
+  EXPECT_TRUE(c.closed_by_peer());
 }
 
 TEST_F(Server, DrainEndsOpenStreams) {
