@@ -176,6 +176,33 @@ void event_hub::unsubscribe(const std::string& tenant_id, uint64_t subscription_
   forget_expired();
 }
 
+bool event_hub::reserve_stream(const std::string& tenant_id, size_t limit) {
+  std::lock_guard lk(mtx_);
+  auto& taken = reserved_[tenant_id];
+  if (taken >= limit) {
+    if (taken == 0)
+      reserved_.erase(tenant_id);
+    return false;
+  }
+  ++taken;
+  return true;
+}
+
+void event_hub::release_stream(const std::string& tenant_id) {
+  std::lock_guard lk(mtx_);
+  auto it = reserved_.find(tenant_id);
+  if (it == reserved_.end())
+    return;
+  if (--it->second == 0)
+    reserved_.erase(it);
+}
+
+size_t event_hub::streams_reserved(const std::string& tenant_id) const {
+  std::lock_guard lk(mtx_);
+  auto it = reserved_.find(tenant_id);
+  return it == reserved_.end() ? 0 : it->second;
+}
+
 size_t event_hub::subscribers() const {
   std::lock_guard lk(mtx_);
   return subscribers_;

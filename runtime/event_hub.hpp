@@ -78,6 +78,13 @@ public:
                          subscriber fn);
   void unsubscribe(const std::string& tenant_id, uint64_t subscription_id);
 
+  /// Takes one of the tenant's `limit` stream places, held from before a stream's response
+  /// opens until it closes (release_stream), so that streams opening at the same moment cannot
+  /// pass the limit together. False when all are taken.
+  bool reserve_stream(const std::string& tenant_id, size_t limit);
+  void release_stream(const std::string& tenant_id);
+  size_t streams_reserved(const std::string& tenant_id) const;
+
   size_t subscribers() const;
   size_t subscribers_of(const std::string& tenant_id) const;
   size_t tenants_kept() const;
@@ -95,6 +102,7 @@ private:
   event_id last_{};
   uint64_t next_subscription_ = 1;
   size_t subscribers_ = 0;
+  std::unordered_map<std::string, size_t> reserved_; ///< stream places taken, per tenant
 };
 
 } // namespace parley::runtime

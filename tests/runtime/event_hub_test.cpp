@@ -2,6 +2,8 @@
 // Last-Event-ID without gap or double, a plain resync when events are gone, bounded memory.
 #include "runtime/event_hub.hpp"
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -173,4 +175,32 @@ TEST(EventHub, ReplayLargerThanAStreamMayQueueIsAResync) {
                             [&](const live_event& e) { got.push_back(e); });
   EXPECT_TRUE(near.resumed);
   EXPECT_EQ(got.size(), 2u);
+}
+
+TEST(EventHub, StreamPlacesAreReservedExactlyEvenWhenTakenAtTheSameMoment) {
+  event_hub hub;
+  constexpr size_t limit = 5;
+  std::atomic<size_t> granted{0};
+  std::vector<std::thread> openers;
+  for (int i = 0; i < 16; ++i)
+    openers.emplace_back([&] {
+      for (int k = 0; k < 4; ++k)
+        if (hub.reserve_stream("a", limit))
+          ++granted;
+    });
+  for (auto& th : openers)
+    th.join();
+  EXPECT_EQ(granted.load(), limit);
+  EXPECT_EQ(hub.streams_reserved("a"), limit);
+  EXPECT_TRUE(hub.reserve_stream("b", limit)); // per tenant
+  hub.release_stream("a");
+  EXPECT_TRUE(hub.reserve_stream("a", limit));
+  EXPECT_FALSE(hub.reserve_stream("a", limit));
+  for (size_t i = 0; i < limit; ++i)
+    hub.release_stream("a");
+  EXPECT_EQ(hub.streams_reserved("a"), 0u);
+  hub.release_stream("a"); // more releases than reservations change nothing
+  EXPECT_EQ(hub.streams_reserved("a"), 0u);
+  EXPECT_FALSE(hub.reserve_stream("c", 0));
+  EXPECT_EQ(hub.streams_reserved("c"), 0u);
 }
