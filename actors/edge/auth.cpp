@@ -85,11 +85,15 @@ void authenticate_jwt(const context_ptr& ctx, const http::request& req,
   std::optional<std::string> tenant;
   if (!tid.empty())
     tenant = tid;
+  auto exp = c.find("exp");
+  // verify_hs256 refused tokens without a numeric exp.
+  int64_t expires_at = exp != c.end() && exp->is_number() ? exp->get<int64_t>() : 0;
   runtime::ask<nlohmann::json>(
       *ctx->relays, ctx->db->get(), ctx->db_timeout,
-      [ctx, respond, allowed, then, sub](nlohmann::json& who) {
+      [ctx, respond, allowed, then, sub, expires_at](nlohmann::json& who) {
         principal p;
         p.how = principal::kind::user;
+        p.expires_at = expires_at;
         auto stored = role_named(who["role"].get<std::string>());
         if (!stored) // the schema allows no other roles: refuse rather than guess
           return respond(http::response::from_error(errc::unauthorized, "invalid access token"));
@@ -207,6 +211,22 @@ void authenticate(const context_ptr& ctx, const http::request& req, const http::
   if (jwt::looks_like_jwt(token))
     return authenticate_jwt(ctx, req, respond, allowed, token, std::move(then));
   authenticate_api_key(ctx, req, respond, allowed, token, std::move(then));
+}
+
+void authenticate_access_token(const context_ptr& ctx, const http::request& req,
+                               const http::responder& respond, roles allowed,
+                               const std::string& token,
+                               std::function<void(const principal&)> then) {
+  refuse_blocked_address(*ctx, req);
+  if (!jwt::looks_like_jwt(token))
+    return reject_credentials(
+        *ctx, {client_address(*ctx, req), req.request_id, "query_credential"}, respond,
+        http::response::from_error(
+            errc::unauthorized,
+            "only a user's access token (from POST /v1/auth/login) may be passed as the query "
+            "parameter 'access_token'; send API keys and the admin token in the Authorization "
+            "header"));
+  authenticate_jwt(ctx, req, respond, allowed, token, std::move(then));
 }
 
 http::handler bind_secured(const context_ptr& ctx, roles allowed, secured_fn fn) {

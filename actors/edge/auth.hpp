@@ -58,6 +58,9 @@ struct principal {
   role what = role::platform_admin;
   std::string tenant_id; ///< empty for platform admins
   std::string id;        ///< user or API key id; empty for the admin token
+  /// When the credential stops being valid (Unix seconds): an access token's `exp`; 0 = never
+  /// (API keys and the admin token last until revoked or changed).
+  int64_t expires_at = 0;
 
   bool is_platform() const { return what == role::platform_admin; }
   /// "admin_token" | "user" | "api_key", as the audit log stores it.
@@ -70,6 +73,15 @@ struct principal {
 /// becomes its answer.
 void authenticate(const context_ptr& ctx, const http::request& req, const http::responder& respond,
                   roles allowed, std::function<void(const principal&)> then);
+
+/// Like authenticate(), for a user's access token passed outside the Authorization header (the
+/// `access_token` query parameter of GET /v1/events, for browsers' EventSource, which cannot set
+/// headers). Only access tokens are accepted there: they expire within minutes, while API keys
+/// and the admin token must never end up in URLs (proxy logs, browser history).
+void authenticate_access_token(const context_ptr& ctx, const http::request& req,
+                               const http::responder& respond, roles allowed,
+                               const std::string& token,
+                               std::function<void(const principal&)> then);
 
 /// A handler that receives the authenticated principal.
 using secured_fn = void (*)(const context_ptr&, const principal&, http::request&&, http::responder);

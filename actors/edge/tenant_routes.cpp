@@ -1,5 +1,6 @@
 #include "actors/channel_store.hpp"
 #include "actors/conversation_store.hpp"
+#include "actors/edge/auth.hpp"
 #include "actors/edge/routes.hpp"
 #include "actors/edge/support.hpp"
 #include "runtime/ask.hpp"
@@ -131,6 +132,69 @@ void get_message(const context_ptr& ctx, http::request&& req, http::responder re
 
 /// GET /v1/events: the tenant's live events as Server-Sent Events (docs/events.md). A client
 /// that reconnects with Last-Event-ID gets what it missed first.
+/// What a stream opened with an access token says as the token expires (no id: the client's
+/// Last-Event-ID stays at the last real event, so a new stream resumes without a gap).
+const std::string& expired_farewell() {
+  static const std::string frame =
+      "event: stream.expired\ndata: " +
+      nlohmann::json{{"reason", "credential_expired"},
+                     {"message", "the access token that opened this stream has expired; open a "
+                                 "new stream with a fresh token and last_event_id to continue "
+                                 "without a gap"}}
+          .dump() +
+      "\n\n";
+  return frame;
+}
+
+void open_event_stream(const context_ptr& ctx, const principal& p,
+                       const std::optional<runtime::event_id>& last,
+                       const http::responder& respond) {
+  const auto& tenant_id = p.tenant_id;
+  auto limit = static_cast<size_t>(ctx->cfg->http.max_event_streams_per_tenant);
+  // Reserved here and released by closed(), which the server runs exactly once for every stream
+  // answer (also one that never opens).
+  if (!ctx->events->reserve_stream(tenant_id, limit))
+    return respond(http::response::from_error(
+        errc::rate_limited, "this tenant already has " + std::to_string(limit) +
+                                " event streams open on this server "
+                                "(http.max_event_streams_per_tenant); close one first"));
+  // Opened and closed run on the connection's strand, one after the other.
+  struct subscription_slot {
+    uint64_t id = 0;
+  };
+  auto slot = std::make_shared<subscription_slot>();
+  auto* open_streams = &ctx->metrics->get_gauge("parley_event_streams_open",
+                                                "GET /v1/events streams currently open");
+  http::stream_hooks hooks;
+  hooks.heartbeat = ": keep-alive\n\n";
+  if (p.expires_at > 0) {
+    // A stream lives no longer than the access token that opened it.
+    auto left = std::chrono::seconds(p.expires_at) -
+                std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch());
+    hooks.ends_at = std::chrono::steady_clock::now() + left;
+    hooks.last_words = expired_farewell();
+  }
+  hooks.opened = [ctx, tenant_id, last, slot,
+                  open_streams](std::shared_ptr<http::stream_writer> w) {
+    // How long EventSource clients wait before reconnecting after a drop.
+    w->send("retry: 2000\n\n");
+    slot->id =
+        ctx->events
+            ->subscribe(tenant_id, last, [w](const runtime::live_event& ev) { w->send(ev.wire); })
+            .id;
+    open_streams->inc(); // after subscribe: closed() takes it back only for a subscription
+  };
+  hooks.closed = [ctx, tenant_id, slot, open_streams] {
+    ctx->events->release_stream(tenant_id);
+    if (slot->id == 0)
+      return;
+    ctx->events->unsubscribe(tenant_id, slot->id);
+    open_streams->dec();
+  };
+  respond(http::response::event_stream(std::move(hooks)));
+}
+
 void stream_events(const context_ptr& ctx, http::request&& req, http::responder respond) {
   std::optional<runtime::event_id> last;
   auto header = req.header("last-event-id");
@@ -145,41 +209,18 @@ void stream_events(const context_ptr& ctx, http::request&& req, http::responder 
                       "Last-Event-ID must be an id this stream sent (\"<ms>-<n>\"); omit it to "
                       "start with new events");
   }
-  with_tenant(ctx, req, respond, [ctx, respond, last](const std::string& tenant_id) {
-    // Checked, not reserved: streams opening at the same moment may pass the limit by a few.
-    auto limit = static_cast<size_t>(ctx->cfg->http.max_event_streams_per_tenant);
-    if (ctx->events->subscribers_of(tenant_id) >= limit)
-      return respond(http::response::from_error(
-          errc::rate_limited, "this tenant already has " + std::to_string(limit) +
-                                  " event streams open on this server "
-                                  "(http.max_event_streams_per_tenant); close one first"));
-    // Opened and closed run on the connection's strand, one after the other.
-    struct subscription_slot {
-      uint64_t id = 0;
-    };
-    auto slot = std::make_shared<subscription_slot>();
-    auto* open_streams = &ctx->metrics->get_gauge("parley_event_streams_open",
-                                                  "GET /v1/events streams currently open");
-    http::stream_hooks hooks;
-    hooks.heartbeat = ": keep-alive\n\n";
-    hooks.opened = [ctx, tenant_id, last, slot,
-                    open_streams](std::shared_ptr<http::stream_writer> w) {
-      // How long EventSource clients wait before reconnecting after a drop.
-      w->send("retry: 2000\n\n");
-      slot->id =
-          ctx->events
-              ->subscribe(tenant_id, last, [w](const runtime::live_event& ev) { w->send(ev.wire); })
-              .id;
-      open_streams->inc(); // after subscribe: closed() takes it back only for a subscription
-    };
-    hooks.closed = [ctx, tenant_id, slot, open_streams] {
-      if (slot->id == 0)
-        return;
-      ctx->events->unsubscribe(tenant_id, slot->id);
-      open_streams->dec();
-    };
-    respond(http::response::event_stream(std::move(hooks)));
-  });
+  auto open = [ctx, respond, last](const principal& p) {
+    open_event_stream(ctx, p, last, respond);
+  };
+  // Browsers' EventSource cannot set headers: it passes a user's access token in the URL.
+  if (auto token = req.query.find("access_token"); token != req.query.end()) {
+    if (!req.header("authorization").empty())
+      throw app_error(errc::invalid_argument,
+                      "send the credential once: in the Authorization header or as the query "
+                      "parameter 'access_token', not both");
+    return authenticate_access_token(ctx, req, respond, tenant_api_roles, token->second, open);
+  }
+  authenticate(ctx, req, respond, tenant_api_roles, open);
 }
 
 } // namespace

@@ -4,6 +4,9 @@ and for sends that reached the fake Graph API, conversation.updated for PATCHes 
 for a token Meta refuses; a reconnect with Last-Event-ID gets what it missed, exactly once; an id
 too old gets one stream.resync; a malformed one is 400; without credentials 401; and one tenant
 never sees another's events. Streams end cleanly when the server drains (SIGTERM)."""
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import queue
@@ -33,12 +36,15 @@ def new_wa_id() -> str:
 class EventStream:
     """One open GET /v1/events; a thread parses frames into a queue of (id, type, data)."""
 
-    def __init__(self, port: int, key: str, last_event_id: Optional[str] = None):
+    def __init__(self, port: int, key: Optional[str], last_event_id: Optional[str] = None,
+                 query: str = ""):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
-        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
-        self.conn.request("GET", "/v1/events", headers=headers)
+        self.conn.request("GET", "/v1/events" + query, headers=headers)
         # getresponse() hands a Connection: close socket over to the response (conn.sock None).
         self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
@@ -275,7 +281,7 @@ class EventsCase(ParleyTestCase):
 
     def test_bad_requests(self):
         t = tenant_with_channel(self.server)[0]
-        s = EventStream(self.server.port, t.key, last_event_id="yesterday")
+        s = self.open(t.key, last_event_id="yesterday")
         self.assertEqual(s.status, 400)
         err = json.loads(s.body)["error"]
         self.assertEqual(err["code"], "invalid_request")
@@ -326,6 +332,125 @@ class StreamLimitCase(ParleyTestCase):
         again = EventStream(srv.port, t.key)
         self.addCleanup(again.close)
         self.assertEqual(again.status, 200)
+
+
+JWT_SECRET = "jwt-" + secrets.token_hex(24)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def resigned(token: str, **changes) -> str:
+    """The access token `token` with `changes` to its claims, signed again with JWT_SECRET."""
+    header, payload, _ = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(changes)
+    signing_input = header + "." + b64url(json.dumps(claims).encode())
+    sig = hmac.new(JWT_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+class BrowserStreamCase(ParleyTestCase):
+    """EventSource cannot set headers: a user's access token may come as ?access_token=, and a
+    stream opened with an access token ends when the token expires."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(env={"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET,
+                                           "PARLEY_SECURITY_JWT_SECRET": JWT_SECRET,
+                                           "PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N": "12"})
+        cls.tc = tenant_with_channel(cls.server)[0]
+        password = "pw-" + secrets.token_hex(12)
+        email = f"agent-{secrets.token_hex(4)}@example.com"
+        r = cls.server.request("POST", f"/v1/tenants/{cls.tc.tenant_id}/users",
+                               {"email": email, "password": password, "role": "agent",
+                                "name": "Agent"}, token=cls.server.admin_token)
+        cls.server.expect(r, 201, "create user")
+        cls.user = {"email": email, "password": password}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def access_token(self) -> str:
+        r = self.server.request("POST", "/v1/auth/login", self.user)
+        self.assertStatus(r, 200, "login")
+        return r.body["access_token"]
+
+    def open_query(self, query: str, key: Optional[str] = None,
+                   last_event_id: Optional[str] = None) -> EventStream:
+        s = EventStream(self.server.port, key, last_event_id, query=query)
+        self.addCleanup(s.close)
+        return s
+
+    def test_access_token_in_the_query_opens_the_tenants_stream(self):
+        s = self.open_query("?access_token=" + self.access_token())
+        self.assertEqual(s.status, 200)
+        wait_until(lambda: s.retry is not None, WAIT)
+        wamid = unique_wamid("ev")
+        r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "hi", wamid),
+                         APP_SECRET)
+        self.assertStatus(r, 200, "webhook")
+        self.assertEqual(s.next("message.created")[2]["wa_message_id"], wamid)
+
+    def test_only_access_tokens_may_travel_in_the_query(self):
+        s = self.open_query("?access_token=" + self.tc.key)  # an API key: never in a URL
+        self.assertEqual(s.status, 401)
+        err = json.loads(s.body)["error"]
+        self.assertEqual(err["code"], "unauthorized")
+        self.assertIn("Authorization header", err["message"])
+        s = self.open_query("?access_token=" + self.server.admin_token)
+        self.assertEqual(s.status, 401)
+        s = self.open_query("?access_token=" + self.access_token(), key=self.tc.key)
+        self.assertEqual(s.status, 400)
+        err = json.loads(s.body)["error"]
+        self.assertEqual(err["code"], "invalid_request")
+        self.assertIn("not both", err["message"])
+        # The token of a URL never reaches the logs (proxies are the operator's: docs/events.md).
+        token = self.access_token()
+        ok = self.open_query("?access_token=" + token)
+        self.assertEqual(ok.status, 200)
+        wait_until(lambda: ok.retry is not None, WAIT)
+        ok.close()
+        self.assertNotIn(token.split(".")[2], self.server.logs(tail=100000))
+        forged = resigned(self.access_token())[:-4] + "AAAA"
+        s = self.open_query("?access_token=" + forged)
+        self.assertEqual(s.status, 401)
+        expired = resigned(self.access_token(), exp=int(time.time()) - 60)
+        s = self.open_query("?access_token=" + expired)
+        self.assertEqual(s.status, 401)
+        self.assertIn("expired", json.loads(s.body)["error"]["message"])
+
+    def test_stream_ends_when_its_access_token_expires_and_resumes_without_a_gap(self):
+        token = resigned(self.access_token(), exp=int(time.time()) + 3)
+        s = self.open_query("?access_token=" + token)
+        self.assertEqual(s.status, 200)
+        wait_until(lambda: s.retry is not None, WAIT)
+        first = unique_wamid("ev")
+        r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "1", first),
+                         APP_SECRET)
+        self.assertStatus(r, 200, "webhook")
+        eid, _, data = s.next("message.created")
+        self.assertEqual(data["wa_message_id"], first)
+        ident, etype, data = s.next("stream.expired", timeout=10)
+        self.assertIsNone(ident)  # not an event of the tenant: Last-Event-ID stays put
+        self.assertEqual(data["reason"], "credential_expired")
+        self.assertTrue(s.ended.wait(5), "the stream did not end")
+        # Meanwhile a message arrives; a new stream with a fresh token resumes after `eid`.
+        second = unique_wamid("ev")
+        r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "2", second),
+                         APP_SECRET)
+        self.assertStatus(r, 200, "webhook")
+        again = self.open_query("?access_token=" + self.access_token() + "&last_event_id=" + eid)
+        self.assertEqual(again.status, 200)
+        self.assertEqual(again.next("message.created")[2]["wa_message_id"], second)
+
+    def test_api_key_streams_do_not_expire(self):
+        s = self.open_query("", key=self.tc.key)
+        self.assertEqual(s.status, 200)
+        wait_until(lambda: s.retry is not None, WAIT)
+        self.assertFalse(s.ended.wait(1.0))
 
 
 class DrainCase(ParleyTestCase):
