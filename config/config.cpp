@@ -60,6 +60,7 @@ constexpr std::array field_table = {
   PARLEY_FIELD(http, drain_timeout_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(http, trusted_proxies, any_string, any_string, secrecy::none),
   PARLEY_FIELD(http, max_event_streams_per_tenant, 1, 100000, secrecy::none),
+  PARLEY_FIELD(http, event_stream_recheck_s, 1, 86400, secrecy::none),
   PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
   PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
   PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),

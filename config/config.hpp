@@ -29,6 +29,9 @@ struct http_config {
   /// http.max_event_streams_per_tenant: open GET /v1/events streams a tenant may hold on a node
   /// (each holds a connection and up to 1 MiB of queue); more get 429.
   int max_event_streams_per_tenant = 100;
+  /// http.event_stream_recheck_s: how often an open GET /v1/events stream re-validates the
+  /// credential that opened it (a revoked key or ended session ends the stream).
+  int event_stream_recheck_s = 60;
 };
 
 struct db_config {

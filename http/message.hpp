@@ -68,6 +68,11 @@ struct stream_hooks {
   /// must not outlive the credential that opened it. Already past: it ends as soon as it opens.
   std::optional<std::chrono::steady_clock::time_point> ends_at;
   std::string last_words;
+  /// When set (with a positive recheck_every), called on the connection's strand every
+  /// recheck_every while the stream is open: its owner re-validates what the stream relies on
+  /// (the credential that opened it may be revoked meanwhile) and may end it through the writer.
+  std::function<void(const std::shared_ptr<stream_writer>&)> recheck;
+  std::chrono::steady_clock::duration recheck_every{};
 };
 
 /// What a handler answers. Content-Type and X-Request-Id are added by the server.

@@ -214,6 +214,8 @@ private:
         end_expired_stream();
         return;
       }
+      if (recheck_due())
+        recheck_stream();
       if (auto quiet = steady::now() - last_output_; quiet < st_->opts.stream_heartbeat) {
         arm_stream(st_->opts.stream_heartbeat - quiet); // events went out meanwhile
         return;
@@ -557,11 +559,21 @@ private:
     return hooks_ && hooks_->ends_at && steady::now() >= *hooks_->ends_at;
   }
 
-  /// The next tick of a stream: a heartbeat after `quiet`, or its end time if that comes first.
+  bool rechecks() const { return hooks_ && hooks_->recheck && hooks_->recheck_every.count() > 0; }
+
+  bool recheck_due() const { return rechecks() && steady::now() >= next_recheck_; }
+
+  void recheck_stream();
+
+  /// The next tick of a stream: a heartbeat after `quiet`, unless its end time or its next
+  /// recheck comes first.
   void arm_stream(steady::duration quiet) {
+    auto now = steady::now();
     if (hooks_ && hooks_->ends_at)
-      quiet = std::max(steady::duration::zero(), std::min(quiet, *hooks_->ends_at - steady::now()));
-    arm(quiet);
+      quiet = std::min(quiet, *hooks_->ends_at - now);
+    if (rechecks())
+      quiet = std::min(quiet, next_recheck_ - now);
+    arm(std::max(steady::duration::zero(), quiet));
   }
 
   void end_expired_stream() {
@@ -704,7 +716,8 @@ private:
   std::string stream_buf_;              ///< the bytes of the write in progress
   size_t queued_ = 0;                   ///< bytes queued or being written
   steady::time_point write_started_;
-  steady::time_point last_output_; ///< when the last write completed (heartbeats fill silences)
+  steady::time_point last_output_;  ///< when the last write completed (heartbeats fill silences)
+  steady::time_point next_recheck_; ///< when stream_hooks::recheck runs next
   bool stream_writing_ = false;
   bool ending_ = false; ///< the terminating chunk is queued
   bool http10_ = false; ///< the request was HTTP/1.0: a streamed body is not chunked
@@ -761,6 +774,8 @@ void session::start_stream(response r) {
   queue_raw(std::move(head));
   // As far as in-flight accounting and the access log go, the request is answered now.
   report_complete();
+  if (rechecks())
+    next_recheck_ = steady::now() + hooks_->recheck_every;
   arm_stream(st_->opts.stream_heartbeat);
   watch_client();
   if (hooks_->opened) {
@@ -781,6 +796,17 @@ void session::start_stream(response r) {
   // else would end it.
   if (st_->draining.load())
     stream_finish();
+}
+
+void session::recheck_stream() {
+  next_recheck_ = steady::now() + hooks_->recheck_every;
+  try {
+    hooks_->recheck(writer_);
+  } catch (const std::exception& e) {
+    st_->log.error("stream recheck threw", {{"route", summary_.route}, {"error", e.what()}});
+  } catch (...) {
+    st_->log.error("stream recheck threw a non-standard exception", {{"route", summary_.route}});
+  }
 }
 
 void session::stream_send(std::string bytes) {

@@ -146,7 +146,48 @@ const std::string& expired_farewell() {
   return frame;
 }
 
+/// What a stream says when the credential that opened it stopped being valid while it was open.
+const std::string& revoked_farewell() {
+  static const std::string frame =
+      "event: stream.expired\ndata: " +
+      nlohmann::json{{"reason", "credential_revoked"},
+                     {"message", "the credential that opened this stream is no longer valid "
+                                 "(revoked API key, ended session, disabled user or suspended "
+                                 "tenant); open a new stream with a valid one and last_event_id"}}
+          .dump() +
+      "\n\n";
+  return frame;
+}
+
+/// Authenticates the stream's request again (same credential, same rules). A refusal (401/403)
+/// ends the stream; anything that cannot tell (429, 503, a timeout) leaves it to the next recheck.
+void recheck_credential(const context_ptr& ctx, const std::shared_ptr<const http::request>& req,
+                        const std::shared_ptr<http::stream_writer>& w) {
+  std::weak_ptr<http::stream_writer> weak = w;
+  auto revoke = [weak] {
+    if (auto writer = weak.lock(); writer && writer->send(revoked_farewell()))
+      writer->finish();
+  };
+  http::responder refused([revoke](http::response r) {
+    if (r.status == 401 || r.status == 403)
+      revoke();
+  });
+  auto still_valid = [](const principal&) {};
+  try {
+    if (auto token = req->query.find("access_token"); token != req->query.end())
+      authenticate_access_token(ctx, *req, refused, tenant_api_roles, token->second, still_valid);
+    else
+      authenticate(ctx, *req, refused, tenant_api_roles, still_valid);
+  } catch (const app_error& e) {
+    if (e.code == errc::unauthorized || e.code == errc::forbidden)
+      revoke();
+  } catch (const std::exception&) {
+    // Refused before any look-up (this address is blocked for failed attempts): undecided.
+  }
+}
+
 void open_event_stream(const context_ptr& ctx, const principal& p,
+                       const std::shared_ptr<const http::request>& req,
                        const std::optional<runtime::event_id>& last,
                        const http::responder& respond) {
   const auto& tenant_id = p.tenant_id;
@@ -175,6 +216,12 @@ void open_event_stream(const context_ptr& ctx, const principal& p,
     hooks.ends_at = std::chrono::steady_clock::now() + left;
     hooks.last_words = expired_farewell();
   }
+  // A key revoked, a session ended, a user disabled or a tenant suspended while the stream is
+  // open: noticed within http.event_stream_recheck_s (plus the API-key cache's few seconds).
+  hooks.recheck_every = std::chrono::seconds(ctx->cfg->http.event_stream_recheck_s);
+  hooks.recheck = [ctx, req](const std::shared_ptr<http::stream_writer>& w) {
+    recheck_credential(ctx, req, w);
+  };
   hooks.opened = [ctx, tenant_id, last, slot,
                   open_streams](std::shared_ptr<http::stream_writer> w) {
     // How long EventSource clients wait before reconnecting after a drop.
@@ -209,18 +256,21 @@ void stream_events(const context_ptr& ctx, http::request&& req, http::responder 
                       "Last-Event-ID must be an id this stream sent (\"<ms>-<n>\"); omit it to "
                       "start with new events");
   }
-  auto open = [ctx, respond, last](const principal& p) {
-    open_event_stream(ctx, p, last, respond);
+  // Kept for the stream's rechecks: the same credential, address and headers.
+  auto saved = std::make_shared<const http::request>(std::move(req));
+  auto open = [ctx, respond, saved, last](const principal& p) {
+    open_event_stream(ctx, p, saved, last, respond);
   };
+  const auto& rq = *saved;
   // Browsers' EventSource cannot set headers: it passes a user's access token in the URL.
-  if (auto token = req.query.find("access_token"); token != req.query.end()) {
-    if (!req.header("authorization").empty())
+  if (auto token = rq.query.find("access_token"); token != rq.query.end()) {
+    if (!rq.header("authorization").empty())
       throw app_error(errc::invalid_argument,
                       "send the credential once: in the Authorization header or as the query "
                       "parameter 'access_token', not both");
-    return authenticate_access_token(ctx, req, respond, tenant_api_roles, token->second, open);
+    return authenticate_access_token(ctx, rq, respond, tenant_api_roles, token->second, open);
   }
-  authenticate(ctx, req, respond, tenant_api_roles, open);
+  authenticate(ctx, rq, respond, tenant_api_roles, open);
 }
 
 } // namespace

@@ -63,6 +63,7 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.http.body_limit, size_t{1} << 20);
   EXPECT_EQ(cfg.http.header_limit, 16u * 1024);
   EXPECT_EQ(cfg.http.max_event_streams_per_tenant, 100);
+  EXPECT_EQ(cfg.http.event_stream_recheck_s, 60);
   EXPECT_EQ(cfg.db.pool_size, 4);
   EXPECT_EQ(cfg.db.batch_max_rows, 1000);
   EXPECT_EQ(cfg.redis.url, "");
@@ -124,7 +125,8 @@ TEST(config, environment_overrides_file) {
                                    {"PARLEY_RUNTIME_TENANT_SWEEP_INTERVAL_S", "600"},
                                    {"PARLEY_RUNTIME_TENANT_SWEEP_HORIZON_H", "2"},
                                    {"PARLEY_RETENTION_RAW_EVENT_DAYS", "0"},
-                                   {"PARLEY_HTTP_MAX_EVENT_STREAMS_PER_TENANT", "7"}});
+                                   {"PARLEY_HTTP_MAX_EVENT_STREAMS_PER_TENANT", "7"},
+                                   {"PARLEY_HTTP_EVENT_STREAM_RECHECK_S", "2"}});
   auto cfg = parse(R"({"http": {"port": 9000, "address": "0.0.0.0"}, "log": {"level": "debug"},
                        "db": {"url": "postgresql://file/db", "pool_size": 9},
                        "whatsapp": {"app_secret": "from-file"}})",
@@ -142,6 +144,7 @@ TEST(config, environment_overrides_file) {
   EXPECT_EQ(cfg.runtime.tenant_sweep_horizon_h, 2);
   EXPECT_EQ(cfg.retention.raw_event_days, 0);
   EXPECT_EQ(cfg.http.max_event_streams_per_tenant, 7);
+  EXPECT_EQ(cfg.http.event_stream_recheck_s, 2);
 }
 
 TEST(config, master_key_canonical_name_and_alias) {

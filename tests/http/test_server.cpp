@@ -762,6 +762,39 @@ TEST_F(Server, StreamEndsAtItsEndTimeWithItsLastWords) {
   EXPECT_TRUE(w->done());
 }
 
+TEST_F(Server, StreamIsRecheckedPeriodicallyAndTheCheckMayEndIt) {
+  // What a stream relies on (its credential) can be withdrawn while it is open: the owner's
+  // recheck runs every recheck_every, also while events flow, and may end the stream.
+  auto checks = std::make_shared<std::atomic<int>>(0);
+  routes_->add("GET", "/stream", [checks](request&&, responder done) {
+    stream_hooks h;
+    h.recheck_every = 50ms;
+    h.recheck = [checks](const std::shared_ptr<stream_writer>& w) {
+      if (++*checks == 3) {
+        w->send("event: revoked\n\n");
+        w->finish();
+      }
+    };
+    h.opened = [](std::shared_ptr<stream_writer> w) {
+      std::thread([w] {
+        while (w->send("data: tick\n\n"))
+          std::this_thread::sleep_for(10ms);
+      }).detach();
+    };
+    done(response::event_stream(std::move(h)));
+  });
+  server_options o;
+  o.stream_heartbeat = 10s;
+  start(o);
+  raw_client c(port());
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.roundtrip(t::get("/stream")));
+  ASSERT_TRUE(c.read_until("event: revoked\n\n\r\n0\r\n\r\n"));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 140ms);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_EQ(checks->load(), 3);
+}
+
 TEST_F(Server, StreamWhoseEndTimeHasPassedEndsAtOnce) {
   routes_->add("GET", "/stream", [](request&&, responder done) {
     stream_hooks h;

@@ -359,7 +359,8 @@ class BrowserStreamCase(ParleyTestCase):
     def setUpClass(cls):
         cls.server = cls.start_server(env={"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET,
                                            "PARLEY_SECURITY_JWT_SECRET": JWT_SECRET,
-                                           "PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N": "12"})
+                                           "PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N": "12",
+                                           "PARLEY_HTTP_EVENT_STREAM_RECHECK_S": "1"})
         cls.tc = tenant_with_channel(cls.server)[0]
         password = "pw-" + secrets.token_hex(12)
         email = f"agent-{secrets.token_hex(4)}@example.com"
@@ -446,11 +447,32 @@ class BrowserStreamCase(ParleyTestCase):
         self.assertEqual(again.status, 200)
         self.assertEqual(again.next("message.created")[2]["wa_message_id"], second)
 
+    def test_revoking_the_key_or_ending_the_session_ends_the_stream(self):
+        key = self.server.create_api_key(self.tc.tenant_id, "to revoke")
+        by_key = self.open_query("", key=key["key"])
+        self.assertEqual(by_key.status, 200)
+        r = self.server.request("POST", "/v1/auth/login", self.user)
+        self.assertStatus(r, 200, "login")
+        by_user = self.open_query("?access_token=" + r.body["access_token"])
+        self.assertEqual(by_user.status, 200)
+        for s in (by_key, by_user):
+            wait_until(lambda s=s: s.retry is not None, WAIT)
+        r2 = self.server.admin("DELETE", f"/v1/tenants/{self.tc.tenant_id}/api-keys/{key['id']}")
+        self.assertIn(r2.status, (200, 204), r2.body)
+        r3 = self.server.request("POST", "/v1/auth/logout",
+                                 {"refresh_token": r.body["refresh_token"]})
+        self.assertIn(r3.status, (200, 204), r3.body)
+        for s in (by_key, by_user):
+            ident, _, data = s.next("stream.expired", timeout=15)
+            self.assertIsNone(ident)
+            self.assertEqual(data["reason"], "credential_revoked")
+            self.assertTrue(s.ended.wait(5), "the stream did not end")
+
     def test_api_key_streams_do_not_expire(self):
         s = self.open_query("", key=self.tc.key)
         self.assertEqual(s.status, 200)
         wait_until(lambda: s.retry is not None, WAIT)
-        self.assertFalse(s.ended.wait(1.0))
+        self.assertFalse(s.ended.wait(2.5))  # rechecked twice meanwhile, still valid
 
 
 class DrainCase(ParleyTestCase):
