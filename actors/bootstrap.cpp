@@ -343,16 +343,8 @@ int serve(const config::parley_config& cfg) {
     edge::add_user_routes(*router, ctx);
     edge::add_webhook_routes(*router, ctx);
 
-    http::server_options http_opts;
-    http_opts.address = cfg.http.address;
-    http_opts.port = cfg.http.port;
-    http_opts.io_threads = cfg.http.io_threads;
-    http_opts.body_limit = cfg.http.body_limit;
-    http_opts.header_limit = cfg.http.header_limit;
-    http_opts.read_timeout = std::chrono::milliseconds(cfg.http.read_timeout_ms);
-    http_opts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
-    http_opts.request_timeout = std::chrono::milliseconds(cfg.http.request_timeout_ms);
-    http::server server{http_opts, router, std::make_shared<http::metrics_observer>(registry)};
+    http::server server{http::make_server_options(cfg.http), router,
+                        std::make_shared<http::metrics_observer>(registry)};
     try {
       server.start();
     } catch (const std::exception& e) {

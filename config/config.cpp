@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <type_traits>
@@ -61,6 +62,7 @@ constexpr std::array field_table = {
   PARLEY_FIELD(http, trusted_proxies, any_string, any_string, secrecy::none),
   PARLEY_FIELD(http, max_event_streams_per_tenant, 1, 100000, secrecy::none),
   PARLEY_FIELD(http, event_stream_recheck_s, 1, 86400, secrecy::none),
+  PARLEY_FIELD(http, cors_allowed_origins, any_string, any_string, secrecy::none),
   PARLEY_FIELD(db, url, any_string, any_string, secrecy::url_with_password),
   PARLEY_FIELD(db, pool_size, 1, 256, secrecy::none),
   PARLEY_FIELD(db, batch_max_rows, 1, 100000, secrecy::none),
@@ -381,6 +383,48 @@ bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char ch) { return std::isxdigit(ch) != 0; });
 }
 
+/// The first entry of http.cors_allowed_origins that is not "*" or scheme://host[:port] (what a
+/// browser sends as Origin: no path, no trailing slash), if any.
+std::optional<std::string> first_bad_origin(std::string_view list) {
+  auto valid = [](std::string_view o) {
+    if (o == "*")
+      return true;
+    std::string_view rest;
+    if (starts_with(o, "https://"))
+      rest = o.substr(8);
+    else if (starts_with(o, "http://"))
+      rest = o.substr(7);
+    else
+      return false;
+    auto colon = rest.rfind(':');
+    auto host = rest;
+    if (colon != std::string_view::npos && rest.find(']', colon) == std::string_view::npos) {
+      auto port = rest.substr(colon + 1);
+      if (port.empty() || port.size() > 5 ||
+          port.find_first_not_of("0123456789") != std::string_view::npos)
+        return false;
+      host = rest.substr(0, colon);
+    }
+    return !host.empty() && host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:") ==
+                                std::string_view::npos;
+  };
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto entry = list.substr(0, comma);
+    while (!entry.empty() && entry.front() == ' ')
+      entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ')
+      entry.remove_suffix(1);
+    if (!entry.empty() && !valid(entry))
+      return std::string(entry);
+    if (comma == std::string_view::npos)
+      break;
+    list.remove_prefix(comma + 1);
+  }
+  return std::nullopt;
+}
+
 void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
   auto fail = [&](const char* section, const char* key, const std::string& what) {
     const auto* f = find_field(section, key);
@@ -390,6 +434,12 @@ void validate(const parley_config& cfg, const origin_map& origin, purpose p) {
 
   if (cfg.http.address.empty())
     fail("http", "address", "must not be empty (e.g. 127.0.0.1 or 0.0.0.0)");
+
+  if (auto bad = first_bad_origin(cfg.http.cors_allowed_origins))
+    fail("http", "cors_allowed_origins",
+         "expected comma-separated origins such as https://console.example.com (scheme, host and "
+         "optional port; no path) or *, got " +
+             shown(json(*bad)));
 
   if (cfg.db.url.empty())
     fail("db", "url",

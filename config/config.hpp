@@ -32,6 +32,9 @@ struct http_config {
   /// http.event_stream_recheck_s: how often an open GET /v1/events stream re-validates the
   /// credential that opened it (a revoked key or ended session ends the stream).
   int event_stream_recheck_s = 60;
+  /// http.cors_allowed_origins: comma-separated web origins (scheme://host[:port]) whose pages
+  /// may call the API from a browser, or "*" for any; empty = no CORS headers.
+  std::string cors_allowed_origins;
 };
 
 struct db_config {

@@ -54,6 +54,7 @@ server_options make_server_options(const config::http_config& cfg) {
   o.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
   o.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   o.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  o.cors = cors_policy::from_list(cfg.cors_allowed_origins);
   return o;
 }
 
@@ -338,6 +339,7 @@ private:
       summary.request_id = generate_request_id();
     summary.remote_ip = remote_ip_;
     summary_ = std::move(summary);
+    cors_origin_.clear();
     started_ = steady::now();
     keep_alive_ = false;
     rejected_ = true;
@@ -381,6 +383,10 @@ private:
     if (path)
       req.path = *path;
     keep_summary(req);
+    cors_origin_.clear();
+    auto origin = req.header("origin");
+    if (!origin.empty() && st_->opts.cors.allows(origin))
+      cors_origin_ = std::string(origin);
     if (parts.path.empty() || parts.path.front() != '/') {
       write_response(
           response::error(400, "invalid_request", "the request target must start with '/'"));
@@ -392,6 +398,12 @@ private:
       return;
     }
     req.query = std::move(*query);
+    if (st_->opts.cors.enabled() && !origin.empty() && req.method == "OPTIONS" &&
+        !req.header("access-control-request-method").empty()) {
+      cors_origin_.clear(); // the preflight answer carries its own CORS headers
+      write_response(st_->opts.cors.preflight(origin));
+      return;
+    }
 
     auto m = st_->routes->match(req.method, parts.path);
     if (m.result == route_match::outcome::not_found) {
@@ -479,6 +491,8 @@ private:
           {{"route", summary_.route}, {"status", r.status}, {"request_id", summary_.request_id}});
       r = response::error(500, "internal_error", "internal error");
     }
+    if (!cors_origin_.empty())
+      cors_policy::add_headers(r.headers, cors_origin_);
     if (r.stream && r.status == 200 && summary_.method == "GET") {
       start_stream(std::move(r));
       return;
@@ -718,6 +732,7 @@ private:
   steady::time_point write_started_;
   steady::time_point last_output_;  ///< when the last write completed (heartbeats fill silences)
   steady::time_point next_recheck_; ///< when stream_hooks::recheck runs next
+  std::string cors_origin_;         ///< the request's Origin when CORS allows it (answers say so)
   bool stream_writing_ = false;
   bool ending_ = false; ///< the terminating chunk is queued
   bool http10_ = false; ///< the request was HTTP/1.0: a streamed body is not chunked

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "http/cors.hpp"
 #include "http/message.hpp"
 #include "http/router.hpp"
 
@@ -34,6 +35,8 @@ struct server_options {
   /// Bytes a streamed response may have queued for a slow client; past it the stream ends (an
   /// SSE client reconnects with Last-Event-ID and is replayed what it missed).
   size_t stream_queue_limit = 1 << 20;
+  /// Browser origins allowed to call the API (CORS); off by default.
+  cors_policy cors;
 };
 
 /// Options from the typed configuration section `http`.

@@ -191,6 +191,20 @@ TEST(config, bad_environment_values_name_the_variable) {
                {"PARLEY_REDIS_URL", "redis://host:port"});
 }
 
+TEST(config, cors_origins_are_checked) {
+  auto ok =
+      parse("", with(required_env(), {{"PARLEY_HTTP_CORS_ALLOWED_ORIGINS",
+                                       "https://console.example.com, http://localhost:3000"}}));
+  EXPECT_EQ(ok.http.cors_allowed_origins, "https://console.example.com, http://localhost:3000");
+  EXPECT_EQ(parse("", with(required_env(), {{"PARLEY_HTTP_CORS_ALLOWED_ORIGINS", "*"}}))
+                .http.cors_allowed_origins,
+            "*");
+  for (const char* bad : {"console.example.com", "https://console.example.com/",
+                          "https://c.example/app", "ftp://c.example", "https://c.example:port"})
+    expect_error("", with(required_env(), {{"PARLEY_HTTP_CORS_ALLOWED_ORIGINS", bad}}),
+                 "http.cors_allowed_origins", {"PARLEY_HTTP_CORS_ALLOWED_ORIGINS", bad});
+}
+
 TEST(config, unknown_section_and_key_are_rejected) {
   expect_error(R"({"htp": {}})", required_env(), "htp", {"unknown section", "http, db", "http?"});
   expect_error(R"({"http": {"prot": 1}})", required_env(), "http.prot",

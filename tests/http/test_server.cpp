@@ -293,6 +293,69 @@ TEST_F(Server, WrongMethodIs405WithAllow) {
   EXPECT_EQ(r->status, 204);
 }
 
+TEST_F(Server, CorsAnswersPreflightsAndMarksAnswersForAllowedOrigins) {
+  server_options o;
+  o.cors = cors_policy::from_list("https://console.example");
+  start(o);
+  raw_client c(port());
+  auto r = c.roundtrip("OPTIONS /echo/1 HTTP/1.1\r\nHost: t\r\nOrigin: https://console.example\r\n"
+                       "Access-Control-Request-Method: GET\r\n"
+                       "Access-Control-Request-Headers: authorization\r\n\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "https://console.example");
+  EXPECT_NE(r->header("access-control-allow-headers").find("Authorization"), std::string::npos);
+  r = c.roundtrip(t::get("/echo/1", "Origin: https://console.example\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "https://console.example");
+  EXPECT_EQ(r->header("vary"), "Origin");
+  EXPECT_NE(r->header("access-control-expose-headers").find("X-Request-Id"), std::string::npos);
+  // Errors carry it too, or the page could not read what to fix.
+  r = c.roundtrip(t::get("/nowhere", "Origin: https://console.example\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "https://console.example");
+  // Another origin: its preflight is refused, its answers say nothing to its browser.
+  r = c.roundtrip("OPTIONS /echo/1 HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n"
+                  "Access-Control-Request-Method: GET\r\n\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(body_of(*r)["error"]["code"], "forbidden");
+  EXPECT_EQ(r->header("access-control-allow-origin"), "");
+  r = c.roundtrip(t::get("/echo/1", "Origin: https://evil.example\r\n"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "");
+  // No Origin (curl, servers): nothing changes.
+  r = c.roundtrip(t::get("/echo/1"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "");
+}
+
+TEST_F(Server, WithoutCorsAPreflightIsAnOrdinaryRequest) {
+  start();
+  raw_client c(port());
+  auto r = c.roundtrip("OPTIONS /echo/1 HTTP/1.1\r\nHost: t\r\nOrigin: https://console.example\r\n"
+                       "Access-Control-Request-Method: GET\r\n\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->header("access-control-allow-origin"), "");
+}
+
+TEST_F(Server, CorsMarksEventStreams) {
+  routes_->add("GET", "/stream",
+               [](request&&, responder done) { done(response::event_stream(stream_hooks{})); });
+  server_options o;
+  o.cors = cors_policy::from_list("*");
+  start(o);
+  raw_client c(port());
+  auto head = c.roundtrip(t::get("/stream", "Origin: https://any.example\r\n"));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("access-control-allow-origin"), "https://any.example");
+}
+
 // Load balancers and monitors probe with HEAD: the GET route answers, headers only.
 TEST_F(Server, HeadIsAnsweredByTheGetRouteWithoutABody) {
   start();

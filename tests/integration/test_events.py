@@ -351,6 +351,9 @@ def resigned(token: str, **changes) -> str:
     return signing_input + "." + b64url(sig)
 
 
+CONSOLE = "https://console.example"
+
+
 class BrowserStreamCase(ParleyTestCase):
     """EventSource cannot set headers: a user's access token may come as ?access_token=, and a
     stream opened with an access token ends when the token expires."""
@@ -360,7 +363,8 @@ class BrowserStreamCase(ParleyTestCase):
         cls.server = cls.start_server(env={"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET,
                                            "PARLEY_SECURITY_JWT_SECRET": JWT_SECRET,
                                            "PARLEY_SECURITY_PASSWORD_SCRYPT_LOG_N": "12",
-                                           "PARLEY_HTTP_EVENT_STREAM_RECHECK_S": "1"})
+                                           "PARLEY_HTTP_EVENT_STREAM_RECHECK_S": "1",
+                                           "PARLEY_HTTP_CORS_ALLOWED_ORIGINS": CONSOLE})
         cls.tc = tenant_with_channel(cls.server)[0]
         password = "pw-" + secrets.token_hex(12)
         email = f"agent-{secrets.token_hex(4)}@example.com"
@@ -467,6 +471,33 @@ class BrowserStreamCase(ParleyTestCase):
             self.assertIsNone(ident)
             self.assertEqual(data["reason"], "credential_revoked")
             self.assertTrue(s.ended.wait(5), "the stream did not end")
+
+    def test_a_console_on_another_origin_may_open_the_stream(self):
+        """CORS (http.cors_allowed_origins): the browser's preflight and the stream's answer."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=WAIT)
+        self.addCleanup(conn.close)
+        conn.request("OPTIONS", "/v1/events", headers={
+            "Origin": CONSOLE, "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "last-event-id"})
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.getheader("Access-Control-Allow-Origin"), CONSOLE)
+        self.assertIn("Last-Event-ID", r.getheader("Access-Control-Allow-Headers"))
+        conn.request("OPTIONS", "/v1/events", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        self.assertEqual(r.status, 403)
+        self.assertIn("cors_allowed_origins", body["error"]["message"])
+        stream = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=WAIT)
+        self.addCleanup(stream.close)
+        stream.request("GET", "/v1/events?access_token=" + self.access_token(),
+                       headers={"Origin": CONSOLE, "Accept": "text/event-stream"})
+        r = stream.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("Access-Control-Allow-Origin"), CONSOLE)
+        self.assertEqual(r.readline(), b"retry: 2000\n")
 
     def test_api_key_streams_do_not_expire(self):
         s = self.open_query("", key=self.tc.key)
