@@ -130,32 +130,26 @@ void get_message(const context_ptr& ctx, http::request&& req, http::responder re
   });
 }
 
-/// GET /v1/events: the tenant's live events as Server-Sent Events (docs/events.md). A client
-/// that reconnects with Last-Event-ID gets what it missed first.
-/// What a stream opened with an access token says as the token expires (no id: the client's
-/// Last-Event-ID stays at the last real event, so a new stream resumes without a gap).
+/// The last frame of a stream that ends because of its credential: an event without an id, so
+/// the client's Last-Event-ID stays at the last real event and a new stream resumes without a gap.
+std::string credential_farewell(std::string_view reason, std::string_view message) {
+  return "event: stream.expired\ndata: " +
+         nlohmann::json{{"reason", reason}, {"message", message}}.dump() + "\n\n";
+}
+
 const std::string& expired_farewell() {
   static const std::string frame =
-      "event: stream.expired\ndata: " +
-      nlohmann::json{{"reason", "credential_expired"},
-                     {"message", "the access token that opened this stream has expired; open a "
-                                 "new stream with a fresh token and last_event_id to continue "
-                                 "without a gap"}}
-          .dump() +
-      "\n\n";
+      credential_farewell("credential_expired",
+                          "the access token that opened this stream has expired; open a new "
+                          "stream with a fresh token and last_event_id to continue without a gap");
   return frame;
 }
 
-/// What a stream says when the credential that opened it stopped being valid while it was open.
 const std::string& revoked_farewell() {
-  static const std::string frame =
-      "event: stream.expired\ndata: " +
-      nlohmann::json{{"reason", "credential_revoked"},
-                     {"message", "the credential that opened this stream is no longer valid "
-                                 "(revoked API key, ended session, disabled user or suspended "
-                                 "tenant); open a new stream with a valid one and last_event_id"}}
-          .dump() +
-      "\n\n";
+  static const std::string frame = credential_farewell(
+      "credential_revoked",
+      "the credential that opened this stream is no longer valid (revoked API key, ended session, "
+      "disabled user or suspended tenant); open a new stream with a valid one and last_event_id");
   return frame;
 }
 
@@ -242,6 +236,8 @@ void open_event_stream(const context_ptr& ctx, const principal& p,
   respond(http::response::event_stream(std::move(hooks)));
 }
 
+/// GET /v1/events: the tenant's live events as Server-Sent Events (docs/events.md). A client
+/// that reconnects with Last-Event-ID gets what it missed first.
 void stream_events(const context_ptr& ctx, http::request&& req, http::responder respond) {
   std::optional<runtime::event_id> last;
   auto header = req.header("last-event-id");

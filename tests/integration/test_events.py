@@ -389,14 +389,19 @@ class BrowserStreamCase(ParleyTestCase):
         self.addCleanup(s.close)
         return s
 
-    def test_access_token_in_the_query_opens_the_tenants_stream(self):
-        s = self.open_query("?access_token=" + self.access_token())
-        self.assertEqual(s.status, 200)
-        wait_until(lambda: s.retry is not None, WAIT)
+    def inbound(self) -> str:
+        """A customer's text to the tenant's channel; its wamid."""
         wamid = unique_wamid("ev")
         r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "hi", wamid),
                          APP_SECRET)
         self.assertStatus(r, 200, "webhook")
+        return wamid
+
+    def test_access_token_in_the_query_opens_the_tenants_stream(self):
+        s = self.open_query("?access_token=" + self.access_token())
+        self.assertEqual(s.status, 200)
+        wait_until(lambda: s.retry is not None, WAIT)
+        wamid = self.inbound()
         self.assertEqual(s.next("message.created")[2]["wa_message_id"], wamid)
 
     def test_only_access_tokens_may_travel_in_the_query(self):
@@ -432,10 +437,7 @@ class BrowserStreamCase(ParleyTestCase):
         s = self.open_query("?access_token=" + token)
         self.assertEqual(s.status, 200)
         wait_until(lambda: s.retry is not None, WAIT)
-        first = unique_wamid("ev")
-        r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "1", first),
-                         APP_SECRET)
-        self.assertStatus(r, 200, "webhook")
+        first = self.inbound()
         eid, _, data = s.next("message.created")
         self.assertEqual(data["wa_message_id"], first)
         ident, etype, data = s.next("stream.expired", timeout=10)
@@ -443,10 +445,7 @@ class BrowserStreamCase(ParleyTestCase):
         self.assertEqual(data["reason"], "credential_expired")
         self.assertTrue(s.ended.wait(5), "the stream did not end")
         # Meanwhile a message arrives; a new stream with a fresh token resumes after `eid`.
-        second = unique_wamid("ev")
-        r = post_webhook(self.server, text_body(self.tc.phone_number_id, new_wa_id(), "2", second),
-                         APP_SECRET)
-        self.assertStatus(r, 200, "webhook")
+        second = self.inbound()
         again = self.open_query("?access_token=" + self.access_token() + "&last_event_id=" + eid)
         self.assertEqual(again.status, 200)
         self.assertEqual(again.next("message.created")[2]["wa_message_id"], second)
