@@ -72,8 +72,12 @@ responder::responder(deliver_fn deliver)
     : state_(std::make_shared<state>(std::move(deliver))) {}
 
 void responder::operator()(response r) const {
-  if (!state_ || state_->done.exchange(true))
+  if (!state_ || state_->done.exchange(true)) {
+    // Dropped, but a stream answer's close hook still runs: its owner may hold something for it.
+    if (r.stream && r.stream->closed)
+      r.stream->closed();
     return;
+  }
   if (state_->deliver)
     state_->deliver(std::move(r));
 }

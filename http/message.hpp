@@ -110,7 +110,8 @@ public:
   /// tests of handlers can build their own to capture the response.
   explicit responder(deliver_fn deliver);
 
-  /// Answers the request; thread-safe; no effect after the first call.
+  /// Answers the request; thread-safe; no effect after the first call, except that a stream
+  /// answer given then still has its close hook run.
   void operator()(response r) const;
 
   /// True once the request has been answered through any copy.

@@ -213,6 +213,7 @@ private:
       }
       if (stream_expired()) {
         end_expired_stream();
+        arm(st_->opts.read_timeout); // the last writes may still stall
         return;
       }
       if (recheck_due())

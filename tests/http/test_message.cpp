@@ -62,6 +62,18 @@ TEST(Responder, OnlyTheFirstCallCounts) {
   EXPECT_EQ(got[0], 409);
 }
 
+TEST(Responder, AStreamAnswerThatComesSecondStillHearsItsEnd) {
+  // A stream's owner may hold something for it until its close hook runs (the events route holds
+  // one of the tenant's stream places): a second answer is dropped, but not silently.
+  int closed = 0;
+  responder r([](response) {});
+  r(response::error(409, "conflict", "x"));
+  stream_hooks h;
+  h.closed = [&closed] { ++closed; };
+  r(response::event_stream(std::move(h)));
+  EXPECT_EQ(closed, 1);
+}
+
 TEST(Responder, DroppingTheLastCopyAnswers500) {
   std::vector<response> got;
   {
