@@ -31,6 +31,7 @@
 #include "persistence/isolation_check.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/writer.hpp"
+#include "persistence/writer_routing.hpp"
 #include "runtime/ask.hpp"
 #include "runtime/event_hub.hpp"
 #include "runtime/logging.hpp"
@@ -284,9 +285,15 @@ int serve(const config::parley_config& cfg) {
                          };
                          if (cfg.db.writers <= 1)
                            return make();
+                         // Each outbound kind meets in one writer: twice the rows per
+                         // statement, and accepts (which lock the tenants' usage counters
+                         // until COMMIT) never wait for the other writer's commit.
+                         persistence::writer_routing routing{{{outbound_store::accept_kind, 0},
+                                                              {outbound_store::dispatch_kind, 1},
+                                                              {outbound_store::result_kind, 1}}};
                          return caf::actor_pool::make(s.dummy_execution_unit(),
                                                       static_cast<size_t>(cfg.db.writers), make,
-                                                      caf::actor_pool::round_robin());
+                                                      routing.policy());
                        }),
             tenant_registry_spec(deps, &tenants_slot),
             ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
