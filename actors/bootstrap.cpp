@@ -285,12 +285,15 @@ int serve(const config::parley_config& cfg) {
                          };
                          if (cfg.db.writers <= 1)
                            return make();
-                         // Each outbound kind meets in one writer: twice the rows per
-                         // statement, and accepts (which lock the tenants' usage counters
-                         // until COMMIT) never wait for the other writer's commit.
-                         persistence::writer_routing routing{{{outbound_store::accept_kind, 0},
-                                                              {outbound_store::dispatch_kind, 1},
-                                                              {outbound_store::result_kind, 1}}};
+                         // Outbound kinds meet in few writers (more rows per statement);
+                         // a tenant's accepts, which lock its usage counter until COMMIT,
+                         // always in the same one. Results and dispatch marks take the last
+                         // writer, accepts the others; inbound kinds go round robin.
+                         auto n = static_cast<size_t>(cfg.db.writers);
+                         persistence::writer_routing routing{
+                             {{outbound_store::accept_kind, {0, std::max<size_t>(1, n - 1)}},
+                              {outbound_store::dispatch_kind, {n - 1, 1}},
+                              {outbound_store::result_kind, {n - 1, 1}}}};
                          return caf::actor_pool::make(s.dummy_execution_unit(),
                                                       static_cast<size_t>(cfg.db.writers), make,
                                                       routing.policy());

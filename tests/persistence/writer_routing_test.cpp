@@ -1,6 +1,9 @@
 // Writes of a pinned kind always meet in the same writer's batches; the rest spread round robin.
 #include "persistence/writer_routing.hpp"
 
+#include <set>
+#include <string>
+
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,15 +15,30 @@ using parley::persistence::write_op;
 using parley::persistence::writer_routing;
 
 TEST(WriterRouting, PinnedKindsAlwaysGoToTheirWriterOthersTakeTurns) {
-  writer_routing r{{{"accept", 0}, {"result", 1}, {"far", 7}}};
+  writer_routing r{{{"accept", {0, 1}}, {"result", {1, 1}}, {"far", {7, 1}}}};
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(r.pick("accept", 2), 0u);
-    EXPECT_EQ(r.pick("result", 2), 1u);
-    EXPECT_EQ(r.pick("far", 2), 1u); // modulo the pool's size
+    EXPECT_EQ(r.pick("accept", "t1", 2), 0u);
+    EXPECT_EQ(r.pick("result", "t1", 2), 1u);
+    EXPECT_EQ(r.pick("far", "", 2), 1u); // modulo the pool's size
   }
-  EXPECT_NE(r.pick("other", 2), r.pick("other", 2));
-  EXPECT_EQ(r.pick("accept", 1), 0u);
-  EXPECT_EQ(r.pick("result", 1), 0u);
+  EXPECT_NE(r.pick("other", "t1", 2), r.pick("other", "t1", 2));
+  EXPECT_EQ(r.pick("accept", "t1", 1), 0u);
+  EXPECT_EQ(r.pick("result", "t1", 1), 0u);
+}
+
+TEST(WriterRouting, AKindSpreadOverWritersKeepsEachTenantOnOne) {
+  writer_routing r{{{"accept", {0, 3}}, {"result", {3, 1}}}};
+  std::set<size_t> used;
+  for (int t = 0; t < 100; ++t) {
+    auto tenant = "tenant-" + std::to_string(t);
+    auto w = r.pick("accept", tenant, 4);
+    EXPECT_LT(w, 3u);
+    for (int i = 0; i < 3; ++i)
+      EXPECT_EQ(r.pick("accept", tenant, 4), w);
+    used.insert(w);
+    EXPECT_EQ(r.pick("result", tenant, 4), 3u);
+  }
+  EXPECT_EQ(used.size(), 3u);
 }
 
 TEST(WriterRouting, AsThePolicyOfAnActorPool) {
@@ -33,7 +51,7 @@ TEST(WriterRouting, AsThePolicyOfAnActorPool) {
   };
   auto pool = caf::actor_pool::make(
       sys.dummy_execution_unit(), 2, [&, n = 0]() mutable { return sys.spawn(worker, n++); },
-      writer_routing{{{"accept", 0}, {"result", 1}}}.policy());
+      writer_routing{{{"accept", {0, 1}}, {"result", {1, 1}}}}.policy());
   caf::scoped_actor self{sys};
   auto served_by = [&](auto... xs) {
     int by = -1;
