@@ -29,6 +29,7 @@
 #include "http/server.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/isolation_check.hpp"
+#include "persistence/journal.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/writer.hpp"
 #include "persistence/writer_routing.hpp"
@@ -194,7 +195,7 @@ int serve(const config::parley_config& cfg) {
   // Destroyed after the HTTP server (declared before it): Redis answers may still complete
   // requests until the server has drained.
   rate_limiter limiter{cfg.ratelimit, cfg.redis.url, registry};
-  runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot;
+  runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot, journal_slot;
   std::atomic<bool> draining{false};
   // Outlives the actors that publish and the HTTP server whose streams subscribe.
   runtime::event_hub events;
@@ -285,15 +286,22 @@ int serve(const config::parley_config& cfg) {
                          };
                          if (cfg.db.writers <= 1)
                            return make();
-                         // Outbound kinds meet in few writers (more rows per statement);
-                         // a tenant's accepts, which lock its usage counter until COMMIT,
-                         // always in the same one. Results and dispatch marks take the last
-                         // writer, accepts the others; inbound kinds go round robin.
+                         // Kinds meet in few writers (more rows per statement, and a
+                         // statement costs a fixed part per execution); a tenant's accepts,
+                         // which lock its usage counter until COMMIT, always in the same one.
+                         // Results, dispatch marks and the inbound kinds take the last writer,
+                         // accepts the others. Inbound rows come from ingest after their 200,
+                         // so nobody waits for their commit: one writer's batches grow to
+                         // hundreds of rows, which costs PostgreSQL a third less per message
+                         // than two writers' halves (docs/performance.md, session 13).
                          auto n = static_cast<size_t>(cfg.db.writers);
                          persistence::writer_routing routing{
                              {{outbound_store::accept_kind, {0, std::max<size_t>(1, n - 1)}},
                               {outbound_store::dispatch_kind, {n - 1, 1}},
-                              {outbound_store::result_kind, {n - 1, 1}}}};
+                              {outbound_store::result_kind, {n - 1, 1}},
+                              {inbound_store::message_kind, {n - 1, 1}},
+                              {inbound_store::status_kind, {n - 1, 1}},
+                              {inbound_store::raw_event_done_kind, {n - 1, 1}}}};
                          return caf::actor_pool::make(s.dummy_execution_unit(),
                                                       static_cast<size_t>(cfg.db.writers), make,
                                                       routing.policy());
@@ -301,8 +309,17 @@ int serve(const config::parley_config& cfg) {
             tenant_registry_spec(deps, &tenants_slot),
             ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
                                     std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
-                                    std::chrono::seconds(30), 30, 5, cfg.retention.raw_event_days},
+                                    std::chrono::seconds(30), 30, 5, cfg.retention.raw_event_days,
+                                    static_cast<size_t>(cfg.ingest.max_in_flight),
+                                    static_cast<size_t>(cfg.ingest.max_queued_mb) << 20},
                         &ingest_slot),
+            // Webhooks become durable here before their 200; committed batches go to ingest.
+            slot_child("journal", "journal", &journal_slot, &tree,
+                       [&cfg, &registry, &ingest_slot](caf::actor_system& s) {
+                         return persistence::spawn_journal(
+                             s, cfg.db, persistence::make_journal_options(cfg.db, &ingest_slot),
+                             registry);
+                       }),
         });
     // The root ending means the node cannot work; watch it so the process exits instead of
     // serving errors forever.
@@ -317,7 +334,7 @@ int serve(const config::parley_config& cfg) {
     // The root starts its children on its first run (a worker thread); serve only once every
     // slot holds a live actor.
     for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get() &&
-                                  ingest_slot.get());
+                                  ingest_slot.get() && journal_slot.get());
          ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
@@ -334,6 +351,7 @@ int serve(const config::parley_config& cfg) {
     ctx->writer = &writer_slot;
     ctx->tenants = &tenants_slot;
     ctx->ingest = &ingest_slot;
+    ctx->journal = &journal_slot;
     ctx->tree = &tree;
     ctx->metrics = &registry;
     ctx->secrets = &secrets;
@@ -390,6 +408,7 @@ int serve(const config::parley_config& cfg) {
     writer_slot.set(nullptr);
     tenants_slot.set(nullptr);
     ingest_slot.set(nullptr);
+    journal_slot.set(nullptr);
     root = nullptr;
     logger.info("stopped", {{"drained", drained}});
     if (root_failed)

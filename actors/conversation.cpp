@@ -134,8 +134,9 @@ void store(conversation_ptr self, caf::typed_response_promise<nlohmann::json> rp
 }
 
 caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
-                                                         domain::status_event& ev, const char* kind,
-                                                         nlohmann::json event) {
+                                                         domain::status_event& ev,
+                                                         int64_t raw_event_id,
+                                                         bool completes_event) {
   auto& st = self->state;
   st.last_active = self->clock().now();
   nlohmann::json row{
@@ -150,8 +151,9 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
       {"errors", std::move(ev.errors)},
       {"conversation", std::move(ev.conversation)},
       {"pricing", std::move(ev.pricing)}};
-  if (!event.is_null())
-    row["event"] = std::move(event);
+  row["raw_event_id"] = raw_event_id;
+  if (completes_event)
+    row["completes_event"] = true;
   auto rp = self->make_response_promise<nlohmann::json>();
   // Meta's report as received (the message's own status only moves forward: GET it for that).
   nlohmann::json live;
@@ -167,7 +169,7 @@ caf::typed_response_promise<nlohmann::json> store_status(conversation_ptr self,
       live["error"] = {{"code", row["error_code"]}, {"title", row["error_title"]}};
   }
   self->request(st.deps->writer->get(), caf::infinite, persistence::persist_atom::value,
-                persistence::write_op{kind, std::move(row)})
+                persistence::write_op{inbound_store::status_kind, std::move(row)})
       .await(
           [self, rp, tenant = std::move(tenant),
            live = std::move(live)](nlohmann::json& result) mutable {
@@ -196,41 +198,33 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
   });
   arm_passivation(self, deps->idle_timeout);
   return {
-      // One handler per atom (each costs memory in every one of a million behaviours): `raw` is
-      // the raw event's id when it is already durable (the general path), or the raw event row
-      // itself when it is not (stored in the same transaction; see ingest.cpp).
-      [self](inbound_atom, domain::inbound_message& msg,
-             nlohmann::json& raw) -> caf::result<nlohmann::json> {
+      // One handler per atom (each costs memory in every one of a million behaviours).
+      // `completes_event`: the message is its raw event's only part, so the statement storing it
+      // also marks the event processed.
+      [self](inbound_atom, domain::inbound_message& msg, int64_t raw_event_id,
+             bool completes_event) -> caf::result<nlohmann::json> {
         auto& st = self->state;
         st.last_active = self->clock().now();
         auto rp = self->make_response_promise<nlohmann::json>();
         // (Values go through the promise: a caf::result<nlohmann::json> built from a JSON value
         // would wrap it in an array.)
         auto hash = wamid_hash(msg.wamid);
-        if (raw.is_number_integer()) {
-          if (st.seen(hash)) {
-            rp.deliver(nlohmann::json{{"conversation_id", st.conversation()}, {"duplicate", true}});
-            return rp;
-          }
-          auto profile = profile_hash(msg.profile_name);
-          auto row = message_row(st, msg, profile);
-          row["raw_event_id"] = raw.get<int64_t>();
-          store(self, rp, hash, profile, inbound_store::message_kind, std::move(row));
+        if (st.seen(hash)) {
+          // Not written, so not marked: ingest marks the event itself.
+          rp.deliver(nlohmann::json{{"conversation_id", st.conversation()}, {"duplicate", true}});
           return rp;
         }
-        // Not durable yet: the raw event is written with the message, even when the wamid is a
-        // known duplicate (nothing is acknowledged before it is stored).
         auto profile = profile_hash(msg.profile_name);
         auto row = message_row(st, msg, profile);
-        row["event"] = std::move(raw);
-        store(self, rp, hash, profile, inbound_store::message_event_kind, std::move(row));
+        row["raw_event_id"] = raw_event_id;
+        if (completes_event)
+          row["completes_event"] = true;
+        store(self, rp, hash, profile, inbound_store::message_kind, std::move(row));
         return rp;
       },
-      // `event`: null, or the raw event row to store in the same transaction.
-      [self](status_event_atom, domain::status_event& ev,
-             nlohmann::json& event) -> caf::result<nlohmann::json> {
-        auto kind = event.is_null() ? inbound_store::status_kind : inbound_store::status_event_kind;
-        return store_status(self, ev, kind, std::move(event));
+      [self](status_event_atom, domain::status_event& ev, int64_t raw_event_id,
+             bool completes_event) -> caf::result<nlohmann::json> {
+        return store_status(self, ev, raw_event_id, completes_event);
       },
       [self](tick_atom) {
         auto& st = self->state;

@@ -17,102 +17,36 @@ namespace parley::inbound_store {
 
 namespace {
 
-/// Raw webhook bodies travel as they are, in one binary parameter that each row slices: no base64,
-/// no JSON escaping, nothing for PostgreSQL to parse or decode. Each row's JSON gets its slice
-/// ("off", "len") and the event's "event_channel_id" and "request_id"; `bodies` is the parameter.
-struct event_slices {
-  std::string bodies;
-
-  /// JSON members for the raw event `event` (a raw_event_row), appending its body.
-  std::string members(const nlohmann::json& event) {
-    const auto& body = event.at("body").get_ref<const std::string&>();
-    std::string m = "\"off\":" + std::to_string(bodies.size() + 1) +
-                    ",\"len\":" + std::to_string(body.size()) + ",\"event_channel_id\":";
-    persistence::append_json(m, event.at("channel_id"));
-    m += ",\"request_id\":";
-    persistence::append_json(m, event.at("request_id"));
-    bodies += body;
-    return m;
-  }
-  pqxx::binarystring param() const { return pqxx::binarystring(bodies.data(), bodies.size()); }
-};
-
-/// The row number (results never rely on RETURNING order, which PostgreSQL does not promise) and,
-/// `with_events`, the slice of the raw event the row carries as "event".
-std::function<std::string(size_t)> numbered(const std::vector<nlohmann::json>& rows,
-                                            bool with_events, event_slices& slices) {
-  return [&rows, with_events, &slices](size_t i) {
-    std::string m = "\"i\":" + std::to_string(i);
-    if (with_events)
-      m += "," + slices.members(rows[i].at("event"));
-    return m;
-  };
+/// The row number of each row (results never rely on RETURNING order, which PostgreSQL does
+/// not promise).
+std::string numbered(size_t i) {
+  return "\"i\":" + std::to_string(i);
 }
 
-/// The raw-event columns of a batch statement's rows (see event_slices), and the CTE that
-/// inserts them already processed when $2 (with_events) is true; ids come from r.new_raw_id.
-#define PARLEY_EVENT_COLUMNS "off int, len int, event_channel_id uuid, request_id text"
-#define PARLEY_INSERT_EVENTS                                                                       \
-  "ev AS (INSERT INTO raw_webhook_events (id, channel_id, request_id, body, processed_at) "        \
-  "SELECT r.new_raw_id, r.event_channel_id, r.request_id, "                                        \
-  "substring($3::bytea FROM r.off FOR r.len), now() FROM r WHERE $2)"
-
-/// Inserts raw events (the rows themselves, not yet processed) and returns their ids in row order.
-std::vector<int64_t> insert_raw_events(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
-  event_slices slices;
-  std::string param = "[";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (i)
-      param += ',';
-    param += "{\"i\":" + std::to_string(i) + "," + slices.members(rows[i]) + "}";
-  }
-  param += ']';
-  static const std::string sql = R"(
-    WITH r AS MATERIALIZED (
-      SELECT nextval('raw_webhook_events_id_seq') AS id, r.*
-      FROM jsonb_to_recordset($1::jsonb) AS r(i int, )" PARLEY_EVENT_COLUMNS R"()
-    ), ins AS (
-      INSERT INTO raw_webhook_events (id, channel_id, request_id, body)
-      SELECT r.id, r.event_channel_id, r.request_id, substring($2::bytea FROM r.off FOR r.len)
-      FROM r
-    )
-    SELECT i, id FROM r)";
-  auto ids = persistence::exec_prepared_sql(tx, "inbound_raw_events", sql, param, slices.param());
-  std::vector<int64_t> out(rows.size(), 0);
-  for (const auto& row : ids)
-    out.at(row[0].as<size_t>()) = row[1].as<int64_t>();
-  return out;
-}
-
-std::vector<nlohmann::json> store_raw_events(pqxx::work& tx,
-                                             const std::vector<nlohmann::json>& rows) {
-  std::vector<nlohmann::json> results;
-  results.reserve(rows.size());
-  for (auto id : insert_raw_events(tx, rows))
-    results.push_back({{"id", id}});
-  return results;
-}
+/// Marks processed the raw events of rows that say "completes_event" (the event's only part),
+/// in the statement that stores them: the mark commits with the part or not at all. The id array
+/// is an index condition whatever plan is cached (see store_messages_of).
+#define PARLEY_MARK_EVENTS                                                                         \
+  "marked AS (UPDATE raw_webhook_events e SET processed_at = now() "                               \
+  "WHERE e.id = ANY(ARRAY(SELECT r.raw_event_id FROM r WHERE r.completes_event)) "                 \
+  "AND e.processed_at IS NULL)"
 
 /// Meta's message time as stored: out-of-range timestamps fall back to the arrival time.
 #define PARLEY_META_TS(col)                                                                        \
   "CASE WHEN " col " > 0 AND " col " < 32503680000 THEN to_timestamp(" col ") ELSE now() END"
 
-/// Stores the message rows of a batch in ONE statement: their raw events (`with_events`: each row
-/// carries "event", the webhook that held it alone, stored already processed), the contacts and
-/// conversations of rows not "known", the messages, and the counters of conversations that
-/// existed before. One statement instead of four saves three round trips, three executor
-/// start-ups and three parses of the batch's JSON per batch, on the writer's critical path.
-/// Without `with_events` each row carries its durable raw event's "raw_event_id".
+/// Stores the message rows of a batch in ONE statement: the contacts and conversations of rows
+/// not "known", the messages, the counters of conversations that existed before, and the mark of
+/// the raw events the rows complete. One statement instead of five saves four round trips,
+/// executor start-ups and parses of the batch's JSON per batch, on the writer's critical path.
+/// Each row carries its durable raw event's "raw_event_id".
 /// `retry_unseen`: rows that found no conversation are stored again once (see the SQL).
-std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
-                                              const std::vector<nlohmann::json>& rows,
-                                              bool with_events, bool retry_unseen) {
-  event_slices slices;
-  auto number = numbered(rows, with_events, slices);
+std::vector<nlohmann::json>
+store_messages_of(pqxx::work& tx, const std::vector<nlohmann::json>& rows, bool retry_unseen) {
   // New rows' ids ("mid" the message's; for a contact the actor does not know, "kid" its contact's
   // and "vid" its conversation's, used only if they are created) come from here, not from SQL.
   auto with_ids = [&](size_t i) {
-    std::string m = number(i) + ",\"mid\":\"" + domain::uuid::new_time_ordered().str() + '"';
+    std::string m = numbered(i) + ",\"mid\":\"" + domain::uuid::new_time_ordered().str() + '"';
     if (!rows[i].value("known", false))
       m += ",\"kid\":\"" + domain::uuid::new_time_ordered().str() + "\",\"vid\":\"" +
            domain::uuid::new_time_ordered().str() + '"';
@@ -120,7 +54,8 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
   };
   auto param = persistence::json_rows(rows,
                                       {"tenant_id", "channel_id", "wa_id", "profile_name", "known",
-                                       "wamid", "type", "content", "context", "ts", "raw_event_id"},
+                                       "wamid", "type", "content", "context", "ts", "raw_event_id",
+                                       "completes_event"},
                                       with_ids);
   // All sub-statements run on one snapshot and cannot see each other's rows (PostgreSQL's rule
   // for data-modifying WITH): a conversation created here is found through `made` (its
@@ -177,20 +112,20 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
     ))";
   static const std::string no_people = R"(, made AS (SELECT '{}'::jsonb AS m, '{}'::uuid[] AS ids),
     named AS (SELECT '{}'::jsonb AS m))";
-  static const std::string events_and_rows = R"(
+  static const std::string rows_and_marks = R"(
     WITH r AS MATERIALIZED (
-      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
+      SELECT r.*
       FROM jsonb_to_recordset($1::jsonb) AS r(
         i int, tenant_id uuid, channel_id uuid, wa_id text, profile_name text, known boolean,
         wamid text, type text, content jsonb, context jsonb, ts bigint, raw_event_id bigint,
-        mid uuid, kid uuid, vid uuid, )" PARLEY_EVENT_COLUMNS R"()
-    ), )" PARLEY_INSERT_EVENTS;
+        completes_event boolean, mid uuid, kid uuid, vid uuid)
+    ), )" PARLEY_MARK_EVENTS;
   static const std::string messages = R"(, ins AS (
       INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, wamid, type,
                             content, context, from_wa, status, meta_timestamp, raw_event_id)
       SELECT r.mid, r.tenant_id, c.id, r.channel_id, 'inbound', r.wamid, r.type, r.content,
              r.context, r.wa_id, 'received', )" PARLEY_META_TS("r.ts") R"(,
-             coalesce(r.raw_event_id, r.new_raw_id)
+             r.raw_event_id
       FROM r CROSS JOIN made CROSS JOIN LATERAL (
         SELECT coalesce((made.m ->> (r.channel_id::text || r.wa_id))::uuid,
                         (SELECT id FROM conversations c
@@ -219,29 +154,21 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       FROM per_conversation, named
       WHERE c.id = ANY(ARRAY(SELECT conversation_id FROM counts))
     )
-    SELECT 'm', channel_id::text, wamid, id::text, conversation_id::text FROM ins
-    UNION ALL
-    SELECT 'e', i::text, new_raw_id::text, NULL, NULL FROM r WHERE $2)";
-  static const std::string with_people = events_and_rows + people + messages;
-  static const std::string all_known = events_and_rows + no_people + messages;
+    SELECT channel_id::text, wamid, id::text, conversation_id::text FROM ins)";
+  static const std::string with_people = rows_and_marks + people + messages;
+  static const std::string all_known = rows_and_marks + no_people + messages;
   bool any_unknown = std::any_of(rows.begin(), rows.end(),
                                  [](const nlohmann::json& r) { return !r.value("known", false); });
-  auto out = any_unknown ? persistence::exec_prepared_sql(tx, "inbound_messages_batch", with_people,
-                                                          param, with_events, slices.param())
-                         : persistence::exec_prepared_sql(tx, "inbound_messages_known", all_known,
-                                                          param, with_events, slices.param());
+  auto out = any_unknown
+                 ? persistence::exec_prepared_sql(tx, "inbound_messages_batch", with_people, param)
+                 : persistence::exec_prepared_sql(tx, "inbound_messages_known", all_known, param);
   using key_t = std::pair<std::string, std::string>;
   std::map<key_t, std::pair<std::string, std::string>> ids;
   std::set<key_t> fresh;
-  std::vector<int64_t> raw_ids(rows.size(), 0);
   for (const auto& row : out) {
-    if (row[0].c_str()[0] == 'e') {
-      raw_ids.at(row[1].as<size_t>()) = row[2].as<int64_t>();
-      continue;
-    }
-    key_t key{row[1].c_str(), row[2].c_str()};
+    key_t key{row[0].c_str(), row[1].c_str()};
     fresh.insert(key);
-    ids[key] = {row[3].c_str(), row[4].c_str()};
+    ids[key] = {row[2].c_str(), row[3].c_str()};
   }
   auto key_of = [](const nlohmann::json& r) {
     return key_t{r["channel_id"].get<std::string>(), r["wamid"].get<std::string>()};
@@ -271,14 +198,11 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
       if (!ids.count(key_of(rows[i]))) {
         again.push_back(i);
         auto& copy = again_rows.emplace_back(rows[i]);
-        copy.erase("event");
         copy["known"] = false;
-        if (with_events)
-          copy["raw_event_id"] = raw_ids[i];
       }
   std::vector<nlohmann::json> retried;
   if (!again_rows.empty())
-    retried = store_messages_of(tx, again_rows, false, false);
+    retried = store_messages_of(tx, again_rows, false);
   std::vector<nlohmann::json> results(rows.size());
   std::set<key_t> reported_new;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -296,44 +220,37 @@ std::vector<nlohmann::json> store_messages_of(pqxx::work& tx,
                     {"conversation_id", it->second.second},
                     {"duplicate", !is_new}};
     }
-    if (with_events)
-      results[i]["raw_event_id"] = raw_ids[i];
+    // The mark commits with the row (the same statement, or its retry in this transaction).
+    results[i]["event_marked"] = rows[i].value("completes_event", false);
   }
   return results;
 }
 
 std::vector<nlohmann::json> store_messages(pqxx::work& tx,
                                            const std::vector<nlohmann::json>& rows) {
-  return store_messages_of(tx, rows, false, true);
+  return store_messages_of(tx, rows, true);
 }
 
-std::vector<nlohmann::json> store_message_events(pqxx::work& tx,
-                                                 const std::vector<nlohmann::json>& rows) {
-  return store_messages_of(tx, rows, true, true);
-}
-
-/// Stores status reports, each once, and (`with_events`: each row carries "event", the webhook
-/// that held it alone) their raw events already processed, in one statement; the messages they
-/// concern are then folded again from everything stored for them (parley_fold_statuses:
-/// forward-only, failed terminal), the same fold the outbound path applies when a send's wamid
-/// becomes known after its reports arrived. The fold is a statement of its own: it must see the
-/// reports just inserted.
-std::vector<nlohmann::json>
-store_statuses_of(pqxx::work& tx, const std::vector<nlohmann::json>& rows, bool with_events) {
-  event_slices slices;
-  auto param =
-      persistence::json_rows(rows,
-                             {"tenant_id", "channel_id", "wamid", "status", "recipient_id", "ts",
-                              "error_code", "error_title", "errors", "conversation", "pricing"},
-                             numbered(rows, with_events, slices));
+/// Stores status reports, each once, and marks processed the raw events they complete, in one
+/// statement; the messages they concern are then folded again from everything stored for them
+/// (parley_fold_statuses: forward-only, failed terminal), the same fold the outbound path applies
+/// when a send's wamid becomes known after its reports arrived. The fold is a statement of its
+/// own: it must see the reports just inserted.
+std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
+                                           const std::vector<nlohmann::json>& rows) {
+  auto param = persistence::json_rows(rows,
+                                      {"tenant_id", "channel_id", "wamid", "status", "recipient_id",
+                                       "ts", "error_code", "error_title", "errors", "conversation",
+                                       "pricing", "raw_event_id", "completes_event"},
+                                      numbered);
   static const std::string sql = R"(
     WITH r AS MATERIALIZED (
-      SELECT CASE WHEN $2 THEN nextval('raw_webhook_events_id_seq') END AS new_raw_id, r.*
+      SELECT r.*
       FROM jsonb_to_recordset($1::jsonb) AS r(
         i int, tenant_id uuid, channel_id uuid, wamid text, status text, recipient_id text,
         ts bigint, error_code int, error_title text, errors jsonb, conversation jsonb,
-        pricing jsonb, )" PARLEY_EVENT_COLUMNS R"()
-    ), )" PARLEY_INSERT_EVENTS R"(, ins AS (
+        pricing jsonb, raw_event_id bigint, completes_event boolean)
+    ), )" PARLEY_MARK_EVENTS R"(, ins AS (
       INSERT INTO message_status_events (tenant_id, channel_id, wamid, status, recipient_id,
         meta_timestamp, error_code, error_title, errors, conversation, pricing)
       SELECT r.tenant_id, r.channel_id, r.wamid, r.status, r.recipient_id,
@@ -343,19 +260,15 @@ store_statuses_of(pqxx::work& tx, const std::vector<nlohmann::json>& rows, bool 
       ON CONFLICT DO NOTHING
       RETURNING channel_id, wamid
     )
-    SELECT 's', channel_id::text, wamid FROM ins
-    UNION ALL
-    SELECT 'e', i::text, new_raw_id::text FROM r WHERE $2)";
-  auto out = persistence::exec_prepared_sql(tx, "inbound_statuses_batch", sql, param, with_events,
-                                            slices.param());
+    SELECT channel_id::text, wamid FROM ins)";
+  auto out = persistence::exec_prepared_sql(tx, "inbound_statuses_batch", sql, param);
   std::set<std::pair<std::string, std::string>> touched;
-  std::vector<nlohmann::json> results(rows.size(), nlohmann::json{{"stored", true}});
-  for (const auto& row : out) {
-    if (row[0].c_str()[0] == 'e')
-      results.at(row[1].as<size_t>())["raw_event_id"] = row[2].as<int64_t>();
-    else
-      touched.emplace(row[1].c_str(), row[2].c_str());
-  }
+  std::vector<nlohmann::json> results;
+  results.reserve(rows.size());
+  for (const auto& r : rows)
+    results.push_back({{"stored", true}, {"event_marked", r.value("completes_event", false)}});
+  for (const auto& row : out)
+    touched.emplace(row[0].c_str(), row[1].c_str());
   if (!touched.empty()) {
     std::vector<nlohmann::json> keys;
     for (const auto& [channel, wamid] : touched)
@@ -369,18 +282,7 @@ store_statuses_of(pqxx::work& tx, const std::vector<nlohmann::json>& rows, bool 
   return results;
 }
 #undef PARLEY_META_TS
-#undef PARLEY_INSERT_EVENTS
-#undef PARLEY_EVENT_COLUMNS
-
-std::vector<nlohmann::json> store_statuses(pqxx::work& tx,
-                                           const std::vector<nlohmann::json>& rows) {
-  return store_statuses_of(tx, rows, false);
-}
-
-std::vector<nlohmann::json> store_status_events(pqxx::work& tx,
-                                                const std::vector<nlohmann::json>& rows) {
-  return store_statuses_of(tx, rows, true);
-}
+#undef PARLEY_MARK_EVENTS
 
 std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann::json>& rows) {
   // The id array is an index condition whatever plan is cached (see store_messages_of).
@@ -400,9 +302,9 @@ std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann
 
 std::map<std::string, persistence::batch_fn> batch_handlers() {
   return {
-      {raw_event_kind, store_raw_events},         {message_kind, store_messages},
-      {message_event_kind, store_message_events}, {status_kind, store_statuses},
-      {status_event_kind, store_status_events},   {raw_event_done_kind, mark_done},
+      {message_kind, store_messages},
+      {status_kind, store_statuses},
+      {raw_event_done_kind, mark_done},
   };
 }
 
@@ -418,14 +320,6 @@ nlohmann::json message_row(const std::string& tenant_id, const std::string& chan
           {"content", std::move(msg.content)},
           {"context", std::move(msg.context)},
           {"ts", msg.timestamp}};
-}
-
-nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
-                             const std::string& request_id) {
-  // "body" holds the webhook's bytes as received (not necessarily UTF-8): never dumped as JSON.
-  return {{"body", body},
-          {"channel_id", channel_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(channel_id)},
-          {"request_id", request_id}};
 }
 
 nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string error) {

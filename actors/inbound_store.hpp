@@ -11,17 +11,17 @@
 namespace parley::inbound_store {
 
 /// write_op kinds.
-inline constexpr const char* raw_event_kind = "raw_webhook_event";
 /// A message row may say "known": true when its conversation actor has committed this contact's
-/// rows with the same profile name before: the contact and conversation upserts skip it.
+/// rows with the same profile name before: the contact and conversation upserts skip it. Rows
+/// carry "raw_event_id"; "completes_event": true marks that raw event processed in the same
+/// statement (the message is the event's only part). Result: {"message_id", "conversation_id",
+/// "duplicate", "event_marked"}.
 inline constexpr const char* message_kind = "inbound_message";
-/// A message row plus "event": raw_event_row(...) of the webhook that carried it alone: both are
-/// stored in one transaction, the raw event already processed. Result adds "raw_event_id".
-inline constexpr const char* message_event_kind = "inbound_message_event";
+/// A status report row, with "raw_event_id" and "completes_event" as message rows.
+/// Result: {"stored": true, "event_marked"}.
 inline constexpr const char* status_kind = "status_event";
-/// A status row plus "event": raw_event_row(...) of the webhook that carried it alone (as
-/// message_event_kind). Result adds "raw_event_id".
-inline constexpr const char* status_event_kind = "inbound_status_event";
+/// {"id", "outcome", "error"}: marks a raw event processed (events of several parts, events that
+/// store nothing, duplicates the conversation recognised without a write).
 inline constexpr const char* raw_event_done_kind = "raw_event_done";
 
 /// All of the above, for the writer's options.
@@ -29,12 +29,10 @@ std::map<std::string, persistence::batch_fn> batch_handlers();
 
 /// Row builders (the JSON each kind expects).
 /// A message_kind row for `msg` of contact `wa_id` (content and context are moved out of `msg`);
-/// add "raw_event_id", or "event" for message_event_kind. The message's original JSON is not
-/// stored again: it is in its raw event's body (messages.raw_event_id), byte for byte.
+/// add "raw_event_id" (and "completes_event"). The message's original JSON is not stored again:
+/// it is in its raw event's body (messages.raw_event_id), byte for byte.
 nlohmann::json message_row(const std::string& tenant_id, const std::string& channel_id,
                            const std::string& wa_id, domain::inbound_message& msg, bool known);
-nlohmann::json raw_event_row(const std::string& body, const std::string& channel_id,
-                             const std::string& request_id);
 nlohmann::json raw_event_done_row(int64_t id, std::string outcome, std::string error = {});
 
 /// Unprocessed raw events with id > after and at least `min_age_s` old, oldest first, at most

@@ -1,5 +1,6 @@
 #include "actors/ingest.hpp"
 
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -11,6 +12,7 @@
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
 #include "domain/webhook.hpp"
+#include "persistence/journal.hpp"
 #include "runtime/deadline_book.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/logging.hpp"
@@ -22,8 +24,6 @@ struct event_progress {
   int64_t id = 0;
   std::string body;
   std::string channel_id; ///< set for per-channel webhooks: only that channel may be addressed
-  /// The body parsed already (by accept, before it was durable); taken by the first process().
-  std::shared_ptr<domain::webhook_result> parsed;
   int attempt = 1;
   size_t outstanding = 0;
   size_t failed = 0;
@@ -31,6 +31,9 @@ struct event_progress {
   size_t unknown = 0;
   size_t fresh = 0;
   size_t rejected = 0; ///< parts that can never be stored (tenant or channel gone)
+  /// The event's only part was stored together with the event's "processed" mark (one
+  /// statement), so no raw_event_done write is needed.
+  bool marked = false;
   std::string error;
 };
 
@@ -47,6 +50,10 @@ namespace {
 
 using ingest_detail::event_progress;
 using ingest_detail::progress_ptr;
+using persistence::journaled_event;
+
+/// Events replayed from the database per page.
+constexpr size_t replay_page_size = 500;
 
 struct route {
   std::string tenant_id;
@@ -59,10 +66,22 @@ struct ingest_state {
   std::unordered_map<std::string, route> routes; ///< phone_number_id -> channel
   std::unordered_map<std::string, caf::actor_clock::time_point> unknown; ///< negative cache, until
   std::unordered_map<std::string, caf::actor> tenant_actors;             ///< cached activations
-  std::unordered_set<int64_t> in_flight; ///< event ids being processed
-  int64_t replay_cursor = 0;
-  bool pruning = false; ///< a retention pass is under way (a long one may outlast a sweep tick)
-  runtime::deadline_book deadlines; ///< of the one-message fast path's requests (the hot ones)
+  /// Ids of the events queued or being processed here: a replay page skips them.
+  std::unordered_set<int64_t> in_flight;
+  /// Committed events waiting for a processing place, oldest first, and their bodies' bytes.
+  std::deque<journaled_event> queue;
+  size_t queued_bytes = 0;
+  size_t active = 0; ///< events being processed (at most deps.max_in_flight)
+  /// Committed events were left in the database because the queue was full: once it has room
+  /// again, a replay picks them up.
+  bool overflowed = false;
+  int64_t replay_cursor = 0; ///< the last id a replay page returned
+  bool replay_asked = false; ///< a replay page request is out
+  bool replay_more = false;  ///< the last page was full: ask for the next when the queue allows
+  int replay_min_age_s = 0;  ///< of the replay under way
+  bool pruning = false;      ///< a retention pass is under way (a long one may outlast a tick)
+  runtime::deadline_book deadlines; ///< of the requests to tenants (one or more per event)
+  metrics::gauge* backlog = nullptr;
   log::logger logger{"ingest"};
   static inline const char* name = "ingest";
 };
@@ -74,8 +93,6 @@ metrics::counter& webhook_outcome(ingest_ptr self, const std::string& outcome) {
       "parley_webhooks_total", "Webhooks by outcome (accepted at the edge; the rest after parsing)",
       {{"outcome", outcome}});
 }
-
-void process(ingest_ptr self, progress_ptr ev);
 
 // These exist from start-up (at 0), so an alert on their increase sees the first one.
 metrics::counter& raw_events_left(metrics::registry* reg) {
@@ -93,6 +110,75 @@ metrics::counter& raw_events_replayed(metrics::registry* reg) {
   return reg->get_counter(
       "parley_raw_events_replayed_total",
       "Raw events found unprocessed (start-up replay or sweep) and processed again");
+}
+
+metrics::counter& raw_events_deferred(metrics::registry* reg) {
+  return reg->get_counter("parley_raw_events_deferred_total",
+                          "Committed raw events left in the database for replay because "
+                          "ingest's queue was full (ingest.max_queued_mb)");
+}
+
+void process(ingest_ptr self, progress_ptr ev);
+void pump(ingest_ptr self);
+void replay_page(ingest_ptr self);
+
+void update_backlog(ingest_ptr self) {
+  auto& st = self->state;
+  if (st.backlog)
+    st.backlog->set(static_cast<double>(st.queue.size() + st.active));
+}
+
+/// The event is done here (processed, or left for the sweep after its last attempt).
+void release(ingest_ptr self, int64_t id) {
+  auto& st = self->state;
+  st.in_flight.erase(id);
+  if (st.active > 0)
+    --st.active;
+  pump(self);
+}
+
+/// Queues a committed event for processing, unless it is already here. Past the queue's byte
+/// budget the event stays in the database only (it is committed) and a replay fetches it later.
+void enqueue(ingest_ptr self, journaled_event&& ev) {
+  auto& st = self->state;
+  if (st.in_flight.count(ev.id))
+    return;
+  if (st.queued_bytes + ev.body.size() > st.deps.max_queued_bytes && !st.queue.empty()) {
+    st.overflowed = true;
+    raw_events_deferred(st.deps.metrics).inc();
+    return;
+  }
+  st.in_flight.insert(ev.id);
+  st.queued_bytes += ev.body.size();
+  st.queue.push_back(std::move(ev));
+}
+
+/// Starts queued events while there are places, and asks for more replay pages while the queue
+/// is short.
+void pump(ingest_ptr self) {
+  auto& st = self->state;
+  while (st.active < st.deps.max_in_flight && !st.queue.empty()) {
+    auto next = std::move(st.queue.front());
+    st.queue.pop_front();
+    st.queued_bytes -= next.body.size();
+    ++st.active;
+    auto ev = std::make_shared<event_progress>();
+    ev->id = next.id;
+    ev->body = std::move(next.body);
+    ev->channel_id = std::move(next.channel_id);
+    process(self, std::move(ev));
+  }
+  if (!st.replay_asked && st.queue.size() < replay_page_size) {
+    if (st.replay_more) {
+      replay_page(self);
+    } else if (st.overflowed && st.queue.empty()) {
+      st.overflowed = false;
+      st.replay_cursor = 0;
+      st.replay_min_age_s = 0;
+      replay_page(self);
+    }
+  }
+  update_backlog(self);
 }
 
 void finish(ingest_ptr self, const progress_ptr& ev) {
@@ -113,7 +199,7 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
     st.logger.warn("raw event left for the sweep",
                    {{"raw_event_id", ev->id}, {"error", ev->error}});
     raw_events_left(st.deps.metrics).inc();
-    st.in_flight.erase(ev->id);
+    release(self, ev->id);
     return;
   }
   std::string outcome = "accepted";
@@ -128,15 +214,15 @@ void finish(ingest_ptr self, const progress_ptr& ev) {
   if (ev->routed > 0 && ev->fresh == 0)
     webhook_outcome(self, "duplicate").inc();
   auto id = ev->id;
-  self->request(st.deps.writer->get(), st.deps.request_timeout, persistence::persist_atom::value,
+  if (ev->marked && outcome == "accepted")
+    return release(self, id);
+  // Either way the event is released: the parts are committed; if only the mark is missing, a
+  // replay finds duplicates only and marks it then.
+  auto done = [self, id](auto&&...) { release(self, id); };
+  self->request(st.deps.writer->get(), caf::infinite, persistence::persist_atom::value,
                 persistence::write_op{inbound_store::raw_event_done_kind,
                                       inbound_store::raw_event_done_row(id, outcome, ev->error)})
-      .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
-            [self, id](caf::error&) {
-              // The parts are committed; only the mark is missing. A replay will find only
-              // duplicates and mark it then.
-              self->state.in_flight.erase(id);
-            });
+      .then([done](nlohmann::json&) { done(); }, [done](caf::error&) { done(); });
 }
 
 void part_done(ingest_ptr self, const progress_ptr& ev) {
@@ -192,6 +278,34 @@ void count_status(ingest_ptr self, const std::string& value) {
       .inc();
 }
 
+/// Sends one part to its tenant (which routes it to the conversation) and counts the answer.
+template <class Atom, class Part, class Counted>
+void send_part(ingest_ptr self, const progress_ptr& ev, const route& r, Atom atom, Part&& part,
+               bool completes, Counted counted,
+               const std::function<void(const caf::error&)>& fail_part) {
+  ++ev->routed;
+  ++ev->outstanding;
+  with_tenant_actor(
+      self, r.tenant_id,
+      [self, ev, atom, channel_id = r.channel_id, part = std::forward<Part>(part), completes,
+       counted, fail_part](const caf::actor& tenant) mutable {
+        auto& st = self->state;
+        st.deadlines.then<nlohmann::json>(
+            self,
+            self->request(tenant, caf::infinite, atom, channel_id, std::move(part), ev->id,
+                          completes),
+            st.deps.request_timeout,
+            [self, ev, counted](nlohmann::json& result) {
+              counted(result);
+              if (result.value("event_marked", false))
+                ev->marked = true;
+              part_done(self, ev);
+            },
+            [fail_part](caf::error& err) { fail_part(err); });
+      },
+      fail_part);
+}
+
 void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& batch) {
   auto& st = self->state;
   auto* reg = st.deps.metrics;
@@ -201,8 +315,11 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
                      {{"field", other.field}})
         .inc();
   auto route_of = [&](const std::string& pnid) { return live_route(self, pnid, ev->channel_id); };
+  // An event of one part (nearly all of Meta's) is marked processed in the statement that
+  // stores that part.
+  bool single = batch.messages.size() + batch.statuses.size() == 1;
   ev->outstanding = 1; // held until every part is sent, so finish() runs once
-  auto fail_part = [self, ev](const caf::error& err) {
+  std::function<void(const caf::error&)> fail_part = [self, ev](const caf::error& err) {
     auto code = code_of(err);
     if (code == errc::not_found || code == errc::invalid_argument || code == errc::conflict) {
       // Permanent: the tenant or channel is gone, or the row cannot be stored. Retrying would
@@ -221,24 +338,13 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
       ++ev->unknown;
       continue;
     }
-    ++ev->routed;
-    ++ev->outstanding;
-    auto type = msg.type;
-    with_tenant_actor(
-        self, r->tenant_id,
-        [self, ev, channel_id = r->channel_id, msg = std::move(msg), type,
-         fail_part](const caf::actor& tenant) mutable {
-          self->request(tenant, self->state.deps.request_timeout, inbound_atom::value, channel_id,
-                        std::move(msg), ev->id)
-              .then(
-                  [self, ev, type](nlohmann::json& result) {
-                    bool duplicate = result.value("duplicate", false);
-                    if (!duplicate)
-                      ++ev->fresh;
-                    count_message(self, type, duplicate);
-                    part_done(self, ev);
-                  },
-                  [self, fail_part](caf::error& err) { fail_part(err); });
+    send_part(
+        self, ev, *r, inbound_atom::value, std::move(msg), single,
+        [self, ev, type = msg.type](const nlohmann::json& result) {
+          bool duplicate = result.value("duplicate", false);
+          if (!duplicate)
+            ++ev->fresh;
+          count_message(self, type, duplicate);
         },
         fail_part);
   }
@@ -248,22 +354,11 @@ void dispatch(ingest_ptr self, const progress_ptr& ev, domain::webhook_batch& ba
       ++ev->unknown;
       continue;
     }
-    ++ev->routed;
-    ++ev->outstanding;
-    auto value = status.status_text;
-    with_tenant_actor(
-        self, r->tenant_id,
-        [self, ev, channel_id = r->channel_id, status = std::move(status), value,
-         fail_part](const caf::actor& tenant) mutable {
-          self->request(tenant, self->state.deps.request_timeout, status_event_atom::value,
-                        channel_id, std::move(status))
-              .then(
-                  [self, ev, value](nlohmann::json&) {
-                    ++ev->fresh;
-                    count_status(self, value);
-                    part_done(self, ev);
-                  },
-                  [fail_part](caf::error& err) { fail_part(err); });
+    send_part(
+        self, ev, *r, status_event_atom::value, std::move(status), single,
+        [self, ev, value = status.status_text](const nlohmann::json&) {
+          ++ev->fresh;
+          count_status(self, value);
         },
         fail_part);
   }
@@ -318,19 +413,18 @@ void resolve_then_dispatch(ingest_ptr self, const progress_ptr& ev,
   }
 }
 
+/// Parses a committed raw event, then routes and stores its parts (see finish()).
 void process(ingest_ptr self, progress_ptr ev) {
-  auto parsed = ev->parsed ? std::move(*ev->parsed) : domain::parse_webhook(ev->body);
-  ev->parsed.reset();
+  auto parsed = domain::parse_webhook(ev->body);
   if (auto* err = std::get_if<domain::webhook_error>(&parsed)) {
     webhook_outcome(self, "unparsable").inc();
     auto id = ev->id;
+    auto done = [self, id](auto&&...) { release(self, id); };
     self->request(
-            self->state.deps.writer->get(), self->state.deps.request_timeout,
-            persistence::persist_atom::value,
+            self->state.deps.writer->get(), caf::infinite, persistence::persist_atom::value,
             persistence::write_op{inbound_store::raw_event_done_kind,
                                   inbound_store::raw_event_done_row(id, "unparsable", err->reason)})
-        .then([self, id](nlohmann::json&) { self->state.in_flight.erase(id); },
-              [self, id](caf::error&) { self->state.in_flight.erase(id); });
+        .then([done](nlohmann::json&) { done(); }, [done](caf::error&) { done(); });
     return;
   }
   auto batch =
@@ -338,55 +432,65 @@ void process(ingest_ptr self, progress_ptr ev) {
   resolve_then_dispatch(self, ev, std::move(batch));
 }
 
-/// Parses, routes and stores the parts of a committed raw event (once per event id).
-void begin_processing(ingest_ptr self, int64_t id, std::string body, std::string channel_id,
-                      std::shared_ptr<domain::webhook_result> parsed) {
-  if (!self->state.in_flight.insert(id).second)
-    return;
-  auto ev = std::make_shared<event_progress>();
-  ev->id = id;
-  ev->body = std::move(body);
-  ev->channel_id = std::move(channel_id);
-  ev->parsed = std::move(parsed);
-  process(self, ev);
-}
-
-/// Feeds unprocessed raw events in pages, oldest first.
-void replay_page(ingest_ptr self, int min_age_s) {
+/// Asks for the next page of unprocessed raw events (oldest first, after the cursor) and queues
+/// them. Pages are asked one at a time, and the next only once the queue is short (pump()), so a
+/// large backlog never sits in memory at once.
+void replay_page(ingest_ptr self) {
   auto& st = self->state;
+  st.replay_asked = true;
+  st.replay_more = false;
   self->request(st.deps.db->get(), st.deps.request_timeout, persistence::exec_atom::value,
-                inbound_store::unprocessed_events(st.replay_cursor, 500, min_age_s))
+                inbound_store::unprocessed_events(
+                    st.replay_cursor, static_cast<int>(replay_page_size), st.replay_min_age_s))
       .then(
-          [self, min_age_s](nlohmann::json& rows) {
+          [self](nlohmann::json& rows) {
+            auto& st = self->state;
+            st.replay_asked = false;
             size_t fed = 0;
             for (auto& row : rows) {
               auto id = row["id"].get<int64_t>();
-              self->state.replay_cursor = std::max(self->state.replay_cursor, id);
-              if (self->state.in_flight.count(id))
+              st.replay_cursor = std::max(st.replay_cursor, id);
+              if (st.in_flight.count(id))
                 continue;
               auto body = crypto::base64_decode(row["body_b64"].get<std::string>());
               if (!body)
                 continue;
               ++fed;
-              begin_processing(self, id, std::move(*body),
-                               row["channel_id"].is_string() ? row["channel_id"].get<std::string>()
-                                                             : "",
-                               nullptr);
+              // Replayed events always fit: the queue was short when the page was asked for.
+              st.in_flight.insert(id);
+              st.queued_bytes += body->size();
+              st.queue.push_back(journaled_event{
+                  id, std::move(*body),
+                  row["channel_id"].is_string() ? row["channel_id"].get<std::string>() : ""});
             }
             if (fed > 0) {
-              self->state.logger.info("replayed raw events", {{"count", fed}});
-              raw_events_replayed(self->state.deps.metrics).inc(static_cast<double>(fed));
+              st.logger.info("replayed raw events", {{"count", fed}});
+              raw_events_replayed(st.deps.metrics).inc(static_cast<double>(fed));
             }
-            if (rows.size() == 500)
-              replay_page(self, min_age_s);
+            if (rows.size() == replay_page_size)
+              st.replay_more = true;
             else
-              self->state.replay_cursor = 0; // next sweep starts from the oldest again
+              st.replay_cursor = 0; // the next replay starts from the oldest again
+            pump(self);
           },
           [self](caf::error& err) {
-            self->state.logger.warn("replay failed; will retry at the next sweep",
-                                    {{"error", message_of(err)}});
-            self->state.replay_cursor = 0;
+            auto& st = self->state;
+            st.replay_asked = false;
+            st.replay_more = false;
+            st.replay_cursor = 0;
+            st.logger.warn("replay failed; will retry at the next sweep",
+                           {{"error", message_of(err)}});
           });
+}
+
+/// Starts a replay of the unprocessed events at least `min_age_s` old, unless one runs.
+void start_replay(ingest_ptr self, int min_age_s) {
+  auto& st = self->state;
+  if (st.replay_asked || st.replay_more)
+    return;
+  st.replay_cursor = 0;
+  st.replay_min_age_s = min_age_s;
+  replay_page(self);
 }
 
 /// Deletes processed raw events past retention, a bounded page at a time from the oldest until a
@@ -419,96 +523,15 @@ void prune_raw_events(ingest_ptr self, int64_t after = 0, int64_t pruned_before 
           });
 }
 
-using ack_promise = caf::typed_response_promise<nlohmann::json>;
-
-/// The general path: the raw event is committed alone (that is the acknowledgement), then parsed
-/// and its parts stored and marked by process().
-void store_then_process(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
-                        const std::string& request_id,
-                        std::shared_ptr<domain::webhook_result> parsed = nullptr) {
-  auto row = inbound_store::raw_event_row(body, channel_id, request_id);
-  self->request(self->state.deps.writer->get(), self->state.deps.request_timeout,
-                persistence::persist_atom::value,
-                persistence::write_op{inbound_store::raw_event_kind, std::move(row)})
-      .then(
-          [self, rp, body = std::move(body), channel_id = std::move(channel_id),
-           parsed = std::move(parsed)](nlohmann::json& stored) mutable {
-            auto id = stored["id"].get<int64_t>();
-            rp.deliver(std::move(stored));
-            begin_processing(self, id, std::move(body), std::move(channel_id), std::move(parsed));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-}
-
-/// A signed webhook, not yet durable. One message to a route and tenant already known (nearly
-/// all of Meta's traffic once a channel is warm) goes to its conversation with the raw event:
-/// both commit in one transaction. Anything else, and any failure of that path other than the
-/// database being down, takes the general path.
-void accept(ingest_ptr self, ack_promise rp, std::string body, std::string channel_id,
-            std::string request_id) {
-  auto& st = self->state;
-  auto parsed = std::make_shared<domain::webhook_result>(domain::parse_webhook(body));
-  auto* batch = std::get_if<domain::webhook_batch>(parsed.get());
-  // One message or one status (Meta sends nearly all of them alone), nothing else.
-  const std::string* pnid = nullptr;
-  if (batch && batch->others.empty()) {
-    if (batch->messages.size() == 1 && batch->statuses.empty())
-      pnid = &batch->messages.front().phone_number_id;
-    else if (batch->statuses.size() == 1 && batch->messages.empty())
-      pnid = &batch->statuses.front().phone_number_id;
-  }
-  const route* r = pnid ? live_route(self, *pnid, channel_id) : nullptr;
-  caf::actor tenant;
-  if (r)
-    if (auto it = st.tenant_actors.find(r->tenant_id); it != st.tenant_actors.end())
-      tenant = it->second;
-  if (!tenant) // the general path uses this parse too
-    return store_then_process(self, rp, std::move(body), std::move(channel_id), request_id,
-                              std::move(parsed));
-  auto event = inbound_store::raw_event_row(body, channel_id, request_id);
-  auto fallback = [self, rp, body = std::move(body), channel_id = std::move(channel_id),
-                   request_id = std::move(request_id)](caf::error& err) mutable {
-    if (code_of(err) == errc::storage_unavailable) {
-      rp.deliver(std::move(err));
-      return;
-    }
-    // Tenant passivated meanwhile, a row the batch refused...: nothing was committed.
-    store_then_process(self, rp, std::move(body), std::move(channel_id), request_id);
-  };
-  // The part goes to its conversation with the raw event; `counted` updates the metrics.
-  auto store_with_event = [&](auto atom, auto part, auto counted) {
-    st.deadlines.then<nlohmann::json>(
-        self,
-        self->request(tenant, caf::infinite, atom, r->channel_id, std::move(part),
-                      std::move(event)),
-        st.deps.request_timeout,
-        [rp, counted](nlohmann::json& result) mutable {
-          counted(result);
-          rp.deliver(nlohmann::json{{"id", result["raw_event_id"]}});
-        },
-        std::move(fallback));
-  };
-  if (!batch->messages.empty()) {
-    auto type = batch->messages.front().type;
-    store_with_event(inbound_atom::value, std::move(batch->messages.front()),
-                     [self, type](const nlohmann::json& result) {
-                       bool duplicate = result.value("duplicate", false);
-                       count_message(self, type, duplicate);
-                       if (duplicate)
-                         webhook_outcome(self, "duplicate").inc();
-                     });
-    return;
-  }
-  auto value = batch->statuses.front().status_text;
-  store_with_event(status_event_atom::value, std::move(batch->statuses.front()),
-                   [self, value](const nlohmann::json&) { count_status(self, value); });
-}
-
 caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_path) {
   self->state.deps = deps;
+  self->state.deps.max_in_flight = std::max<size_t>(1, deps.max_in_flight);
   raw_events_left(deps.metrics);
   raw_events_replayed(deps.metrics);
   raw_events_pruned(deps.metrics);
+  raw_events_deferred(deps.metrics);
+  self->state.backlog = &deps.metrics->get_gauge(
+      "parley_ingest_backlog", "Committed raw events queued or being processed by ingest");
   if (deps.tree)
     deps.tree->enroll(self, {"ingest", "node", parent_path});
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -520,20 +543,19 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
       }
   });
   // Start-up: everything not processed, whatever its age; then what retention lets go.
-  replay_page(self, 0);
+  start_replay(self, 0);
   prune_raw_events(self);
   if (deps.sweep_interval.count() > 0)
     self->delayed_send(self, deps.sweep_interval, tick_atom::value);
   return {
-      [self](ingest_atom, std::string& body, std::string& channel_id,
-             std::string& request_id) -> caf::result<nlohmann::json> {
-        auto rp = self->make_response_promise<nlohmann::json>();
-        accept(self, rp, std::move(body), std::move(channel_id), std::move(request_id));
-        return rp;
+      [self](persistence::journaled_atom, persistence::journaled_events& events) {
+        for (auto& ev : events)
+          enqueue(self, std::move(ev));
+        pump(self);
       },
       [self](progress_ptr& retry) { process(self, retry); },
       [self](runtime::deadline_tick_atom) { self->state.deadlines.on_tick(self); },
-      [self](replay_atom) { replay_page(self, 0); },
+      [self](replay_atom) { start_replay(self, 0); },
       [self](reload_atom) {
         // Channels or tenants changed (created, deleted, suspended): route afresh.
         self->state.routes.clear();
@@ -541,15 +563,18 @@ caf::behavior ingest_impl(ingest_ptr self, ingest_deps deps, std::string parent_
         self->state.tenant_actors.clear();
       },
       [self](tick_atom) {
-        replay_page(self, self->state.deps.sweep_min_age_s);
+        start_replay(self, self->state.deps.sweep_min_age_s);
         prune_raw_events(self);
         self->delayed_send(self, self->state.deps.sweep_interval, tick_atom::value);
       },
       [self](status_atom) {
+        auto& st = self->state;
         return nlohmann::json{{"state", "running"},
                               {"mailbox", self->mailbox().size()},
-                              {"events_in_flight", self->state.in_flight.size()},
-                              {"routes_cached", self->state.routes.size()}};
+                              {"events_in_flight", st.in_flight.size()},
+                              {"events_queued", st.queue.size()},
+                              {"events_processing", st.active},
+                              {"routes_cached", st.routes.size()}};
       },
   };
 }

@@ -1,8 +1,10 @@
 #pragma once
-// The ingest actor: the step after a webhook is durable. It parses the raw event, routes each
-// message and status (phone_number_id -> tenant -> conversation), and marks the raw event
-// processed once every part is committed. Failures leave the event unprocessed: it is retried
-// with backoff, swept up periodically, and replayed at start-up, all idempotently.
+// The ingest actor: the step after a webhook is durable. The raw-event journal hands it every
+// committed batch (persistence/journal.hpp); it queues the events (bounded), parses each, routes
+// each message and status (phone_number_id -> tenant -> conversation), and the event is marked
+// processed once every part is committed: in the statement that stores its part when it has one
+// (nearly all of Meta's), else by a raw_event_done write. Failures leave the event unprocessed:
+// it is retried with backoff, swept up periodically, and replayed at start-up, all idempotently.
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
@@ -27,6 +29,11 @@ struct ingest_deps {
   /// Processed raw events older than this many days are pruned at start-up and at each sweep
   /// (0 = never).
   int raw_event_retention_days = 0;
+  /// Events processed at once; more wait in the queue (ingest.max_in_flight).
+  size_t max_in_flight = 2048;
+  /// Bytes of committed bodies the queue may hold; past them events stay in the database and a
+  /// replay fetches them once the queue has room (ingest.max_queued_mb).
+  size_t max_queued_bytes = size_t{64} << 20;
 };
 
 /// The ingest actor as a permanent child; its handle is published in `slot`. On every start it

@@ -12,14 +12,14 @@
 //   (update_atom, nlohmann::json patch) -> nlohmann::json  validated patch {"name"?,"status"?}
 //   (reload_atom) -> bool                                  re-reads its row (after out-of-band
 //   changes) (status_atom) -> nlohmann::json                        state, mailbox, idle time
-//   (actor tree) (inbound_atom, std::string channel_id, domain::inbound_message, int64_t
-//   raw_event_id)
-//       -> nlohmann::json {"message_id","conversation_id","duplicate"}   routed to the conversation
-//   (inbound_atom, std::string channel_id, domain::inbound_message, nlohmann::json raw_event_row)
-//       -> nlohmann::json {..., "raw_event_id"}   the same for a webhook not yet durable: stored
-//                                                  with its raw event in one transaction
-//   (status_event_atom, std::string channel_id, domain::status_event) -> nlohmann::json
-//   (status_event_atom, std::string channel_id, domain::status_event, nlohmann::json raw_event_row)
+//   (actor tree)
+//   (inbound_atom, std::string channel_id, domain::inbound_message, int64_t raw_event_id,
+//    bool completes_event)
+//       -> nlohmann::json {"message_id","conversation_id","duplicate","event_marked"}   routed to
+//          the conversation; completes_event: the message is its raw event's only part, and the
+//          statement storing it marks the event processed ("event_marked": true when it did)
+//   (status_event_atom, std::string channel_id, domain::status_event, int64_t raw_event_id,
+//    bool completes_event) -> nlohmann::json {"stored","event_marked"}
 //                                                          routed to the recipient's conversation
 //   (send_atom, std::string channel_id, domain::outbound_request) -> nlohmann::json
 //       {"status":202|200,"body":message}                  routed to the channel actor
@@ -33,14 +33,14 @@
 //   internal: pump, probe, requeue, rerecord, load, tick, graph/probe replies (see channel.cpp)
 // conversation (one per active (channel, contact); virtual: activated by the tenant on the first
 // message, passivated after runtime.conversation_idle_timeout_s, state rebuilt from each commit):
-//   (inbound_atom, domain::inbound_message, nlohmann::json raw) -> nlohmann::json (after COMMIT)
-//       raw: the raw event's id (already durable), or its raw_event_row (stored with the message)
-//   (status_event_atom, domain::status_event, nlohmann::json event) -> nlohmann::json (COMMIT)
-//       event: null, or the raw_event_row stored with the status in one transaction
+//   (inbound_atom, domain::inbound_message, int64_t raw_event_id, bool completes_event)
+//       -> nlohmann::json (after COMMIT)
+//   (status_event_atom, domain::status_event, int64_t raw_event_id, bool completes_event)
+//       -> nlohmann::json (after COMMIT)
 //   (status_atom) -> nlohmann::json
 // ingest (one per node): turns durable raw webhook events into messages and statuses
-//   (ingest_atom, std::string body, std::string channel_id, std::string request_id)
-//       -> nlohmann::json {"id": raw_event_id}    after the webhook is durable (the edge's 200)
+//   (persistence::journaled_atom, persistence::journaled_events) -> void   from the journal,
+//       after each COMMIT (persistence/journal.hpp)
 //   (replay_atom) -> void                                  re-feeds unprocessed raw events
 //   (reload_atom) -> void                                  forget cached routes (channels changed)
 //   (status_atom) -> nlohmann::json
@@ -59,7 +59,6 @@ using evict_atom = caf::atom_constant<caf::atom("evict")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
 using status_event_atom = caf::atom_constant<caf::atom("statusevt")>;
-using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using send_atom = caf::atom_constant<caf::atom("send")>;
 using channel_atom = caf::atom_constant<caf::atom("channel")>;

@@ -184,28 +184,18 @@ caf::behavior running(tenant_ptr self) {
         return rp;
       },
       [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
-             int64_t raw_event_id) {
+             int64_t raw_event_id, bool completes_event) {
         self->state.last_active = self->clock().now();
         auto conv = conversation_for(self, channel_id, msg.wa_id);
-        return self->delegate(conv, inbound_atom::value, std::move(msg),
-                              nlohmann::json(raw_event_id));
-      },
-      [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
-             nlohmann::json& event) {
-        self->state.last_active = self->clock().now();
-        auto conv = conversation_for(self, channel_id, msg.wa_id);
-        return self->delegate(conv, inbound_atom::value, std::move(msg), std::move(event));
+        return self->delegate(conv, inbound_atom::value, std::move(msg), raw_event_id,
+                              completes_event);
       },
       [self](status_event_atom, const std::string& channel_id, domain::status_event& ev,
-             nlohmann::json& event) {
+             int64_t raw_event_id, bool completes_event) {
         self->state.last_active = self->clock().now();
         auto conv = conversation_for(self, channel_id, ev.recipient_id);
-        return self->delegate(conv, status_event_atom::value, std::move(ev), std::move(event));
-      },
-      [self](status_event_atom, const std::string& channel_id, domain::status_event& ev) {
-        self->state.last_active = self->clock().now();
-        auto conv = conversation_for(self, channel_id, ev.recipient_id);
-        return self->delegate(conv, status_event_atom::value, std::move(ev), nlohmann::json());
+        return self->delegate(conv, status_event_atom::value, std::move(ev), raw_event_id,
+                              completes_event);
       },
       [self](get_atom) -> caf::result<nlohmann::json> {
         // Usage counts change behind the actor (keys, channels): read them fresh.

@@ -9,6 +9,8 @@ find_package(CLI11 REQUIRED)
 # simdjson 3.0: the webhook body's JSON scan (domain/json_fast_parse.hpp says why).
 find_package(simdjson 3.0 REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
+# libpq itself: the raw-event journal speaks COPY's binary protocol, which libpqxx 6.4 does not.
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 
 # The server's allocator. jemalloc (Debian libjemalloc-dev) instead of glibc's malloc: under

@@ -107,6 +107,8 @@ constexpr std::array field_table = {
   PARLEY_FIELD(runtime, tenant_sweep_interval_s, 1, 86400, secrecy::none),
   PARLEY_FIELD(runtime, tenant_sweep_horizon_h, 1, 30 * 24, secrecy::none),
   PARLEY_FIELD(retention, raw_event_days, 0, 3650, secrecy::none),
+  PARLEY_FIELD(ingest, max_in_flight, 1, 1000000, secrecy::none),
+  PARLEY_FIELD(ingest, max_queued_mb, 1, 1 << 20, secrecy::none),
   PARLEY_FIELD(outbound, max_attempts, 1, 100, secrecy::none),
   PARLEY_FIELD(outbound, backoff_base_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(outbound, backoff_max_ms, 1, day_ms, secrecy::none),

@@ -147,6 +147,16 @@ struct retention_config {
   int raw_event_days = 30;
 };
 
+/// Processing of durable webhooks (actors/ingest.hpp). A webhook is acknowledged once its raw
+/// event is committed; these bound the work and memory between that and its messages.
+struct ingest_config {
+  /// ingest.max_in_flight: raw events processed at once (parsed, routed, being stored).
+  int max_in_flight = 2048;
+  /// ingest.max_queued_mb: committed bodies waiting for processing kept in memory; past this
+  /// they wait in PostgreSQL and are replayed from there (nothing is lost, it costs a read).
+  int max_queued_mb = 64;
+};
+
 struct parley_config {
   http_config http;
   db_config db;
@@ -159,6 +169,7 @@ struct parley_config {
   runtime_config runtime;
   outbound_config outbound;
   retention_config retention;
+  ingest_config ingest;
 };
 
 /// Thrown for any configuration problem; `key` is the dotted key (e.g. "http.port").

@@ -28,6 +28,9 @@ public:
   /// Canonical lowercase text, as PostgreSQL prints it.
   std::string str() const;
 
+  /// The 16 bytes in network order (PostgreSQL's binary form of uuid).
+  const std::array<uint8_t, 16>& bytes() const { return bytes_; }
+
   bool operator==(const uuid&) const = default;
 
   /// For hash tables (the bytes are random already; this folds them).

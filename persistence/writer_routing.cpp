@@ -30,9 +30,14 @@ size_t writer_routing::next_for(const caf::type_erased_tuple& content, size_t wr
   if (content.size() != 2 || !content.match_element<write_op>(1))
     return next(writers);
   const auto& op = content.get_as<write_op>(1);
+  auto it = pinned_.find(op.kind);
+  if (it == pinned_.end())
+    return next(writers);
+  // The row's tenant only matters where the kind spreads over several writers.
   std::string_view tenant;
-  if (auto t = op.row.find("tenant_id"); t != op.row.end() && t->is_string())
-    tenant = t->get_ref<const std::string&>();
+  if (it->second.count > 1)
+    if (auto t = op.row.find("tenant_id"); t != op.row.end() && t->is_string())
+      tenant = t->get_ref<const std::string&>();
   return pick(op.kind, tenant, writers);
 }
 

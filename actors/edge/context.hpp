@@ -30,6 +30,7 @@ struct context {
   runtime::actor_slot* writer = nullptr;  ///< persistence: group-commit writer
   runtime::actor_slot* tenants = nullptr; ///< tenant_registry
   runtime::actor_slot* ingest = nullptr;  ///< ingest (raw webhook events -> conversations)
+  runtime::actor_slot* journal = nullptr; ///< raw-event journal (a webhook durable before its 200)
   runtime::actor_tree* tree = nullptr;
   metrics::registry* metrics = nullptr;
   const crypto::secret_box* secrets = nullptr;

@@ -8,6 +8,7 @@
 #include "actors/edge/support.hpp"
 #include "actors/interfaces.hpp"
 #include "domain/crypto.hpp"
+#include "persistence/journal.hpp"
 #include "runtime/ask.hpp"
 #include "runtime/logging.hpp"
 
@@ -51,36 +52,45 @@ struct webhook_edge {
   metrics::counter* bad_signature;
   metrics::counter* unavailable;
   metrics::histogram* ack_seconds;
+  /// The 200 of every accepted webhook, built once.
+  http::response received = http::response::json(200, {{"status", "received"}});
   log::logger logger{"webhook"};
 };
 
 using edge_ptr = std::shared_ptr<webhook_edge>;
 
-/// Hands the signed webhook to ingest and answers 200 once ingest reports it durable (alone, or
-/// committed together with its message: see ingest.cpp).
+/// Hands the signed webhook to the journal and answers 200 once it is committed; ingest
+/// processes it from there (persistence/journal.hpp). The journal calls back on its own thread;
+/// the responder is thread-safe.
 void accept(const edge_ptr& edge, http::request&& req, http::responder respond,
             std::string channel_id) {
   auto started = std::chrono::steady_clock::now();
-  auto& ctx = edge->ctx;
-  runtime::ask<nlohmann::json>(
-      *ctx->relays, ctx->ingest->get(), ctx->db_timeout,
-      [edge, respond, started](nlohmann::json&) {
-        respond(http::response::json(200, {{"status", "received"}}));
-        edge->accepted->inc();
-        edge->ack_seconds->observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      },
-      [edge, respond, request_id = req.request_id](caf::error& err) {
-        // Not durable, so not acknowledged: Meta retries later.
-        edge->unavailable->inc();
-        edge->logger.warn("webhook not stored",
-                          {{"request_id", request_id}, {"error", message_of(err)}});
-        auto resp = http::response::from_error(errc::storage_unavailable,
-                                               "the webhook could not be stored; retry later");
-        resp.headers.emplace_back("Retry-After", "1");
-        respond(std::move(resp));
-      },
-      ingest_atom::value, std::move(req.body), std::move(channel_id), req.request_id);
+  auto journal = edge->ctx->journal->get();
+  auto unavailable = [edge, respond](const std::string& request_id, const std::string& why) {
+    // Not durable, so not acknowledged: Meta retries later.
+    edge->unavailable->inc();
+    edge->logger.warn("webhook not stored", {{"request_id", request_id}, {"error", why}});
+    auto resp = http::response::from_error(errc::storage_unavailable,
+                                           "the webhook could not be stored; retry later");
+    resp.headers.emplace_back("Retry-After", "1");
+    respond(std::move(resp));
+  };
+  if (!journal)
+    return unavailable(req.request_id, "the journal is starting or restarting");
+  persistence::journal_entry entry;
+  entry.body = std::move(req.body);
+  entry.channel_id = std::move(channel_id);
+  entry.request_id = req.request_id;
+  entry.done = [edge, respond, started, unavailable,
+                request_id = req.request_id](int64_t, const caf::error& err) {
+    if (err)
+      return unavailable(request_id, message_of(err));
+    respond(edge->received);
+    edge->accepted->inc();
+    edge->ack_seconds->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  caf::anon_send(journal, persistence::journal_atom::value, std::move(entry));
 }
 
 void reject_signature(const edge_ptr& edge, const http::request& req, http::responder& respond,

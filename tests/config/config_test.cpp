@@ -72,6 +72,8 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_EQ(cfg.runtime.scheduler_threads, 2);
   EXPECT_EQ(cfg.retention.raw_event_days, 30);
+  EXPECT_EQ(cfg.ingest.max_in_flight, 2048);
+  EXPECT_EQ(cfg.ingest.max_queued_mb, 64);
   EXPECT_EQ(cfg.security.master_key, master_key);
   EXPECT_EQ(cfg.admin.token, admin_token);
 }
@@ -238,6 +240,8 @@ TEST(config, wrong_types_and_ranges_name_the_key) {
                "runtime.tenant_sweep_horizon_h", {"1..720"});
   expect_error(R"({"retention": {"raw_event_days": -1}})", required_env(),
                "retention.raw_event_days", {"0..3650"});
+  expect_error(R"({"ingest": {"max_in_flight": 0}})", required_env(), "ingest.max_in_flight",
+               {"1..1000000"});
   expect_error(R"({"http": 5})", required_env(), "http", {"expected an object"});
   expect_error(R"({"log": {"level": "loud"}})", required_env(), "log.level", {"loud"});
   expect_error(R"({"whatsapp": {"graph_base_url": "ftp://x"}})", required_env(),
