@@ -24,12 +24,12 @@ std::string numbered(size_t i) {
 }
 
 /// Marks processed the raw events of rows that say "completes_event" (the event's only part),
-/// in the statement that stores them: the mark commits with the part or not at all. The id array
-/// is an index condition whatever plan is cached (see store_messages_of).
+/// in the statement that stores them: the mark commits with the part or not at all. An event is
+/// processed once its id has left raw_webhook_events_pending (migration 0010). The id array is an
+/// index condition whatever plan is cached (see store_messages_of).
 #define PARLEY_MARK_EVENTS                                                                         \
-  "marked AS (UPDATE raw_webhook_events e SET processed_at = now() "                               \
-  "WHERE e.id = ANY(ARRAY(SELECT r.raw_event_id FROM r WHERE r.completes_event)) "                 \
-  "AND e.processed_at IS NULL)"
+  "marked AS (DELETE FROM raw_webhook_events_pending p "                                           \
+  "WHERE p.id = ANY(ARRAY(SELECT r.raw_event_id FROM r WHERE r.completes_event)))"
 
 /// Meta's message time as stored: out-of-range timestamps fall back to the arrival time.
 #define PARLEY_META_TS(col)                                                                        \
@@ -290,6 +290,9 @@ std::vector<nlohmann::json> mark_done(pqxx::work& tx, const std::vector<nlohmann
   for (const auto& r : rows)
     ids.push_back(r["id"].get<int64_t>());
   persistence::exec_prepared_sql(tx, "inbound_raw_events_done", R"(
+    WITH done AS (
+      DELETE FROM raw_webhook_events_pending p WHERE p.id = ANY($2::bigint[])
+    )
     UPDATE raw_webhook_events e
     SET processed_at = coalesce(e.processed_at, now()), outcome = r.outcome, error = nullif(r.error, '')
     FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text, error text)
@@ -332,9 +335,9 @@ persistence::db_job unprocessed_events(int64_t after, int limit, int min_age_s) 
                 "SELECT coalesce(json_agg(json_build_object('id', id, 'channel_id', channel_id, "
                 "'body_b64', translate(encode(body, 'base64'), E'\\n', '')) ORDER BY id), "
                 "'[]')::text FROM ("
-                "SELECT id, channel_id, body FROM raw_webhook_events "
-                "WHERE processed_at IS NULL AND id > $1 "
-                "AND received_at <= now() - make_interval(secs => $3) ORDER BY id LIMIT $2) x",
+                "SELECT e.id, e.channel_id, e.body FROM raw_webhook_events_pending p "
+                "JOIN raw_webhook_events e ON e.id = p.id WHERE p.id > $1 "
+                "AND e.received_at <= now() - make_interval(secs => $3) ORDER BY p.id LIMIT $2) x",
                 after, limit, min_age_s);
             return nlohmann::json::parse(r[0][0].c_str());
           }};
@@ -349,11 +352,12 @@ persistence::db_job prune_raw_events(int days, int limit, int64_t after) {
             // Nodes pruning at once wait briefly for each other's row locks, then skip the rows
             // already gone.
             auto r = tx.exec_params(
-                "WITH page AS MATERIALIZED (SELECT id, received_at, processed_at "
+                "WITH page AS MATERIALIZED (SELECT id, received_at "
                 "FROM raw_webhook_events WHERE id > $3 ORDER BY id LIMIT $2), "
                 "gone AS (DELETE FROM raw_webhook_events WHERE id IN ("
-                "SELECT id FROM page WHERE processed_at IS NOT NULL "
-                "AND received_at < now() - make_interval(days => $1)) RETURNING 1) "
+                "SELECT id FROM page WHERE NOT EXISTS (SELECT 1 FROM raw_webhook_events_pending "
+                "p WHERE p.id = page.id) AND received_at < now() - make_interval(days => $1)) "
+                "RETURNING 1) "
                 "SELECT (SELECT count(*) FROM gone), coalesce((SELECT max(id) FROM page), $3), "
                 "(SELECT count(*) FROM page) = $2 AND coalesce((SELECT received_at < now() - "
                 "make_interval(days => $1) FROM page ORDER BY id DESC LIMIT 1), false)",

@@ -26,8 +26,11 @@ using reconnect_atom = caf::atom_constant<caf::atom("jreconnect")>;
 
 constexpr std::chrono::milliseconds initial_backoff{50};
 
+// Two COPYs in one simple query: PostgreSQL runs them as one implicit transaction, committed
+// when the second ends (an event and its pending mark, or neither), in three round trips.
 constexpr const char* copy_statement =
-    "COPY raw_webhook_events (id, channel_id, request_id, body) FROM STDIN (FORMAT binary)";
+    "COPY raw_webhook_events (id, channel_id, request_id, body) FROM STDIN (FORMAT binary); "
+    "COPY raw_webhook_events_pending (id) FROM STDIN (FORMAT binary)";
 
 struct conn_closer {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -193,29 +196,42 @@ void reserve_ids(journal_state& st, size_t n) {
   st.next_id = 0;
 }
 
-/// One COPY of `rows` with `ids`, committed on its own. Throws pg_failure.
-void copy_rows(journal_state& st, const std::vector<journal_entry>& rows,
-               const std::vector<int64_t>& ids) {
-  auto data = raw_events_copy_data(rows, ids);
-  PGconn* c = st.conn.get();
-  pg_result start{PQexec(c, copy_statement)};
-  if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
-    auto f = failure_of(c, start.get());
-    f.before_data = true;
+/// Sends one COPY's data once the server asks for it (`res` is its CopyIn answer); returns the
+/// next result. Throws pg_failure.
+pg_result put_copy(PGconn* c, pg_result res, const std::string& data, bool first) {
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) {
+    auto f = failure_of(c, res.get());
+    f.before_data = first;
+    while (pg_result more{PQgetResult(c)}) {
+    }
     throw f;
   }
   if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1 ||
       PQputCopyEnd(c, nullptr) != 1)
     throw failure_of(c, nullptr);
-  pg_result end{PQgetResult(c)};
-  bool ok = end && PQresultStatus(end.get()) == PGRES_COMMAND_OK;
-  pg_failure f;
-  if (!ok)
-    f = failure_of(c, end.get());
-  while (pg_result more{PQgetResult(c)}) {
-  }
-  if (!ok)
+  pg_result done{PQgetResult(c)};
+  if (!done || PQresultStatus(done.get()) != PGRES_COMMAND_OK) {
+    auto f = failure_of(c, done.get());
+    while (pg_result more{PQgetResult(c)}) {
+    }
     throw f;
+  }
+  return pg_result{PQgetResult(c)};
+}
+
+/// The rows with `ids` and their pending marks, committed together. Throws pg_failure.
+void copy_rows(journal_state& st, const std::vector<journal_entry>& rows,
+               const std::vector<int64_t>& ids) {
+  PGconn* c = st.conn.get();
+  auto next =
+      put_copy(c, pg_result{PQexec(c, copy_statement)}, raw_events_copy_data(rows, ids), true);
+  auto last = put_copy(c, std::move(next), pending_copy_data(ids), false);
+  if (last) { // anything after the second COPY's CommandComplete is unexpected
+    auto f = failure_of(c, last.get());
+    while (pg_result more{PQgetResult(c)}) {
+    }
+    throw f;
+  }
 }
 
 bool connection_lost(const journal_state& st) {
@@ -405,6 +421,21 @@ std::string raw_events_copy_data(const std::vector<journal_entry>& rows,
     }
     put_field(out, r.request_id);
     put_field(out, r.body);
+  }
+  put_u16(out, 0xffff);
+  return out;
+}
+
+std::string pending_copy_data(const std::vector<int64_t>& ids) {
+  std::string out;
+  out.reserve(21 + ids.size() * 14);
+  out.append("PGCOPY\n\377\r\n\0", 11);
+  put_u32(out, 0);
+  put_u32(out, 0);
+  for (auto id : ids) {
+    put_u16(out, 1);
+    put_u32(out, 8);
+    put_u64(out, static_cast<uint64_t>(id));
   }
   put_u16(out, 0xffff);
   return out;

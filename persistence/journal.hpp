@@ -2,8 +2,9 @@
 // The raw-event journal: where a signed webhook becomes durable before its 200.
 //
 // Acknowledging a webhook needs nothing but its bytes on disk, so the journal does nothing else:
-// one connection, one binary COPY per batch (the COPY is its own transaction), ids reserved from
-// the table's sequence in blocks so that a batch costs two round trips and no statement per row.
+// one connection, one transaction of two binary COPYs per batch (the events, and their ids into
+// raw_webhook_events_pending: the work they still owe), ids reserved from the table's sequence in
+// blocks so that a batch costs three round trips and no statement per row.
 // Parsing, routing and storing the messages happen after the 200, in ingest, off this path.
 //
 // The HTTP edge sends entries with caf::anon_send from its I/O threads (no relay actor, no
@@ -85,6 +86,9 @@ caf::actor spawn_journal(caf::actor_system& sys, const config::db_config& cfg, j
 /// `ids[i]` is row i's id. A channel_id that is not a UUID is written as NULL. Pure, for tests.
 std::string raw_events_copy_data(const std::vector<journal_entry>& rows,
                                  const std::vector<int64_t>& ids);
+
+/// The binary COPY stream of raw_webhook_events_pending (id bigint) for `ids`. Pure, for tests.
+std::string pending_copy_data(const std::vector<int64_t>& ids);
 
 } // namespace parley::persistence
 

@@ -58,9 +58,11 @@ std::vector<int64_t> journal_events(bench::bench_db& probe, size_t n) {
   std::vector<int64_t> ids;
   ids.reserve(n);
   for (const auto& row : probe.query(
-           "INSERT INTO raw_webhook_events (body) SELECT convert_to(repeat('x', 1200) || g, "
-           "'UTF8') FROM generate_series(1, " +
-           std::to_string(n) + ") g RETURNING id"))
+           "WITH e AS (INSERT INTO raw_webhook_events (body) SELECT convert_to(repeat('x', 1200) "
+           "|| g, 'UTF8') FROM generate_series(1, " +
+           std::to_string(n) +
+           ") g RETURNING id), p AS (INSERT INTO raw_webhook_events_pending (id) SELECT id FROM e) "
+           "SELECT id FROM e"))
     ids.push_back(row[0].as<int64_t>());
   return ids;
 }

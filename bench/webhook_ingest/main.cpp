@@ -146,7 +146,7 @@ struct run_report {
 std::optional<double> wait_drained(bench_db& db, double max_s) {
   auto t0 = std::chrono::steady_clock::now();
   for (;;) {
-    auto left = db.scalar("SELECT count(*) FROM raw_webhook_events WHERE processed_at IS NULL");
+    auto left = db.scalar("SELECT count(*) FROM raw_webhook_events_pending");
     double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (left == 0)
       return waited;

@@ -10,16 +10,18 @@ namespace {
 
 class raw_event_retention_test : public test::store_fixture {
 protected:
-  /// A raw event received `age_days` ago, processed or not; returns its id.
+  /// A raw event received `age_days` ago, processed or not (then still pending, as the journal
+  /// leaves it); returns its id.
   std::string add_event(int age_days, bool processed) {
+    auto age = "make_interval(days => " + std::to_string(age_days) + ")";
     return test::sql_value(
         db_->url(),
-        "INSERT INTO raw_webhook_events (received_at, body, processed_at) VALUES (now() - "
-        "make_interval(days => " +
-            std::to_string(age_days) + "), '{}'::bytea, " +
-            (processed ? "now() - make_interval(days => " + std::to_string(age_days) + ")"
-                       : std::string{"NULL"}) +
-            ") RETURNING id::text");
+        "WITH e AS (INSERT INTO raw_webhook_events (received_at, body, processed_at) VALUES (now() "
+        "- " +
+            age + ", '{}'::bytea, " + (processed ? "now() - " + age : std::string{"NULL"}) +
+            ") RETURNING id), p AS (INSERT INTO raw_webhook_events_pending (id) SELECT id FROM e "
+            "WHERE " +
+            (processed ? "false" : "true") + ") SELECT id::text FROM e");
   }
 
   bool exists(const std::string& id) {

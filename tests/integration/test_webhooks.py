@@ -14,6 +14,7 @@ import unittest
 
 from harness import ParleyTestCase, channel_body, require_environment
 from webhook_fixtures import (FIXTURE_MESSAGE_PAYLOADS, FIXTURE_PAYLOADS, FIXTURE_STATUS_PAYLOADS,
+                              is_processed_sql,
                               WEBHOOK_PATH, conversation_of, conversations, encode, entry, envelope,
                               load_fixtures, message_by_wamid, messages_change, messages_of,
                               metric, post_webhook, raw_event_count, rewrite, scrape, sign,
@@ -53,7 +54,7 @@ class WebhookServerCase(ParleyTestCase):
 
     def raw_row(self, request_id):
         """(outcome, processed?, channel_id) of the raw event stored for a request id."""
-        out = self.server.sql("SELECT outcome, processed_at IS NOT NULL, "
+        out = self.server.sql("SELECT outcome, " + is_processed_sql() + ", "
                               "coalesce(channel_id::text, '') FROM raw_webhook_events "
                               f"WHERE request_id = {sql_quote(request_id)}")
         rows = [line.split("|") for line in out.splitlines() if line]

@@ -284,7 +284,14 @@ def sql_int(srv_or_db: Any, statement: str) -> int:
 
 
 def unprocessed(srv_or_db: Any) -> int:
-    return sql_int(srv_or_db, "SELECT count(*) FROM raw_webhook_events WHERE processed_at IS NULL")
+    """Raw events that still owe work (migration 0010: their ids wait in a table of their own)."""
+    return sql_int(srv_or_db, "SELECT count(*) FROM raw_webhook_events_pending")
+
+
+def is_processed_sql(alias: str = "raw_webhook_events") -> str:
+    """SQL true when the raw event `alias` has been processed."""
+    return (f"NOT EXISTS (SELECT 1 FROM raw_webhook_events_pending p "
+            f"WHERE p.id = {alias}.id)")
 
 
 def raw_event_count(srv_or_db: Any) -> int:
@@ -292,11 +299,12 @@ def raw_event_count(srv_or_db: Any) -> int:
 
 
 def wait_processed(srv: ParleyServer, timeout: float = 30.0) -> None:
-    """Every stored raw event has processed_at, or AssertionError naming what is left."""
+    """Every stored raw event is processed, or AssertionError naming what is left."""
     if wait_until(lambda: unprocessed(srv) == 0, timeout, 0.1):
         return
-    left = srv.sql("SELECT id, outcome, error, left(convert_from(body, 'UTF8'), 200) "
-                   "FROM raw_webhook_events WHERE processed_at IS NULL ORDER BY id LIMIT 10")
+    left = srv.sql("SELECT e.id, e.outcome, e.error, left(convert_from(e.body, 'UTF8'), 200) "
+                   "FROM raw_webhook_events_pending p JOIN raw_webhook_events e USING (id) "
+                   "ORDER BY e.id LIMIT 10")
     raise AssertionError(f"{unprocessed(srv)} raw events still unprocessed after {timeout} s:\n"
                          f"{left}\n{srv.logs(40)}")
 
@@ -399,8 +407,8 @@ def wait_event(srv: ParleyServer, request_id: str, timeout: float = 15.0) -> Tup
         if rid is None:
             rid = raw_event_id(srv, request_id)
         if rid is not None:
-            out = srv.sql("SELECT outcome, coalesce(error, ''), processed_at IS NOT NULL "
-                          f"FROM raw_webhook_events WHERE id = {rid}")
+            out = srv.sql("SELECT outcome, coalesce(error, ''), " + is_processed_sql() +
+                          f" FROM raw_webhook_events WHERE id = {rid}")
             parts = out.split("|")
             outcome, error, done = parts[0], "|".join(parts[1:-1]), parts[-1] == "t"
             if done:

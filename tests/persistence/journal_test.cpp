@@ -151,6 +151,10 @@ TEST_F(JournalTest, EntriesAreDurableBeforeTheirAnswerAndHandedOnInOrder) {
                             "FROM raw_webhook_events WHERE id = " +
                                 id3),
             channel + " req-3 body-3 true");
+  // Each event owes its processing until ingest says otherwise, committed with the event.
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT count(*) FROM raw_webhook_events_pending p "
+                                        "JOIN raw_webhook_events e USING (id)"),
+            "50");
   EXPECT_EQ(test::sql_value(db_->url(), "SELECT channel_id IS NULL FROM raw_webhook_events "
                                         "WHERE id = " +
                                             std::to_string(all["4"].id)),
@@ -183,6 +187,7 @@ TEST_F(JournalTest, ChannelIdThatIsNotAUuidIsRefused) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all["bad"].code, errc::invalid_argument);
   EXPECT_EQ(raw_count(), 0);
+  EXPECT_EQ(test::sql_value(db_->url(), "SELECT count(*) FROM raw_webhook_events_pending"), "0");
 }
 
 TEST_F(JournalTest, UnreachableDatabaseAnswersUnavailableAtOnce) {
