@@ -135,11 +135,17 @@ bool wait_for_ingest(caf::actor_system& sys, runtime::actor_slot& ingest,
   return false;
 }
 
-/// Group-commit kinds of every module that writes through the writers.
-std::map<std::string, persistence::batch_fn> all_batch_handlers() {
-  auto kinds = inbound_store::batch_handlers();
-  kinds.merge(outbound_store::batch_handlers());
-  return kinds;
+/// The inbound writer: messages and statuses from ingest, after their webhooks' 200. Nobody
+/// waits for these commits, so a batch starts at most every ingest.batch_interval_ms and holds
+/// what arrived meanwhile (up to ingest.batch_max_rows): at moderate load too, hundreds of rows
+/// per statement instead of the few that arrive during one short commit.
+caf::actor spawn_inbound_writer(caf::actor_system& sys, const config::parley_config& cfg,
+                                metrics::registry& registry) {
+  auto opts = persistence::make_writer_options(cfg.db, inbound_store::batch_handlers());
+  opts.max_rows = static_cast<size_t>(cfg.ingest.batch_max_rows);
+  opts.max_delay = std::chrono::milliseconds(cfg.ingest.batch_interval_ms);
+  opts.min_interval = std::chrono::milliseconds(cfg.ingest.batch_interval_ms);
+  return persistence::spawn_writer(sys, cfg.db, std::move(opts), registry);
 }
 
 /// Activates every tenant that has channels, so outboxes left by a crash are re-driven and
@@ -195,7 +201,8 @@ int serve(const config::parley_config& cfg) {
   // Destroyed after the HTTP server (declared before it): Redis answers may still complete
   // requests until the server has drained.
   rate_limiter limiter{cfg.ratelimit, cfg.redis.url, registry};
-  runtime::actor_slot db_slot, writer_slot, tenants_slot, ingest_slot, journal_slot;
+  runtime::actor_slot db_slot, writer_slot, inbound_writer_slot, tenants_slot, ingest_slot,
+      journal_slot;
   std::atomic<bool> draining{false};
   // Outlives the actors that publish and the HTTP server whose streams subscribe.
   runtime::event_hub events;
@@ -236,7 +243,7 @@ int serve(const config::parley_config& cfg) {
     chan_deps.events = &events;
 
     conversation_deps conv_deps;
-    conv_deps.writer = &writer_slot;
+    conv_deps.writer = &inbound_writer_slot;
     conv_deps.events = &events;
     conv_deps.idle_timeout = std::chrono::seconds(cfg.runtime.conversation_idle_timeout_s);
     conv_deps.active = &registry.get_gauge("parley_conversation_actors_active",
@@ -276,8 +283,8 @@ int serve(const config::parley_config& cfg) {
                          // (docs/performance.md). More writers commit in parallel, round-robin,
                          // for machines with cores to spare.
                          auto make = [&cfg, &registry, &s] {
-                           auto opts =
-                               persistence::make_writer_options(cfg.db, all_batch_handlers());
+                           auto opts = persistence::make_writer_options(
+                               cfg.db, outbound_store::batch_handlers());
                            // Accepting sends locks the tenants' monthly usage counters: the
                            // shorter the rest of the transaction after it, the less the
                            // writers wait for each other.
@@ -286,28 +293,25 @@ int serve(const config::parley_config& cfg) {
                          };
                          if (cfg.db.writers <= 1)
                            return make();
-                         // Kinds meet in few writers (more rows per statement, and a
-                         // statement costs a fixed part per execution); a tenant's accepts,
-                         // which lock its usage counter until COMMIT, always in the same one.
-                         // Results, dispatch marks and the inbound kinds take the last writer,
-                         // accepts the others. Inbound rows come from ingest after their 200,
-                         // so nobody waits for their commit: one writer's batches grow to
-                         // hundreds of rows, which costs PostgreSQL a third less per message
-                         // than two writers' halves (docs/performance.md, session 13).
+                         // Outbound kinds meet in few writers (more rows per statement);
+                         // a tenant's accepts, which lock its usage counter until COMMIT,
+                         // always in the same one. Results and dispatch marks take the last
+                         // writer, accepts the others.
                          auto n = static_cast<size_t>(cfg.db.writers);
                          persistence::writer_routing routing{
                              {{outbound_store::accept_kind, {0, std::max<size_t>(1, n - 1)}},
                               {outbound_store::dispatch_kind, {n - 1, 1}},
-                              {outbound_store::result_kind, {n - 1, 1}},
-                              {inbound_store::message_kind, {n - 1, 1}},
-                              {inbound_store::status_kind, {n - 1, 1}},
-                              {inbound_store::raw_event_done_kind, {n - 1, 1}}}};
+                              {outbound_store::result_kind, {n - 1, 1}}}};
                          return caf::actor_pool::make(s.dummy_execution_unit(),
                                                       static_cast<size_t>(cfg.db.writers), make,
                                                       routing.policy());
                        }),
+            slot_child("inbound_writer", "db_writer", &inbound_writer_slot, &tree,
+                       [&cfg, &registry](caf::actor_system& s) {
+                         return spawn_inbound_writer(s, cfg, registry);
+                       }),
             tenant_registry_spec(deps, &tenants_slot),
-            ingest_spec(ingest_deps{&db_slot, &writer_slot, &tenants_slot, &tree, &registry,
+            ingest_spec(ingest_deps{&db_slot, &inbound_writer_slot, &tenants_slot, &tree, &registry,
                                     std::chrono::milliseconds(cfg.db.request_timeout_ms) * 2,
                                     std::chrono::seconds(30), 30, 5, cfg.retention.raw_event_days,
                                     static_cast<size_t>(cfg.ingest.max_in_flight),
@@ -333,8 +337,8 @@ int serve(const config::parley_config& cfg) {
 
     // The root starts its children on its first run (a worker thread); serve only once every
     // slot holds a live actor.
-    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && tenants_slot.get() &&
-                                  ingest_slot.get() && journal_slot.get());
+    for (int i = 0; i < 1000 && !(db_slot.get() && writer_slot.get() && inbound_writer_slot.get() &&
+                                  tenants_slot.get() && ingest_slot.get() && journal_slot.get());
          ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
@@ -406,6 +410,7 @@ int serve(const config::parley_config& cfg) {
     // destructor waits for those threads.
     db_slot.set(nullptr);
     writer_slot.set(nullptr);
+    inbound_writer_slot.set(nullptr);
     tenants_slot.set(nullptr);
     ingest_slot.set(nullptr);
     journal_slot.set(nullptr);

@@ -109,6 +109,8 @@ constexpr std::array field_table = {
   PARLEY_FIELD(retention, raw_event_days, 0, 3650, secrecy::none),
   PARLEY_FIELD(ingest, max_in_flight, 1, 1000000, secrecy::none),
   PARLEY_FIELD(ingest, max_queued_mb, 1, 1 << 20, secrecy::none),
+  PARLEY_FIELD(ingest, batch_interval_ms, 0, 10000, secrecy::none),
+  PARLEY_FIELD(ingest, batch_max_rows, 1, 100000, secrecy::none),
   PARLEY_FIELD(outbound, max_attempts, 1, 100, secrecy::none),
   PARLEY_FIELD(outbound, backoff_base_ms, 1, day_ms, secrecy::none),
   PARLEY_FIELD(outbound, backoff_max_ms, 1, day_ms, secrecy::none),

@@ -155,6 +155,11 @@ struct ingest_config {
   /// ingest.max_queued_mb: committed bodies waiting for processing kept in memory; past this
   /// they wait in PostgreSQL and are replayed from there (nothing is lost, it costs a read).
   int max_queued_mb = 64;
+  /// ingest.batch_interval_ms: the inbound writer starts a batch at most this often (nobody
+  /// waits for these commits; longer = larger batches, cheaper per message, later in the API).
+  int batch_interval_ms = 20;
+  /// ingest.batch_max_rows: rows per inbound batch at most.
+  int batch_max_rows = 2000;
 };
 
 struct parley_config {

@@ -1,10 +1,13 @@
 #include "persistence/journal.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <utility>
+
+#include <poll.h>
 
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -26,12 +29,6 @@ using reconnect_atom = caf::atom_constant<caf::atom("jreconnect")>;
 
 constexpr std::chrono::milliseconds initial_backoff{50};
 
-// Two COPYs in one simple query: PostgreSQL runs them as one implicit transaction, committed
-// when the second ends (an event and its pending mark, or neither), in three round trips.
-constexpr const char* copy_statement =
-    "COPY raw_webhook_events (id, channel_id, request_id, body) FROM STDIN (FORMAT binary); "
-    "COPY raw_webhook_events_pending (id) FROM STDIN (FORMAT binary)";
-
 struct conn_closer {
   void operator()(PGconn* c) const { PQfinish(c); }
 };
@@ -40,11 +37,6 @@ struct result_clearer {
 };
 using pg_conn = std::unique_ptr<PGconn, conn_closer>;
 using pg_result = std::unique_ptr<PGresult, result_clearer>;
-
-void put_u16(std::string& out, uint16_t v) {
-  out += static_cast<char>(v >> 8);
-  out += static_cast<char>(v & 0xff);
-}
 
 void put_u32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8)
@@ -90,9 +82,10 @@ struct journal_state {
   connection_options conn_opts;
   journal_options opts;
   pg_conn conn;
-  std::vector<journal_entry> pending; ///< taken from the mailbox, waiting for the next COPY
+  std::vector<journal_entry> pending; ///< taken from the mailbox, waiting for the next batch
   std::vector<int64_t> ids;           ///< reserved from the sequence, not used yet...
   size_t next_id = 0;                 ///< ...from this index on
+  bool prepared = false;              ///< insert_statement is prepared on this connection
   bool down = false;
   std::string down_reason;
   std::chrono::milliseconds backoff{initial_backoff};
@@ -129,6 +122,7 @@ void set_up(journal_state& st, bool is_up) {
 /// Opens the connection; throws std::runtime_error with a scrubbed message.
 void open(journal_state& st) {
   st.conn.reset();
+  st.prepared = false;
   pg_conn c{PQconnectdb(connection_string(st.url, st.conn_opts).c_str())};
   if (!c || PQstatus(c.get()) != CONNECTION_OK) {
     std::string msg = c ? PQerrorMessage(c.get()) : "out of memory";
@@ -196,42 +190,54 @@ void reserve_ids(journal_state& st, size_t n) {
   st.next_id = 0;
 }
 
-/// Sends one COPY's data once the server asks for it (`res` is its CopyIn answer); returns the
-/// next result. Throws pg_failure.
-pg_result put_copy(PGconn* c, pg_result res, const std::string& data, bool first) {
-  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) {
-    auto f = failure_of(c, res.get());
-    f.before_data = first;
-    while (pg_result more{PQgetResult(c)}) {
-    }
-    throw f;
-  }
-  if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1 ||
-      PQputCopyEnd(c, nullptr) != 1)
-    throw failure_of(c, nullptr);
-  pg_result done{PQgetResult(c)};
-  if (!done || PQresultStatus(done.get()) != PGRES_COMMAND_OK) {
-    auto f = failure_of(c, done.get());
-    while (pg_result more{PQgetResult(c)}) {
-    }
-    throw f;
-  }
-  return pg_result{PQgetResult(c)};
-}
+// One statement, so one round trip and one implicit transaction: the events and their pending
+// marks commit together. Arrays travel in binary (no escaping, no parsing of 1.2 KB bodies).
+// A COPY of each table cost PostgreSQL twice as much per batch at the batch sizes of moderate
+// load (0.59 ms against 0.28 ms for ~8 rows, pg_stat_statements): COPY's start-up is dear.
+constexpr const char* insert_name = "journal_insert";
+constexpr const char* insert_statement =
+    "WITH ev AS (INSERT INTO raw_webhook_events (id, channel_id, request_id, body) "
+    "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bytea[])) "
+    "INSERT INTO raw_webhook_events_pending (id) SELECT unnest($1::bigint[])";
 
 /// The rows with `ids` and their pending marks, committed together. Throws pg_failure.
-void copy_rows(journal_state& st, const std::vector<journal_entry>& rows,
-               const std::vector<int64_t>& ids) {
+void insert_rows(journal_state& st, const std::vector<journal_entry>& rows,
+                 const std::vector<int64_t>& ids) {
   PGconn* c = st.conn.get();
-  auto next =
-      put_copy(c, pg_result{PQexec(c, copy_statement)}, raw_events_copy_data(rows, ids), true);
-  auto last = put_copy(c, std::move(next), pending_copy_data(ids), false);
-  if (last) { // anything after the second COPY's CommandComplete is unexpected
-    auto f = failure_of(c, last.get());
-    while (pg_result more{PQgetResult(c)}) {
-    }
+  // A backend that went away while the connection was idle (terminated, server restarted) has
+  // usually said so already: read that now, before anything of this batch is sent, so the
+  // batch can go to a new connection instead of failing with an unknown outcome.
+  // (An idle connection has nothing to read unless its backend said goodbye: then read the
+  // message and, once more, the end of the stream, which marks the connection bad.)
+  pollfd idle{PQsocket(c), POLLIN, 0};
+  for (int i = 0; i < 3 && ::poll(&idle, 1, 0) > 0; ++i)
+    if (PQconsumeInput(c) == 0)
+      break;
+  if (PQstatus(c) != CONNECTION_OK) {
+    auto f = failure_of(c, nullptr);
+    f.before_data = true;
     throw f;
   }
+  if (!st.prepared) {
+    pg_result p{PQprepare(c, insert_name, insert_statement, 0, nullptr)};
+    if (!p || PQresultStatus(p.get()) != PGRES_COMMAND_OK) {
+      auto f = failure_of(c, p.get());
+      f.before_data = true;
+      throw f;
+    }
+    st.prepared = true;
+  }
+  auto params = raw_event_arrays(rows, ids);
+  const char* values[4];
+  int lengths[4];
+  int formats[4] = {1, 1, 1, 1};
+  for (size_t i = 0; i < 4; ++i) {
+    values[i] = params[i].data();
+    lengths[i] = static_cast<int>(params[i].size());
+  }
+  pg_result r{PQexecPrepared(c, insert_name, 4, values, lengths, formats, 0)};
+  if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+    throw failure_of(c, r.get());
 }
 
 bool connection_lost(const journal_state& st) {
@@ -268,7 +274,7 @@ void flush(journal_actor* self) {
                      st.ids.begin() + static_cast<std::ptrdiff_t>(st.next_id + rows.size()));
           st.next_id += rows.size();
         }
-        copy_rows(st, rows, ids);
+        insert_rows(st, rows, ids);
         return;
       } catch (const pg_failure& f) {
         if (retried || !f.before_data || !connection_lost(st))
@@ -289,7 +295,7 @@ void flush(journal_actor* self) {
   } catch (const pg_failure& f) {
     st.errors->inc();
     if (connection_lost(st) || !f.data || ids.size() != rows.size()) {
-      // Whether the COPY committed is unknown when the connection went: not acknowledged, so
+      // Whether the batch committed is unknown when the connection went: not acknowledged, so
       // Meta sends it again and its messages deduplicate.
       std::string why = "database unavailable: " + scrub(f.message, st.url);
       if (connection_lost(st))
@@ -299,10 +305,10 @@ void flush(journal_actor* self) {
       unavailable(why);
       return;
     }
-    // The data broke the COPY: each row alone, so only a bad one fails.
+    // The data broke the batch: each row alone, so only a bad one fails.
     for (size_t i = 0; i < rows.size(); ++i) {
       try {
-        copy_rows(st, {rows[i]}, {ids[i]});
+        insert_rows(st, {rows[i]}, {ids[i]});
         stored[i] = true;
       } catch (const pg_failure& one) {
         if (connection_lost(st)) {
@@ -379,7 +385,7 @@ caf::behavior journal(journal_actor* self, std::string url, connection_options c
           return;
         }
         st.pending.push_back(std::move(e));
-        // Everything that arrived meanwhile shares the COPY: batches grow with the load, and a
+        // Everything that arrived meanwhile shares the batch: batches grow with the load, and a
         // lone webhook is committed at once.
         if (st.pending.size() >= st.opts.max_rows || self->mailbox().empty())
           flush(self);
@@ -397,48 +403,57 @@ caf::behavior journal(journal_actor* self, std::string url, connection_options c
 
 } // namespace
 
-std::string raw_events_copy_data(const std::vector<journal_entry>& rows,
-                                 const std::vector<int64_t>& ids) {
-  size_t size = 21;
-  for (const auto& r : rows)
-    size += 2 + 4 + 8 + 4 + 16 + 4 + r.request_id.size() + 4 + r.body.size();
-  std::string out;
-  out.reserve(size);
-  out.append("PGCOPY\n\377\r\n\0", 11);
-  put_u32(out, 0); // flags
-  put_u32(out, 0); // header extension length
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const auto& r = rows[i];
-    put_u16(out, 4);
-    put_u32(out, 8);
-    put_u64(out, static_cast<uint64_t>(ids.at(i)));
-    auto channel = r.channel_id.empty() ? std::nullopt : domain::uuid::parse(r.channel_id);
-    if (channel) {
-      const auto& b = channel->bytes();
-      put_field(out, std::string_view{reinterpret_cast<const char*>(b.data()), b.size()});
-    } else {
-      put_u32(out, 0xffffffffu); // NULL
-    }
-    put_field(out, r.request_id);
-    put_field(out, r.body);
-  }
-  put_u16(out, 0xffff);
-  return out;
-}
+namespace {
 
-std::string pending_copy_data(const std::vector<int64_t>& ids) {
-  std::string out;
-  out.reserve(21 + ids.size() * 14);
-  out.append("PGCOPY\n\377\r\n\0", 11);
-  put_u32(out, 0);
-  put_u32(out, 0);
-  for (auto id : ids) {
-    put_u16(out, 1);
-    put_u32(out, 8);
-    put_u64(out, static_cast<uint64_t>(id));
+/// One dimension of PostgreSQL's binary array format (array_send): header, then the elements.
+class binary_array {
+public:
+  binary_array(uint32_t element_oid, size_t count, size_t payload) {
+    out_.reserve(20 + count * 4 + payload);
+    put_u32(out_, 1); // dimensions
+    put_u32(out_, 1); // may hold NULLs
+    put_u32(out_, element_oid);
+    put_u32(out_, static_cast<uint32_t>(count));
+    put_u32(out_, 1); // lower bound
   }
-  put_u16(out, 0xffff);
-  return out;
+  void add(std::string_view bytes) { put_field(out_, bytes); }
+  void add_null() { put_u32(out_, 0xffffffffu); }
+  std::string take() { return std::move(out_); }
+
+private:
+  std::string out_;
+};
+
+constexpr uint32_t int8_oid = 20, uuid_oid = 2950, text_oid = 25, bytea_oid = 17;
+
+} // namespace
+
+std::array<std::string, 4> raw_event_arrays(const std::vector<journal_entry>& rows,
+                                            const std::vector<int64_t>& ids) {
+  size_t bodies = 0, requests = 0;
+  for (const auto& r : rows) {
+    bodies += r.body.size();
+    requests += r.request_id.size();
+  }
+  binary_array a_ids(int8_oid, rows.size(), rows.size() * 8);
+  binary_array a_channels(uuid_oid, rows.size(), rows.size() * 16);
+  binary_array a_requests(text_oid, rows.size(), requests);
+  binary_array a_bodies(bytea_oid, rows.size(), bodies);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string id;
+    put_u64(id, static_cast<uint64_t>(ids.at(i)));
+    a_ids.add(id);
+    auto channel =
+        rows[i].channel_id.empty() ? std::nullopt : domain::uuid::parse(rows[i].channel_id);
+    if (channel)
+      a_channels.add(std::string_view{reinterpret_cast<const char*>(channel->bytes().data()),
+                                      channel->bytes().size()});
+    else
+      a_channels.add_null();
+    a_requests.add(rows[i].request_id);
+    a_bodies.add(rows[i].body);
+  }
+  return {a_ids.take(), a_channels.take(), a_requests.take(), a_bodies.take()};
 }
 
 journal_options make_journal_options(const config::db_config& cfg, runtime::actor_slot* sink) {
@@ -452,12 +467,12 @@ journal_options make_journal_options(const config::db_config& cfg, runtime::acto
 caf::actor spawn_journal(caf::actor_system& sys, const config::db_config& cfg, journal_options opts,
                          metrics::registry& m) {
   auto* batch_rows =
-      &m.get_histogram("parley_journal_batch_rows", "Raw webhook events per journal COPY", {},
+      &m.get_histogram("parley_journal_batch_rows", "Raw webhook events per journal batch", {},
                        metrics::size_buckets());
   auto* commit_seconds = &m.get_histogram("parley_journal_commit_seconds",
-                                          "Duration of a journal COPY, its commit included");
+                                          "Duration of a journal batch, its commit included");
   auto* errors = &m.get_counter("parley_journal_errors_total",
-                                "Journal COPYs that failed (data or connection)");
+                                "Journal batches that failed (data or connection)");
   auto* up = &m.get_gauge("parley_journal_up", "Raw-event journals connected to the database");
   auto conn_opts = options_from(cfg, "parley-journal");
   return sys.spawn<caf::detached>(journal, cfg.url, std::move(conn_opts), std::move(opts),

@@ -2,15 +2,16 @@
 // The raw-event journal: where a signed webhook becomes durable before its 200.
 //
 // Acknowledging a webhook needs nothing but its bytes on disk, so the journal does nothing else:
-// one connection, one transaction of two binary COPYs per batch (the events, and their ids into
-// raw_webhook_events_pending: the work they still owe), ids reserved from the table's sequence in
-// blocks so that a batch costs three round trips and no statement per row.
+// one connection, one prepared statement per batch taking the whole batch as binary arrays (the
+// events, and their ids into raw_webhook_events_pending: the work they still owe), ids reserved
+// from the table's sequence in blocks, so a batch costs one round trip and its commit.
 // Parsing, routing and storing the messages happen after the 200, in ingest, off this path.
 //
 // The HTTP edge sends entries with caf::anon_send from its I/O threads (no relay actor, no
 // response promise: the entry carries its own completion), and the journal calls each entry's
-// `done` on its thread once the COPY holding it committed, or failed. Every committed batch then
+// `done` on its thread once the batch holding it committed, or failed. Every committed batch then
 // goes on to the sink (ingest) as one message.
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -56,7 +57,7 @@ struct journaled_event {
 using journaled_events = std::vector<journaled_event>;
 
 struct journal_options {
-  size_t max_rows = 2000; ///< rows per COPY at most (more wait for the next one)
+  size_t max_rows = 2000; ///< rows per batch at most (more wait for the next one)
   size_t id_block = 4096; ///< ids reserved from raw_webhook_events_id_seq at a time
   std::chrono::milliseconds max_backoff{5000}; ///< cap of the reconnect backoff
   /// Receives (journaled_atom, journaled_events) after each commit; may be null or empty (then
@@ -69,10 +70,10 @@ journal_options make_journal_options(const config::db_config& cfg, runtime::acto
 
 /// Spawns the journal, a detached actor owning one libpq connection to `cfg.url`.
 /// Batching: the journal takes every entry already in its mailbox (up to max_rows) and writes
-/// them in one COPY, so batches grow with the load and an idle journal commits a lone entry at
+/// them in one statement, so batches grow with the load and an idle journal commits a lone entry at
 /// once. Database unreachable: the batch's entries get storage_unavailable, and so does every
 /// new entry until a reconnect (exponential backoff with jitter up to max_backoff) succeeds. A
-/// COPY whose outcome is unknown (connection lost before its result) is reported as
+/// batch whose outcome is unknown (connection lost before its result) is reported as
 /// storage_unavailable: the webhook is retried by Meta and its messages deduplicate. A batch that
 /// fails for its data is written again row by row, so a bad row fails alone (errc::internal).
 /// On an exit message, entries already taken are written first.
@@ -81,14 +82,11 @@ journal_options make_journal_options(const config::db_config& cfg, runtime::acto
 caf::actor spawn_journal(caf::actor_system& sys, const config::db_config& cfg, journal_options opts,
                          metrics::registry& m);
 
-/// The binary COPY stream (PostgreSQL's "binary" format) of `rows` for the columns
-/// (id bigint, channel_id uuid, request_id text, body bytea): header, one tuple per row, trailer.
-/// `ids[i]` is row i's id. A channel_id that is not a UUID is written as NULL. Pure, for tests.
-std::string raw_events_copy_data(const std::vector<journal_entry>& rows,
-                                 const std::vector<int64_t>& ids);
-
-/// The binary COPY stream of raw_webhook_events_pending (id bigint) for `ids`. Pure, for tests.
-std::string pending_copy_data(const std::vector<int64_t>& ids);
+/// The journal statement's four parameters for `rows` with `ids[i]` as row i's id: arrays in
+/// PostgreSQL's binary format of bigint (ids), uuid (channel ids; NULL where empty or not a
+/// UUID), text (request ids) and bytea (bodies, as they are). Pure, for tests.
+std::array<std::string, 4> raw_event_arrays(const std::vector<journal_entry>& rows,
+                                            const std::vector<int64_t>& ids);
 
 } // namespace parley::persistence
 

@@ -34,6 +34,8 @@ struct writer_state {
   /// Rows queued up while the last batch was committing: once they are all taken in, the next
   /// batch commits at once instead of waiting max_delay for company it already has.
   bool backlog = false;
+  caf::actor_clock::time_point last_flush; ///< when the last batch started (see min_interval)
+  bool interval_timer = false;             ///< a flush is scheduled for the end of min_interval
   bool down = false;       ///< database unreachable: refuse new ops until a reconnect succeeds
   std::string down_reason; ///< what callers are told while down
   std::chrono::milliseconds backoff{initial_backoff};
@@ -96,8 +98,10 @@ void try_reconnect(writer_actor* self) {
 void flush(writer_actor* self) {
   auto& st = self->state;
   ++st.generation;
+  st.interval_timer = false;
   if (st.pending_ops.empty())
     return;
+  st.last_flush = self->clock().now();
   auto ops = std::exchange(st.pending_ops, {});
   auto rps = std::exchange(st.pending_rps, {});
   size_t answered = 0;
@@ -156,10 +160,21 @@ caf::behavior writer(writer_actor* self, std::string url, connection_options con
         auto rp = self->make_response_promise<nlohmann::json>();
         st.pending_ops.push_back(std::move(op));
         st.pending_rps.push_back(rp);
-        if (st.pending_ops.size() >= st.opts.max_rows || (st.backlog && self->mailbox().empty()))
+        if (st.pending_ops.size() >= st.opts.max_rows) {
           flush(self);
-        else if (st.pending_ops.size() == 1)
-          self->delayed_send(self, st.opts.max_delay, flush_atom::value, st.generation);
+        } else if (st.backlog && self->mailbox().empty()) {
+          auto since = self->clock().now() - st.last_flush;
+          if (since >= st.opts.min_interval)
+            flush(self);
+          else if (!st.interval_timer) {
+            st.interval_timer = true;
+            self->delayed_send(self, st.opts.min_interval - since, flush_atom::value,
+                               st.generation);
+          }
+        } else if (st.pending_ops.size() == 1) {
+          self->delayed_send(self, std::max(st.opts.max_delay, st.opts.min_interval),
+                             flush_atom::value, st.generation);
+        }
         return rp;
       },
       [self](flush_atom, uint64_t generation) {

@@ -74,6 +74,8 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.retention.raw_event_days, 30);
   EXPECT_EQ(cfg.ingest.max_in_flight, 2048);
   EXPECT_EQ(cfg.ingest.max_queued_mb, 64);
+  EXPECT_EQ(cfg.ingest.batch_interval_ms, 20);
+  EXPECT_EQ(cfg.ingest.batch_max_rows, 2000);
   EXPECT_EQ(cfg.security.master_key, master_key);
   EXPECT_EQ(cfg.admin.token, admin_token);
 }

@@ -169,7 +169,7 @@ TEST_F(JournalTest, EntriesAreDurableBeforeTheirAnswerAndHandedOnInOrder) {
   EXPECT_EQ(by_id[all["7"].id]->body, odd);
   EXPECT_EQ(by_id[all["3"].id]->channel_id, channel);
   EXPECT_EQ(by_id[all["4"].id]->channel_id, "");
-  EXPECT_LT(log_->batches, 50u) << "entries that arrive together share a COPY";
+  EXPECT_LT(log_->batches, 50u) << "entries that arrive together share a batch";
 }
 
 TEST_F(JournalTest, AnswersStatusForTheActorTree) {

@@ -230,6 +230,29 @@ TEST_F(WriterTest, RowsQueuedDuringACommitDoNotWaitForMaxDelay) {
   EXPECT_EQ(item_count(), 2);
 }
 
+TEST_F(WriterTest, MinIntervalSpacesBatchesSoTheyGrow) {
+  // The inbound writer's setting: nobody waits for these commits, so a batch starts at most
+  // every min_interval and holds everything that arrived meanwhile.
+  auto o = options(1ms); // alone, each wave below would be a batch of its own
+  o.min_interval = 500ms;
+  auto w = writer(std::move(o));
+  caf::scoped_actor self{*sys_};
+  auto started = std::chrono::steady_clock::now();
+  // 3 waves of 20 rows, 150 ms apart: all within the first interval.
+  for (int wave = 0; wave < 3; ++wave) {
+    sys_->spawn(client, w, caf::actor{self}, "w" + std::to_string(wave) + "-", 20, -1);
+    std::this_thread::sleep_for(150ms);
+  }
+  int answered = 0;
+  for (int i = 0; i < 3; ++i)
+    self->receive([&](int ok, const nlohmann::json&) { answered += ok; },
+                  caf::after(10s) >> [&] { FAIL() << "no answer"; });
+  EXPECT_EQ(answered, 60);
+  EXPECT_EQ(item_count(), 60);
+  EXPECT_EQ(batches(), 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 500ms);
+}
+
 TEST_F(WriterTest, LateKindsRunLastInTheirBatch) {
   // Kinds that lock rows shared by all writers (usage counters) run last, so the lock is held
   // for the shortest part of the transaction, whatever order the rows arrived in.
