@@ -63,10 +63,6 @@ uint32_t profile_hash(const std::string& profile_name) {
   return static_cast<uint32_t>(std::hash<std::string>{}(profile_name)) | 1u;
 }
 
-void arm_passivation(conversation_ptr self, caf::timespan after) {
-  self->delayed_send(self, after, tick_atom::value);
-}
-
 /// "known": the contact and conversation rows exist with this profile name (`profile`, its
 /// profile_hash).
 nlohmann::json message_row(const conversation_state& st, domain::inbound_message& msg,
@@ -196,7 +192,8 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
     if (deps->active)
       deps->active->dec();
   });
-  arm_passivation(self, deps->idle_timeout);
+  // No timer of its own: the tenant sends `tick` to conversations it has routed nothing to for
+  // idle_timeout (tenant.cpp, sweep_conversations).
   return {
       // One handler per atom (each costs memory in every one of a million behaviours).
       // `completes_event`: the message is its raw event's only part, so the statement storing it
@@ -229,13 +226,12 @@ caf::behavior conversation_impl(conversation_ptr self, const conversation_deps* 
       [self](tick_atom) {
         auto& st = self->state;
         auto idle = self->clock().now() - st.last_active;
+        // A message that arrived after the tenant looked keeps it.
         if (idle >= st.deps->idle_timeout) {
           if (st.deps->passivated)
             st.deps->passivated->inc();
           self->quit();
-          return;
         }
-        arm_passivation(self, st.deps->idle_timeout - idle);
       },
       [self](status_atom) {
         auto idle = self->clock().now() - self->state.last_active;

@@ -1,5 +1,6 @@
 #include "actors/tenant.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include <caf/event_based_actor.hpp>
@@ -19,6 +20,9 @@ namespace parley {
 
 namespace {
 
+/// Internal: the periodic look for idle conversations (sweep_conversations).
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+
 struct tenant_state {
   tenant_deps deps;
   std::string tenant_id;
@@ -29,6 +33,8 @@ struct tenant_state {
   caf::actor_clock::time_point last_active;
   /// Active conversation actors by (channel, contact), and back, for their exit messages.
   conversation_index conversations;
+  /// A passivation sweep is scheduled (only while conversations are active).
+  bool passivation_armed = false;
   /// Supervisor of the tenant's channel actors (restarted on crashes, re-driving their outbox).
   caf::actor channel_sup;
   /// Live channel actors by channel id (forgotten when they go down; the supervisor has the truth).
@@ -82,6 +88,27 @@ void load(tenant_ptr self) {
 
 /// The conversation actor of (channel, contact), activated on first use. Linked: it ends with
 /// the tenant, and the tenant hears when it passivates or crashes.
+/// How often the tenant looks for idle conversations: a conversation is passivated between
+/// idle_timeout and idle_timeout plus this after its last message.
+caf::timespan passivation_sweep_every(const tenant_deps& deps) {
+  caf::timespan quarter = deps.conversations->idle_timeout / 4;
+  return std::clamp<caf::timespan>(quarter, std::chrono::milliseconds(250),
+                                   std::chrono::seconds(30));
+}
+
+/// Asks the conversations that had no message for idle_timeout to passivate (each checks its
+/// own last activity, so one that just got a message stays).
+void sweep_conversations(tenant_ptr self) {
+  auto& st = self->state;
+  auto idle =
+      st.conversations.idle_since(self->clock().now() - st.deps.conversations->idle_timeout);
+  for (auto& conv : idle)
+    self->send(conv, tick_atom::value);
+  st.passivation_armed = st.conversations.size() > 0;
+  if (st.passivation_armed)
+    self->delayed_send(self, passivation_sweep_every(st.deps), passivate_atom::value);
+}
+
 caf::actor conversation_for(tenant_ptr self, const std::string& channel_id,
                             const std::string& wa_id) {
   auto& st = self->state;
@@ -89,12 +116,17 @@ caf::actor conversation_for(tenant_ptr self, const std::string& channel_id,
   if (!channel) // routes come from the database: a channel id is always a UUID
     throw std::invalid_argument("channel id is not a UUID: '" + channel_id + "'");
   conversation_index::key key{*channel, wa_id};
-  if (auto conv = st.conversations.find(key))
+  auto now = self->clock().now();
+  if (auto conv = st.conversations.touch(key, now))
     return conv;
   auto conv =
       spawn_conversation(self->system(), *st.deps.conversations, st.tenant_id, channel_id, wa_id);
   self->link_to(conv);
-  st.conversations.insert(std::move(key), conv);
+  st.conversations.insert(std::move(key), conv, now);
+  if (!st.passivation_armed) {
+    st.passivation_armed = true;
+    self->delayed_send(self, passivation_sweep_every(st.deps), passivate_atom::value);
+  }
   return conv;
 }
 
@@ -183,6 +215,7 @@ caf::behavior running(tenant_ptr self) {
             [rp](const caf::error& err) mutable { rp.deliver(err); });
         return rp;
       },
+      [self](passivate_atom) { sweep_conversations(self); },
       [self](inbound_atom, const std::string& channel_id, domain::inbound_message& msg,
              int64_t raw_event_id, bool completes_event) {
         self->state.last_active = self->clock().now();

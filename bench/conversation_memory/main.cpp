@@ -26,6 +26,7 @@
 #include "actors/conversation_index.hpp"
 #include "domain/crypto.hpp"
 #include "domain/uuid.hpp"
+#include "runtime/atoms.hpp"
 #include "runtime/metrics.hpp"
 
 using namespace std::chrono_literals;
@@ -39,7 +40,7 @@ using steady = std::chrono::steady_clock;
 
 struct options {
   size_t actors = 1000000;
-  std::chrono::seconds idle_timeout{60}; ///< must outlast spawning and starting all actors
+  std::chrono::seconds idle_timeout{5}; ///< waited after the spawns, then the index sweeps
 };
 
 /// Resident set size in bytes (/proc/self/statm, second field).
@@ -164,14 +165,15 @@ int conversation_part(const options& o) {
               all_up ? "" : " - NOT all started", mib(before), mib(after));
 
   // The tenant keeps every active conversation in its index (actors/conversation_index.hpp):
-  // that is part of the cost too.
+  // that is part of the cost too, and it is what passivation works from.
+  parley::conversation_index index;
   {
-    parley::conversation_index index;
     auto idx0 = rss_bytes();
+    auto now = sys.clock().now();
     for (size_t i = 0; i < o.actors; ++i) {
       std::snprintf(wa_id, sizeof wa_id, "%012llu",
                     491700000000ULL + static_cast<unsigned long long>(i));
-      index.insert({*parley::domain::uuid::parse(channels[i % 100]), wa_id}, handles[i]);
+      index.insert({*parley::domain::uuid::parse(channels[i % 100]), wa_id}, handles[i], now);
     }
     auto idx1 = rss_bytes();
     std::printf("tenant index entry per conversation: %.0f bytes (the actor plus its index: %.0f "
@@ -179,15 +181,19 @@ int conversation_part(const options& o) {
                 (idx1 - idx0) / static_cast<double>(o.actors),
                 per_actor + (idx1 - idx0) / static_cast<double>(o.actors));
   }
-  // From here on only their own passivation timers keep the actors alive. (In the server the
-  // tenant drops its handle when the linked actor's exit message arrives.)
   handles.clear();
   handles.shrink_to_fit();
   std::fflush(stdout);
 
-  // Passivation: every actor ends by itself once idle for idle_timeout.
-  auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(o.idle_timeout) + 30s;
-  bool gone = wait_until([&] { return active() == 0; }, limit);
+  // Passivation as the tenant does it (tenant.cpp, sweep_conversations): once idle_timeout has
+  // passed, every conversation nothing was routed to is asked to passivate, and ends.
+  std::this_thread::sleep_for(o.idle_timeout);
+  auto idle = index.idle_since(sys.clock().now() - o.idle_timeout);
+  for (auto& conv : idle)
+    caf::anon_send(conv, parley::tick_atom::value);
+  idle.clear();
+  index = parley::conversation_index{}; // the tenant forgets each one on its exit message
+  bool gone = wait_until([&] { return active() == 0; }, 60s);
   auto gone_s = seconds_since(last_spawn);
   std::this_thread::sleep_for(500ms);
   auto passivated = rss_bytes();

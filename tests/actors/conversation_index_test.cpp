@@ -25,9 +25,10 @@ TEST(conversation_index, routes_by_channel_and_contact_and_forgets_by_address) {
   auto ch2 = *domain::uuid::parse("22222222-2222-4222-8222-222222222222");
   auto a = sys.spawn(idle, 1), b = sys.spawn(idle, 2), c = sys.spawn(idle, 3);
   conversation_index index;
-  index.insert({ch1, "491700000001"}, a);
-  index.insert({ch2, "491700000001"}, b); // the same contact on another number
-  index.insert({ch1, "491700000002"}, c);
+  auto t0 = caf::actor_clock::time_point{};
+  index.insert({ch1, "491700000001"}, a, t0);
+  index.insert({ch2, "491700000001"}, b, t0); // the same contact on another number
+  index.insert({ch1, "491700000002"}, c, t0);
   EXPECT_EQ(index.size(), 3u);
   EXPECT_EQ(index.find({ch1, "491700000001"}), a);
   EXPECT_EQ(index.find({ch2, "491700000001"}), b);
@@ -43,6 +44,29 @@ TEST(conversation_index, routes_by_channel_and_contact_and_forgets_by_address) {
   EXPECT_EQ(index.find({ch1, "491700000001"}), a);
   EXPECT_EQ(index.size(), 2u);
   for (const auto& h : {a, b, c})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+TEST(conversation_index, knows_which_conversations_had_nothing_routed_since_a_time) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  auto ch = *domain::uuid::parse("11111111-1111-4111-8111-111111111111");
+  auto a = sys.spawn(idle, 1), b = sys.spawn(idle, 2);
+  using namespace std::chrono_literals;
+  auto t0 = caf::actor_clock::time_point{} + 1h;
+  conversation_index index;
+  index.insert({ch, "491700000001"}, a, t0);
+  index.insert({ch, "491700000002"}, b, t0);
+  // b gets a message later; a stays idle.
+  EXPECT_EQ(index.touch({ch, "491700000002"}, t0 + 10min), b);
+  EXPECT_FALSE(index.touch({ch, "491700000003"}, t0 + 10min)) << "unknown: nothing to touch";
+  EXPECT_TRUE(index.idle_since(t0).empty()) << "routed to at t0 is not idle since t0";
+  auto idle_5 = index.idle_since(t0 + 5min);
+  ASSERT_EQ(idle_5.size(), 1u);
+  EXPECT_EQ(idle_5[0], a);
+  EXPECT_EQ(index.idle_since(t0 + 11min).size(), 2u);
+  for (const auto& h : {a, b})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
 
