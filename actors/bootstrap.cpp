@@ -209,6 +209,12 @@ int serve(const config::parley_config& cfg) {
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", cfg.runtime.scheduler_threads);
+  // An idle CAF worker first spins, then (CAF's "moderate" phase) sleeps 50 us between polls,
+  // then waits on a condition variable that new work from outside the workers signals. Each
+  // of those sleeps is a system call, and on a hypervisor where system calls are dear that
+  // phase cost more than it saved (docs/performance.md, session 13).
+  sys_cfg.set("work-stealing.moderate-poll-attempts",
+              static_cast<size_t>(cfg.runtime.scheduler_moderate_polls));
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   sys_cfg.set("logger.console", caf::atom("none"));
   {

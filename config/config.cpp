@@ -100,6 +100,7 @@ constexpr std::array field_table = {
   PARLEY_FIELD(security, password_scrypt_log_n, 10, 20, secrecy::none),
   PARLEY_FIELD(log, level, any_string, any_string, secrecy::none),
   PARLEY_FIELD(runtime, scheduler_threads, 1, 256, secrecy::none),
+  PARLEY_FIELD(runtime, scheduler_moderate_polls, 0, 100000, secrecy::none),
   // 0 restarts means "escalate on the first failure", a legitimate strict setting.
   PARLEY_FIELD(runtime, supervisor_max_restarts, 0, 10000, secrecy::none),
   PARLEY_FIELD(runtime, supervisor_window_s, 1, 86400, secrecy::none),

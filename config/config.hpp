@@ -131,7 +131,11 @@ struct log_config {
 };
 
 struct runtime_config {
-  int scheduler_threads = 2;             ///< runtime.scheduler_threads: CAF worker threads
+  int scheduler_threads = 2; ///< runtime.scheduler_threads: CAF worker threads
+  /// runtime.scheduler_moderate_polls: polls with a 50 us sleep between them that an idle CAF
+  /// worker makes before it waits to be woken (CAF's work-stealing.moderate-poll-attempts, 500
+  /// by CAF's default). 0: straight from spinning to waiting.
+  int scheduler_moderate_polls = 0;
   int supervisor_max_restarts = 5;       ///< runtime.supervisor_max_restarts within...
   int supervisor_window_s = 10;          ///< runtime.supervisor_window_s seconds, else escalate
   int conversation_idle_timeout_s = 300; ///< runtime.conversation_idle_timeout_s: passivation

@@ -71,6 +71,7 @@ TEST(config, defaults) {
   EXPECT_EQ(cfg.whatsapp.graph_version, "v21.0");
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_EQ(cfg.runtime.scheduler_threads, 2);
+  EXPECT_EQ(cfg.runtime.scheduler_moderate_polls, 0);
   EXPECT_EQ(cfg.retention.raw_event_days, 30);
   EXPECT_EQ(cfg.ingest.max_in_flight, 2048);
   EXPECT_EQ(cfg.ingest.max_queued_mb, 64);
