@@ -82,6 +82,10 @@ struct ingest_state {
   bool pruning = false;      ///< a retention pass is under way (a long one may outlast a tick)
   runtime::deadline_book deadlines; ///< of the requests to tenants (one or more per event)
   metrics::gauge* backlog = nullptr;
+  /// Per-message counters by label value, looked up once each: the registry's look-up (label
+  /// set built, two locks, a scan) is not for every message.
+  std::unordered_map<std::string, metrics::counter*> messages_by_type, statuses_by_value;
+  metrics::counter* duplicates = nullptr;
   log::logger logger{"ingest"};
   static inline const char* name = "ingest";
 };
@@ -260,22 +264,29 @@ const route* live_route(ingest_ptr self, const std::string& pnid,
 }
 
 void count_message(ingest_ptr self, const std::string& type, bool duplicate) {
-  auto* reg = self->state.deps.metrics;
-  if (!duplicate)
-    reg->get_counter("parley_inbound_messages_total", "Inbound messages stored, by type",
-                     {{"type", type}})
-        .inc();
-  else
-    reg->get_counter("parley_inbound_duplicates_total",
-                     "Inbound messages recognised as already stored (retries, replays)")
-        .inc();
+  auto& st = self->state;
+  if (duplicate) {
+    if (!st.duplicates)
+      st.duplicates = &st.deps.metrics->get_counter(
+          "parley_inbound_duplicates_total",
+          "Inbound messages recognised as already stored (retries, replays)");
+    st.duplicates->inc();
+    return;
+  }
+  auto& c = st.messages_by_type[type];
+  if (!c)
+    c = &st.deps.metrics->get_counter("parley_inbound_messages_total",
+                                      "Inbound messages stored, by type", {{"type", type}});
+  c->inc();
 }
 
 void count_status(ingest_ptr self, const std::string& value) {
-  self->state.deps.metrics
-      ->get_counter("parley_inbound_statuses_total", "Message statuses received, by value",
-                    {{"status", value}})
-      .inc();
+  auto& st = self->state;
+  auto& c = st.statuses_by_value[value];
+  if (!c)
+    c = &st.deps.metrics->get_counter("parley_inbound_statuses_total",
+                                      "Message statuses received, by value", {{"status", value}});
+  c->inc();
 }
 
 /// Sends one part to its tenant (which routes it to the conversation) and counts the answer.

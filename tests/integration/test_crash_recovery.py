@@ -198,6 +198,35 @@ class CrashRecoveryTest(RestartTestCase):
         srv2.stop()
 
 
+class BacklogBeyondTheQueueTest(RestartTestCase):
+    """Acknowledged webhooks arriving faster than they are processed, past what ingest keeps in
+    memory (ingest.max_queued_mb): the rest wait in PostgreSQL only and are replayed from there
+    once the queue has room. Nothing acknowledged is lost or stored twice."""
+    SERVER_ENV = {"PARLEY_WHATSAPP_APP_SECRET": APP_SECRET,
+                  "PARLEY_INGEST_MAX_QUEUED_MB": "1",   # ~900 bodies of this test's size
+                  "PARLEY_INGEST_MAX_IN_FLIGHT": "4",   # processing far slower than the posts
+                  "PARLEY_INGEST_BATCH_INTERVAL_MS": "20"}
+
+    def test_events_past_the_queue_wait_in_the_database_and_are_all_processed(self):
+        srv = self.start()
+        tc = tenant_with_channel(srv)[0]
+        load = CrashRecoveryTest.load_until(self, srv, tc, 2500)
+        load.join()
+        wait_processed(srv, timeout=120)
+        deferred = metric(srv, "parley_raw_events_deferred_total")
+        self.assertGreater(deferred, 0, "the queue never filled: the test did not test anything"
+                           + self._logs(srv))
+        self.assertTrue(wait_until(lambda: self.replayed(srv) >= deferred, timeout=10),
+                        f"{deferred} events deferred, {self.replayed(srv)} replayed")
+        # (A deferred event may be replayed just before its journal batch reaches ingest: then
+        # it is recognised as a duplicate, which is what every step being idempotent is for.)
+        CrashRecoveryTest.check_every_ack_stored_once(self, srv, load)
+        srv.stop()
+
+    def replayed(self, srv) -> int:
+        return CrashRecoveryTest.replayed(self, srv)
+
+
 class DeletedTenantSweepTest(RestartTestCase):
     """Rows of a deleted tenant that land after the delete (a write in flight at that moment:
     the hot tables have no foreign keys) are swept by the tenant registry, at start-up too, so a
