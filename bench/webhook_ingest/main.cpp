@@ -72,6 +72,7 @@ options parse_args(int argc, char** argv) {
 
 struct server_stats {
   double batches = 0, rows_per_batch = 0, commit_mean_ms = 0, commit_p99_ms = 0;
+  double journal_batches = 0, journal_rows_per_batch = 0, journal_mean_ms = 0, journal_p99_ms = 0;
   double ack_mean_ms = 0, ack_p99_ms = 0;
 };
 
@@ -84,6 +85,13 @@ server_stats stats_between(const scrape& a, const scrape& b) {
   if (commits > 0)
     s.commit_mean_ms = 1000 * delta(a, b, "parley_db_commit_seconds_sum") / commits;
   s.commit_p99_ms = 1000 * histogram_quantile(a, b, "parley_db_commit_seconds", 0.99);
+  s.journal_batches = delta(a, b, "parley_journal_batch_rows_count");
+  if (s.journal_batches > 0)
+    s.journal_rows_per_batch = delta(a, b, "parley_journal_batch_rows_sum") / s.journal_batches;
+  auto journal_commits = delta(a, b, "parley_journal_commit_seconds_count");
+  if (journal_commits > 0)
+    s.journal_mean_ms = 1000 * delta(a, b, "parley_journal_commit_seconds_sum") / journal_commits;
+  s.journal_p99_ms = 1000 * histogram_quantile(a, b, "parley_journal_commit_seconds", 0.99);
   auto acks = delta(a, b, "parley_webhook_ack_seconds_count");
   if (acks > 0)
     s.ack_mean_ms = 1000 * delta(a, b, "parley_webhook_ack_seconds_sum") / acks;
@@ -314,14 +322,28 @@ void print_report(const std::vector<run_report>& runs) {
       },
       "");
   row(
-      "db batches/s, rows per batch",
+      "journal batches/s, rows per batch",
+      [](const run_report& r) {
+        return thousands(r.server.journal_batches / std::max(r.load.elapsed_s, 1e-3)) + ", " +
+               fmt("%.1f", r.server.journal_rows_per_batch);
+      },
+      "");
+  row(
+      "journal commit mean / p99 (ms)",
+      [](const run_report& r) {
+        return fmt("%.2f", r.server.journal_mean_ms) + " / " +
+               fmt("<=%.1f", r.server.journal_p99_ms);
+      },
+      "");
+  row(
+      "inbound writer batches/s, rows per batch",
       [](const run_report& r) {
         return thousands(r.server.batches / std::max(r.load.elapsed_s, 1e-3)) + ", " +
                fmt("%.1f", r.server.rows_per_batch);
       },
       "");
   row(
-      "db commit mean / p99 (ms)",
+      "inbound writer commit mean / p99 (ms)",
       [](const run_report& r) {
         return fmt("%.2f", r.server.commit_mean_ms) + " / " + fmt("<=%.1f", r.server.commit_p99_ms);
       },
