@@ -4,7 +4,6 @@
 #include <array>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <utility>
 
 #include <poll.h>
@@ -16,6 +15,7 @@
 
 #include "domain/uuid.hpp"
 #include "persistence/connection.hpp"
+#include "persistence/reconnect_backoff.hpp"
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/logging.hpp"
@@ -26,8 +26,6 @@ namespace {
 
 // Internal messages of the journal (sent only to itself).
 using reconnect_atom = caf::atom_constant<caf::atom("jreconnect")>;
-
-constexpr std::chrono::milliseconds initial_backoff{50};
 
 struct conn_closer {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -88,8 +86,7 @@ struct journal_state {
   bool prepared = false;              ///< insert_statement is prepared on this connection
   bool down = false;
   std::string down_reason;
-  std::chrono::milliseconds backoff{initial_backoff};
-  std::minstd_rand jitter{std::random_device{}()};
+  reconnect_backoff backoff;
   bool counted_up = false;
   metrics::histogram* batch_rows = nullptr;
   metrics::histogram* commit_seconds = nullptr;
@@ -135,8 +132,7 @@ void open(journal_state& st) {
 
 void schedule_reconnect(journal_actor* self) {
   auto& st = self->state;
-  auto spread = std::uniform_int_distribution<long>{0, st.backoff.count() / 4}(st.jitter);
-  self->delayed_send(self, st.backoff + std::chrono::milliseconds{spread}, reconnect_atom::value);
+  self->delayed_send(self, st.backoff.next(), reconnect_atom::value);
 }
 
 void go_down(journal_actor* self, const std::string& reason) {
@@ -144,7 +140,7 @@ void go_down(journal_actor* self, const std::string& reason) {
   st.conn.reset();
   st.down = true;
   st.down_reason = reason;
-  st.backoff = std::min(initial_backoff, st.opts.max_backoff);
+  st.backoff.reset();
   set_up(st, false);
   st.lg.warn("database unreachable; refusing webhooks until it is back", {{"error", reason}});
   schedule_reconnect(self);
@@ -157,12 +153,12 @@ void try_reconnect(journal_actor* self) {
   try {
     open(st);
     st.down = false;
-    st.backoff = initial_backoff;
+    st.backoff.reset();
     set_up(st, true);
     st.lg.info("database reachable again; accepting webhooks");
   } catch (const std::exception& e) {
     st.down_reason = e.what();
-    st.backoff = std::min(st.backoff * 2, st.opts.max_backoff);
+    st.backoff.failed();
     schedule_reconnect(self);
   }
 }
@@ -358,6 +354,7 @@ caf::behavior journal(journal_actor* self, std::string url, connection_options c
   st.opts = std::move(opts);
   st.opts.max_rows = std::max<size_t>(1, st.opts.max_rows);
   st.opts.id_block = std::max<size_t>(1, st.opts.id_block);
+  st.backoff = reconnect_backoff{st.opts.max_backoff};
   st.batch_rows = batch_rows;
   st.commit_seconds = commit_seconds;
   st.errors = errors;

@@ -1,13 +1,13 @@
 #include "persistence/writer.hpp"
 
 #include <algorithm>
-#include <random>
 #include <utility>
 
 #include <caf/stateful_actor.hpp>
 
 #include "domain/crypto.hpp"
 #include "persistence/batch.hpp"
+#include "persistence/reconnect_backoff.hpp"
 #include "runtime/logging.hpp"
 
 namespace parley::persistence {
@@ -17,8 +17,6 @@ namespace {
 // Internal messages of the writer (sent only to itself).
 using flush_atom = caf::atom_constant<caf::atom("wflush")>;
 using reconnect_atom = caf::atom_constant<caf::atom("wreconnect")>;
-
-constexpr std::chrono::milliseconds initial_backoff{50};
 
 struct writer_state {
   ~writer_state() {
@@ -38,8 +36,7 @@ struct writer_state {
   bool interval_timer = false;             ///< a flush is scheduled for the end of min_interval
   bool down = false;       ///< database unreachable: refuse new ops until a reconnect succeeds
   std::string down_reason; ///< what callers are told while down
-  std::chrono::milliseconds backoff{initial_backoff};
-  std::minstd_rand jitter{std::random_device{}()}; ///< spreads reconnects of many writers
+  reconnect_backoff backoff;
   bool counted_up = false; ///< this writer currently counts in parley_db_writer_up
   metrics::histogram* batch_rows = nullptr;
   metrics::gauge* up = nullptr;
@@ -59,16 +56,14 @@ void mark_up(writer_state& st) {
 
 void schedule_reconnect(writer_actor* self) {
   auto& st = self->state;
-  // Up to +25 % so that writers of several nodes do not knock on a recovering server in step.
-  auto spread = std::uniform_int_distribution<long>{0, st.backoff.count() / 4}(st.jitter);
-  self->delayed_send(self, st.backoff + std::chrono::milliseconds{spread}, reconnect_atom::value);
+  self->delayed_send(self, st.backoff.next(), reconnect_atom::value);
 }
 
 void go_down(writer_actor* self, const std::string& reason) {
   auto& st = self->state;
   st.down = true;
   st.down_reason = reason;
-  st.backoff = std::min(initial_backoff, st.opts.max_backoff);
+  st.backoff.reset();
   if (st.counted_up) {
     st.counted_up = false;
     st.up->dec();
@@ -85,12 +80,12 @@ void try_reconnect(writer_actor* self) {
   try {
     open_session(st.session);
     st.down = false;
-    st.backoff = initial_backoff;
+    st.backoff.reset();
     mark_up(st);
     st.lg.info("database reachable again; accepting writes");
   } catch (const std::exception& e) {
     st.down_reason = std::string{"database unavailable: "} + e.what(); // already scrubbed
-    st.backoff = std::min(st.backoff * 2, st.opts.max_backoff);
+    st.backoff.failed();
     schedule_reconnect(self);
   }
 }
@@ -140,6 +135,7 @@ caf::behavior writer(writer_actor* self, std::string url, connection_options con
   st.session.opts = std::move(conn_opts);
   st.opts = std::move(opts);
   st.opts.max_rows = std::max<size_t>(1, st.opts.max_rows);
+  st.backoff = reconnect_backoff{st.opts.max_backoff};
   st.batch_rows = batch_rows;
   st.up = up;
   st.commit_metrics = bm;

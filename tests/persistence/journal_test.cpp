@@ -2,7 +2,6 @@
 
 #include <condition_variable>
 #include <mutex>
-#include <regex>
 
 #include <gtest/gtest.h>
 
@@ -223,15 +222,12 @@ TEST_F(JournalTest, TerminatedBackendIsReplacedTransparently) {
 }
 
 TEST_F(JournalTest, RecoversWhenTheDatabaseComesBack) {
-  std::smatch m;
-  auto admin = test::admin_url();
-  std::regex host_port{R"(^(postgres(?:ql)?://(?:[^@/]*@)?)(127\.0\.0\.1|localhost):(\d+)(/.*)?$)"};
-  if (!std::regex_match(admin, m, host_port))
+  auto proxied = test::proxy_database(test::admin_url(), db_->name());
+  if (!proxied)
     GTEST_SKIP() << "needs PARLEY_TEST_PG_URL on 127.0.0.1/localhost with an explicit port";
-  test::tcp_proxy proxy{static_cast<uint16_t>(std::stoi(m[3]))};
+  auto& proxy = *proxied->proxy;
   auto cfg = db_cfg();
-  cfg.url = with_database(m[1].str() + "127.0.0.1:" + std::to_string(proxy.port()) + m[4].str(),
-                          db_->name());
+  cfg.url = proxied->url;
   auto j = journal(cfg, 200ms);
   caf::anon_send(j, journal_atom::value, got_.entry("up", "1"));
   ASSERT_EQ(got_.wait(1)["up"].code, errc::none);

@@ -5,7 +5,10 @@
 #include <cerrno>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <regex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -14,6 +17,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "persistence/connection.hpp"
 
 namespace parley::test {
 
@@ -131,5 +136,26 @@ private:
   std::vector<int> fds_;
   std::vector<std::thread> pumps_;
 };
+
+/// A proxy in front of the server of `admin_url` and the URL of `dbname` through it, or nothing
+/// when `admin_url` does not name 127.0.0.1 or localhost with an explicit port.
+struct proxied_database {
+  std::unique_ptr<tcp_proxy> proxy;
+  std::string url;
+};
+
+inline std::optional<proxied_database> proxy_database(const std::string& admin_url,
+                                                      const std::string& dbname) {
+  std::smatch m;
+  static const std::regex host_port{
+      R"(^(postgres(?:ql)?://(?:[^@/]*@)?)(127\.0\.0\.1|localhost):(\d+)(/.*)?$)"};
+  if (!std::regex_match(admin_url, m, host_port))
+    return std::nullopt;
+  proxied_database out;
+  out.proxy = std::make_unique<tcp_proxy>(static_cast<uint16_t>(std::stoi(m[3])));
+  out.url = persistence::with_database(
+      m[1].str() + "127.0.0.1:" + std::to_string(out.proxy->port()) + m[4].str(), dbname);
+  return out;
+}
 
 } // namespace parley::test

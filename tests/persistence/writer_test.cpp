@@ -333,15 +333,12 @@ TEST_F(WriterTest, TerminatedBackendIsReplacedTransparently) {
 
 TEST_F(WriterTest, RecoversWhenTheDatabaseComesBack) {
   // Route the writer through a proxy that can play "database down".
-  std::smatch m;
-  auto admin = test::admin_url();
-  std::regex host_port{R"(^(postgres(?:ql)?://(?:[^@/]*@)?)(127\.0\.0\.1|localhost):(\d+)(/.*)?$)"};
-  if (!std::regex_match(admin, m, host_port))
+  auto proxied = test::proxy_database(test::admin_url(), db_->name());
+  if (!proxied)
     GTEST_SKIP() << "needs PARLEY_TEST_PG_URL on 127.0.0.1/localhost with an explicit port";
-  test::tcp_proxy proxy{static_cast<uint16_t>(std::stoi(m[3]))};
+  auto& proxy = *proxied->proxy;
   auto cfg = db_cfg();
-  cfg.url = with_database(m[1].str() + "127.0.0.1:" + std::to_string(proxy.port()) + m[4].str(),
-                          db_->name());
+  cfg.url = proxied->url;
   auto w = writer(options(), cfg);
   ASSERT_TRUE(ask(*sys_, w, persist_atom::value, item("up")).ok);
 
