@@ -151,10 +151,11 @@ void print(const char* name, figures& f, size_t rows_per_batch) {
 int main(int argc, char** argv) {
   CLI::App app{"The inbound group-commit batch alone (real handlers, real PostgreSQL)"};
   double seconds = 10;
-  size_t rows = 30;
+  size_t rows = 400;
   bool keep = false;
   app.add_option("--seconds", seconds, "seconds per case")->check(CLI::PositiveNumber);
-  app.add_option("--rows", rows, "rows per batch (the ingest bench's batches hold ~30)")
+  app.add_option("--rows", rows,
+                 "rows per batch (the inbound writer holds 300-1,000 under the ingest bench)")
       ->check(CLI::Range(1, 5000));
   app.add_flag("--keep-db", keep, "keep the scratch database afterwards");
   std::string filter;
